@@ -1,0 +1,71 @@
+// imagegen generate PROMPT: one image through the pipeline, the result as one JSON object.
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "image/png.h"
+
+namespace imagegen {
+namespace {
+
+struct GenerateArgs {
+  Config config = ConfigFromEnv();
+  GenerateRequest request;
+  int64_t seed = -1;
+  std::string size;
+  std::string out;
+};
+
+int RunGenerate(GenerateArgs& args) {
+  if (args.seed >= 0) args.request.seed = args.seed;
+  if (!args.size.empty()) {
+    auto size = ParseSize(args.size);
+    if (!size) return ReportError(Error::Invalid("size", "--size must look like 512x512"));
+    args.request.width = size->first;
+    args.request.height = size->second;
+  }
+  auto pipeline = MakePipeline(args.config);
+  if (!pipeline.ok()) return ReportError(pipeline.error());
+  auto result = (*pipeline)->Run(args.request, GenerateContext{});
+  if (!result.ok()) return ReportError(result.error());
+  if (!args.out.empty()) {
+    auto png = (*pipeline)->store().Get(result->images.front().key, nullptr);
+    if (!png.ok()) return ReportError(png.error());
+    std::ofstream file(args.out, std::ios::binary);
+    file << png.value();
+    if (!file.flush()) {
+      return ReportError(Error::Invalid("out", "cannot write " + args.out));
+    }
+  }
+  std::cout << ResultToJson(result.value(), nullptr)
+                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+            << std::endl;
+  return 0;
+}
+
+RegisterCommand registration(10, [](CLI::App& app) {
+  auto args = std::make_shared<GenerateArgs>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate an image from a prompt and store it");
+  cmd->add_option("prompt", args->request.prompt, "What to draw")->required();
+  cmd->add_option("--out,-o", args->out, "Also write the PNG to this file");
+  cmd->add_option("--seed", args->seed, "Seed, 0..2147483647 (random when absent)")
+      ->check(CLI::Range(int64_t{0}, int64_t{2147483647}));
+  cmd->add_option("--width", args->request.width, "Width in pixels (model's allowed sizes)")
+      ->check(CLI::Range(1, 16384));
+  cmd->add_option("--height", args->request.height, "Height in pixels")
+      ->check(CLI::Range(1, 16384));
+  cmd->add_option("--size", args->size, "WIDTHxHEIGHT, instead of --width/--height");
+  cmd->add_option("--steps", args->request.steps, "Sampler steps (model default when absent)")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--guidance", args->request.guidance, "Classifier-free guidance scale");
+  cmd->add_option("--negative", args->request.negative_prompt, "Negative prompt");
+  cmd->add_option("--count", args->request.count, "Number of images")->check(CLI::Range(1, 16));
+  cmd->add_option("--job-id", args->request.job_id,
+                  "Names the output; re-running finds the same image");
+  AddCommonFlags(cmd, &args->config);
+  cmd->callback([args] { SetExitCode(RunGenerate(*args)); });
+});
+
+}  // namespace
+}  // namespace imagegen

@@ -1,0 +1,36 @@
+// imagegen inspect FILE: the provenance a PNG carries, as JSON.
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/command.h"
+#include "image/png.h"
+
+namespace imagegen {
+namespace {
+
+int RunInspect(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return ReportError(Error::Invalid("file", "cannot open " + path));
+  std::ostringstream bytes;
+  bytes << file.rdbuf();
+  TextChunks text;
+  auto image = DecodePng(bytes.str(), &text);
+  if (!image.ok()) return ReportError(Error::Invalid("file", path + ": " + image.error().message));
+  nlohmann::json j = {{"width", image->width}, {"height", image->height}};
+  j["text"] = nlohmann::json::object();
+  for (const auto& [key, value] : text) j["text"][key] = value;
+  std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+  return 0;
+}
+
+RegisterCommand registration(40, [](CLI::App& app) {
+  auto path = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("inspect", "Print the generation parameters stored in a PNG");
+  cmd->add_option("file", *path, "PNG file")->required();
+  cmd->callback([path] { SetExitCode(RunInspect(*path)); });
+});
+
+}  // namespace
+}  // namespace imagegen

@@ -1,0 +1,115 @@
+// imagegen: one binary for every door. With AWS_LAMBDA_RUNTIME_API set it is a Lambda bootstrap.
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "cli/signals.h"
+#ifdef IMAGEGEN_HAS_ENGINE
+#include "model/local/local_model.h"
+#endif
+
+namespace imagegen {
+namespace {
+
+std::multimap<int, CommandRegistrar>& Registrars() {
+  static auto* registrars = new std::multimap<int, CommandRegistrar>();
+  return *registrars;
+}
+
+int g_exit_code = 0;
+
+void RegisterBuiltinModels() {
+#ifdef IMAGEGEN_HAS_ENGINE
+  RegisterModelProvider("local", [](const std::string& spec, int threads) {
+    std::string path = spec.size() > 6 && spec.compare(0, 6, "local:") == 0
+                           ? spec.substr(6)
+                           : DefaultLocalModelPath();
+    return LoadLocalModel(path, threads);
+  });
+#endif
+}
+
+}  // namespace
+
+RegisterCommand::RegisterCommand(int order, CommandRegistrar registrar) {
+  Registrars().emplace(order, std::move(registrar));
+}
+
+void SetExitCode(int code) { g_exit_code = code; }
+
+void AddCommonFlags(CLI::App* command, Config* config) {
+  command
+      ->add_option(
+          "--store", config->store,
+          "Object store URL: file://DIR or s3://BUCKET/PREFIX [env IMAGEGEN_STORE, BUCKET_NAME]")
+      ->capture_default_str();
+  command->add_option("--s3-endpoint", config->s3_endpoint,
+                      "S3-compatible endpoint URL [env AWS_ENDPOINT_URL_S3]");
+  command->add_flag("--s3-path-style", config->s3_path_style,
+                    "Path-style S3 addressing [env IMAGEGEN_S3_PATH_STYLE]");
+  command->add_option("--key-prefix", config->key_prefix,
+                      "Owner prefix for image keys [env IMAGEGEN_KEY_PREFIX, KEY_PREFIX]");
+  command
+      ->add_option(
+          "--model", config->model,
+          "local | local:PATH | bedrock:MODEL_ID | openai:URL [env IMAGEGEN_MODEL, MODEL_ID]")
+      ->capture_default_str();
+  command
+      ->add_option("--threads", config->threads,
+                   "Threads for the embedded engine (0: automatic) [env IMAGEGEN_THREADS]")
+      ->check(CLI::Range(0, 256));
+}
+
+int ReportError(const Error& error) {
+  std::cerr << "imagegen: " << ErrorCodeName(error.code) << ": " << error.message << std::endl;
+  return ExitCodeFor(error.code);
+}
+
+}  // namespace imagegen
+
+int main(int argc, char** argv) {
+  using namespace imagegen;
+  InstallSignalHandling();
+  RegisterBuiltinModels();
+  CLI::App app{"imagegen: text-to-image generation service", "imagegen"};
+  app.require_subcommand(0, 1);
+  app.set_version_flag("--version", IMAGEGEN_VERSION);
+  for (auto& [order, registrar] : Registrars()) registrar(app);
+  bool lambda_env = std::getenv("AWS_LAMBDA_RUNTIME_API") != nullptr;
+  if (argc == 1 && lambda_env) {
+    // Lambda runs the bootstrap with no arguments: enter the runtime loop.
+    static char lambda_arg[] = "lambda";
+    static char* lambda_argv[] = {argv[0], lambda_arg, nullptr};
+    argc = 2;
+    argv = lambda_argv;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    std::cout << app.help("", CLI::AppFormatMode::All);
+    return 0;
+  } catch (const CLI::CallForVersion&) {
+    std::cout << IMAGEGEN_VERSION << std::endl;
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    // Help requested on a subcommand arrives as a CallForHelp from that subcommand.
+    if (e.get_exit_code() == 0) {
+      std::cout << e.what() << std::endl;
+      return 0;
+    }
+    std::string message = e.what();
+    std::replace(message.begin(), message.end(), '\n', ' ');
+    std::cerr << "imagegen: error: " << message << " (see imagegen --help)" << std::endl;
+    return 2;
+  }
+  if (app.get_subcommands().empty()) {
+    std::cout << app.help();
+    return 0;
+  }
+  return g_exit_code;
+}

@@ -1,0 +1,162 @@
+#include "core/request.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <sstream>
+
+namespace imagegen {
+namespace {
+
+std::string Trim(const std::string& s) {
+  const char* ws = " \t\r\n\v\f";
+  size_t begin = s.find_first_not_of(ws);
+  if (begin == std::string::npos) return "";
+  size_t end = s.find_last_not_of(ws);
+  return s.substr(begin, end - begin + 1);
+}
+
+// Characters, not bytes: a prompt limit is about what a person typed.
+size_t Utf8Length(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) {
+    if ((c & 0xC0) != 0x80) ++n;
+  }
+  return n;
+}
+
+bool IsValidUtf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    int extra = c < 0x80           ? 0
+                : (c >> 5) == 0x6  ? 1
+                : (c >> 4) == 0xE  ? 2
+                : (c >> 3) == 0x1E ? 3
+                                   : -1;
+    if (extra < 0 || i + extra >= s.size() + (extra == 0 ? 1 : 0)) return false;
+    for (int k = 1; k <= extra; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    }
+    i += static_cast<size_t>(extra) + 1;
+  }
+  return true;
+}
+
+bool HasControlChars(const std::string& s) {
+  return std::any_of(s.begin(), s.end(), [](char ch) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    return (c < 0x20 && c != '\n' && c != '\t' && c != '\r') || c == 0x7F;
+  });
+}
+
+std::string SizeList(const ModelLimits& limits) {
+  std::ostringstream out;
+  for (size_t i = 0; i < limits.sizes.size(); ++i) {
+    if (i > 0) out << ", ";
+    out << limits.sizes[i].first << "x" << limits.sizes[i].second;
+  }
+  return out.str();
+}
+
+Status CheckText(const std::string& field, const std::string& text, size_t max_chars) {
+  if (!IsValidUtf8(text)) return Error::Invalid(field, field + " must be valid UTF-8");
+  if (HasControlChars(text)) {
+    return Error::Invalid(field, field + " must not contain control characters");
+  }
+  if (Utf8Length(text) > max_chars) {
+    return Error::Invalid(field, field + " must be at most " + std::to_string(max_chars) +
+                                     " characters (got " + std::to_string(Utf8Length(text)) + ")");
+  }
+  return Status::Ok();
+}
+
+template <typename T>
+Status CheckRange(const std::string& field, T value, T lo, T hi) {
+  if (value < lo || value > hi || (std::is_floating_point_v<T> && !std::isfinite(value))) {
+    std::ostringstream msg;
+    msg << field << " must be between " << lo << " and " << hi << " (got " << value << ")";
+    return Error::Invalid(field, msg.str());
+  }
+  return Status::Ok();
+}
+
+int64_t RandomSeed() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return static_cast<int64_t>(rng() % (static_cast<uint64_t>(kMaxSeed) + 1));
+}
+
+Status ResolveSize(const GenerateRequest& in, const ModelLimits& limits, ValidRequest* out) {
+  if (limits.sizes.empty()) return Error::Make(ErrorCode::kInternal, "model declares no sizes");
+  if (in.width == 0 && in.height == 0) {
+    out->width = limits.sizes.front().first;
+    out->height = limits.sizes.front().second;
+    return Status::Ok();
+  }
+  // Only one of the two given: a square is the natural reading.
+  int w = in.width != 0 ? in.width : in.height;
+  int h = in.height != 0 ? in.height : in.width;
+  for (const auto& [sw, sh] : limits.sizes) {
+    if (sw == w && sh == h) {
+      out->width = w;
+      out->height = h;
+      return Status::Ok();
+    }
+  }
+  return Error::Invalid("size",
+                        "size " + std::to_string(w) + "x" + std::to_string(h) +
+                            " is not supported by this model; allowed: " + SizeList(limits));
+}
+
+}  // namespace
+
+Result<ValidRequest> Validate(const GenerateRequest& in, const ModelLimits& limits) {
+  ValidRequest out;
+  out.prompt = Trim(in.prompt);
+  if (out.prompt.empty())
+    return Error::Invalid("prompt", "prompt is required and must not be empty");
+  if (auto s = CheckText("prompt", out.prompt, limits.max_prompt_chars); !s) return s.error();
+  out.negative_prompt = Trim(in.negative_prompt);
+  if (auto s = CheckText("negative_prompt", out.negative_prompt, limits.max_negative_prompt_chars);
+      !s) {
+    return s.error();
+  }
+  if (auto s = ResolveSize(in, limits, &out); !s) return s.error();
+
+  if (in.seed.has_value()) {
+    if (auto s = CheckRange<int64_t>("seed", *in.seed, 0, limits.max_seed); !s) return s.error();
+    out.seed = *in.seed;
+  } else {
+    out.seed = RandomSeed() % (limits.max_seed + 1);
+  }
+  out.steps = in.steps == 0 ? limits.default_steps : in.steps;
+  if (auto s = CheckRange("steps", out.steps, limits.min_steps, limits.max_steps); !s) {
+    return s.error();
+  }
+  out.guidance = in.guidance == 0 ? limits.default_guidance : in.guidance;
+  if (auto s = CheckRange("guidance_scale", out.guidance, limits.min_guidance, limits.max_guidance);
+      !s) {
+    return s.error();
+  }
+  out.count = in.count;
+  if (auto s = CheckRange("count", out.count, 1, limits.max_count); !s) return s.error();
+  out.model = in.model;
+  out.job_id = in.job_id;
+  return out;
+}
+
+std::optional<std::pair<int, int>> ParseSize(const std::string& text) {
+  size_t x = text.find_first_of("xX");
+  if (x == std::string::npos || x == 0 || x + 1 >= text.size() || x > 5 || text.size() - x > 6) {
+    return std::nullopt;
+  }
+  auto digits = [](const std::string& s) {
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  std::string w = text.substr(0, x), h = text.substr(x + 1);
+  if (!digits(w) || !digits(h)) return std::nullopt;
+  return std::make_pair(std::stoi(w), std::stoi(h));
+}
+
+}  // namespace imagegen

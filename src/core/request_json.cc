@@ -1,0 +1,107 @@
+#include "core/request_json.h"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+namespace imagegen {
+
+Result<nlohmann::json> ParseJsonObject(const std::string& text) {
+  try {
+    auto json = nlohmann::json::parse(text);
+    if (!json.is_object()) return Error::Invalid("body", "request body must be a JSON object");
+    return json;
+  } catch (const nlohmann::json::parse_error& e) {
+    return Error::Invalid("body", std::string("malformed JSON: ") + e.what());
+  }
+}
+
+Status CheckKnownFields(const nlohmann::json& body, const std::set<std::string>& known) {
+  for (const auto& [name, value] : body.items()) {
+    if (known.count(name) == 0) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      return Error::Invalid(name, "unknown field \"" + name + "\"; known fields: " + list);
+    }
+  }
+  return Status::Ok();
+}
+
+Status ReadString(const nlohmann::json& body, const char* name, std::string* out) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return Status::Ok();
+  if (!it->is_string()) return Error::Invalid(name, std::string(name) + " must be a string");
+  *out = it->get<std::string>();
+  return Status::Ok();
+}
+
+Status ReadInt(const nlohmann::json& body, const char* name, int64_t lo, int64_t hi, int64_t* out) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return Status::Ok();
+  // 3.0 is an integer to a JSON client; 3.5 is not.
+  bool integral = it->is_number_integer() ||
+                  (it->is_number_float() && std::floor(it->get<double>()) == it->get<double>() &&
+                   std::abs(it->get<double>()) < 9e15);
+  if (!integral) return Error::Invalid(name, std::string(name) + " must be an integer");
+  if (it->is_number_unsigned() && it->get<uint64_t>() > static_cast<uint64_t>(hi)) {
+    return Error::Invalid(name, std::string(name) + " must be between " + std::to_string(lo) +
+                                    " and " + std::to_string(hi));
+  }
+  int64_t v = it->is_number_float() ? static_cast<int64_t>(it->get<double>()) : it->get<int64_t>();
+  if (v < lo || v > hi) {
+    return Error::Invalid(name, std::string(name) + " must be between " + std::to_string(lo) +
+                                    " and " + std::to_string(hi) + " (got " + std::to_string(v) +
+                                    ")");
+  }
+  *out = v;
+  return Status::Ok();
+}
+
+Status ReadNumber(const nlohmann::json& body, const char* name, double* out) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return Status::Ok();
+  if (!it->is_number()) return Error::Invalid(name, std::string(name) + " must be a number");
+  *out = it->get<double>();
+  return Status::Ok();
+}
+
+Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
+  static const std::set<std::string> kKnown = {
+      "prompt", "negative_prompt", "width", "height", "size",  "seed",
+      "steps",  "guidance_scale",  "count", "n",      "model", "job_id"};
+  if (auto s = CheckKnownFields(body, kKnown); !s) return s.error();
+  GenerateRequest req;
+  if (!body.contains("prompt")) return Error::Invalid("prompt", "prompt is required");
+  if (auto s = ReadString(body, "prompt", &req.prompt); !s) return s.error();
+  if (auto s = ReadString(body, "negative_prompt", &req.negative_prompt); !s) return s.error();
+  if (auto s = ReadString(body, "model", &req.model); !s) return s.error();
+  if (auto s = ReadString(body, "job_id", &req.job_id); !s) return s.error();
+  int64_t width = 0, height = 0, count = 1, steps = 0;
+  // Range checks here only keep numbers in int; the model's limits are checked by Validate.
+  constexpr int64_t kBig = 1 << 20;
+  if (auto s = ReadInt(body, "width", 1, kBig, &width); !s) return s.error();
+  if (auto s = ReadInt(body, "height", 1, kBig, &height); !s) return s.error();
+  if (auto s = ReadInt(body, "steps", 1, kBig, &steps); !s) return s.error();
+  if (auto s = ReadInt(body, "count", 1, kBig, &count); !s) return s.error();
+  if (auto s = ReadInt(body, "n", 1, kBig, &count); !s) return s.error();
+  std::string size;
+  if (auto s = ReadString(body, "size", &size); !s) return s.error();
+  if (!size.empty()) {
+    auto parsed = ParseSize(size);
+    if (!parsed) return Error::Invalid("size", "size must look like \"512x512\"");
+    width = parsed->first;
+    height = parsed->second;
+  }
+  if (body.contains("seed") && !body["seed"].is_null()) {
+    int64_t seed = 0;
+    if (auto s = ReadInt(body, "seed", 0, kMaxSeed, &seed); !s) return s.error();
+    req.seed = seed;
+  }
+  if (auto s = ReadNumber(body, "guidance_scale", &req.guidance); !s) return s.error();
+  req.width = static_cast<int>(width);
+  req.height = static_cast<int>(height);
+  req.steps = static_cast<int>(steps);
+  req.count = static_cast<int>(count);
+  return req;
+}
+
+}  // namespace imagegen

@@ -1,0 +1,26 @@
+// JSON bodies -> GenerateRequest, with typed errors that name the field.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <set>
+#include <string>
+
+#include "core/request.h"
+
+namespace imagegen {
+
+// Unknown-field policy: strict. A member that is not a known field is an invalid_request
+// naming it, so a typo ("negative_promt") never silently changes the result.
+// The body of POST /generate, POST /jobs and queue messages.
+Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body);
+
+// Parses text as a JSON object; errors are invalid_request with the parser's position.
+Result<nlohmann::json> ParseJsonObject(const std::string& text);
+
+// Field readers shared by the native and OpenAI-compatible parsers.
+Status ReadString(const nlohmann::json& body, const char* name, std::string* out);
+Status ReadInt(const nlohmann::json& body, const char* name, int64_t lo, int64_t hi, int64_t* out);
+Status ReadNumber(const nlohmann::json& body, const char* name, double* out);
+Status CheckKnownFields(const nlohmann::json& body, const std::set<std::string>& known);
+
+}  // namespace imagegen

@@ -1,0 +1,378 @@
+#include "http/api.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/ids.h"
+#include "core/metrics.h"
+#include "core/request_json.h"
+#include "http/assets.h"
+#include "http/openai.h"
+
+namespace imagegen {
+namespace {
+
+using json = nlohmann::json;
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::string Trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+std::string PercentEncodePath(const std::string& key) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : key) {
+    bool safe = std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/';
+    if (safe) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
+    }
+  }
+  return out;
+}
+
+bool IsPublicRoute(const HttpRequest& request) {
+  if (request.method != "GET" && request.method != "HEAD") return false;
+  return request.path == "/" || request.path == "/healthz" || request.path == "/readyz" ||
+         request.path == "/openapi.json";
+}
+
+std::array<unsigned char, SHA256_DIGEST_LENGTH> Digest(const std::string& s) {
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> out{};
+  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), out.data());
+  return out;
+}
+
+}  // namespace
+
+bool Admission::Acquire(Clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (running_ < max_concurrent_) {
+    ++running_;
+    return true;
+  }
+  if (waiting_ >= max_waiting_) return false;
+  ++waiting_;
+  bool got = cv_.wait_until(lock, deadline, [&] { return running_ < max_concurrent_; });
+  --waiting_;
+  if (got) ++running_;
+  return got;
+}
+
+void Admission::Release() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --running_;
+  }
+  cv_.notify_one();
+}
+
+Status CheckJsonContentType(const HttpRequest& request) {
+  std::string type = Lower(request.Header("content-type"));
+  if (type.empty()) return Status::Ok();
+  std::string media = Trim(type.substr(0, type.find(';')));
+  if (media == "application/json" ||
+      (media.size() > 5 && media.compare(media.size() - 5, 5, "+json") == 0)) {
+    return Status::Ok();
+  }
+  return Error::Make(ErrorCode::kUnsupportedMediaType,
+                     "Content-Type must be application/json (got " + type + ")");
+}
+
+Result<std::vector<std::string>> LoadApiKeys(const std::string& env_value,
+                                             const std::string& file) {
+  std::vector<std::string> keys;
+  std::stringstream env(env_value);
+  for (std::string key; std::getline(env, key, ',');) {
+    if (!Trim(key).empty()) keys.push_back(Trim(key));
+  }
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) return Error::Invalid("api_keys_file", "cannot read API keys file " + file);
+    for (std::string line; std::getline(in, line);) {
+      line = Trim(line);
+      if (!line.empty() && line.front() != '#') keys.push_back(line);
+    }
+  }
+  return keys;
+}
+
+Api::Api(std::shared_ptr<Pipeline> pipeline, ApiOptions options)
+    : pipeline_(std::move(pipeline)),
+      options_(std::move(options)),
+      admission_(options_.max_concurrent, options_.max_waiting) {
+  router_.Add("POST", "/generate", [this](HttpRequest& r) { return Generate(r); });
+  router_.Add("POST", "/v1/images/generations",
+              [this](HttpRequest& r) { return OpenAiGenerate(r); });
+  router_.Add("GET", "/images", [this](HttpRequest& r) { return ListImages(r); });
+  router_.Add("GET", "/images/{key...}", [this](HttpRequest& r) { return GetImage(r); });
+  router_.Add("GET", "/", [](HttpRequest&) {
+    HttpResponse response = JsonResponse(200, std::string(WebIndexHtml()));
+    response.content_type = "text/html; charset=utf-8";
+    response.SetHeader("Content-Security-Policy",
+                       "default-src 'self'; img-src 'self' blob: data:; style-src 'self' "
+                       "'unsafe-inline'; script-src 'self' 'unsafe-inline'");
+    return response;
+  });
+  router_.Add("GET", "/openapi.json",
+              [](HttpRequest&) { return JsonResponse(200, std::string(OpenApiJson())); });
+  router_.Add("GET", "/healthz",
+              [](HttpRequest&) { return JsonResponse(200, R"({"status":"ok"})"); });
+  router_.Add("GET", "/readyz", [this](HttpRequest& r) { return Ready(r); });
+  router_.Add("GET", "/metrics", [](HttpRequest&) {
+    HttpResponse response = JsonResponse(200, GlobalMetrics().Render());
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return response;
+  });
+}
+
+std::string Api::ImageUrl(const HttpRequest& request, const std::string& key) {
+  return request.base_url + "/images/" + PercentEncodePath(key);
+}
+
+bool Api::Authorized(const HttpRequest& request) const {
+  if (options_.api_keys.empty()) return true;
+  std::string presented = request.Header("x-api-key");
+  std::string auth = request.Header("authorization");
+  if (presented.empty() && auth.size() > 7 && Lower(auth.substr(0, 7)) == "bearer ") {
+    presented = Trim(auth.substr(7));
+  }
+  if (presented.empty()) return false;
+  // Compare digests, in constant time, against every key: neither the length nor the position
+  // of a near-miss leaks through timing.
+  auto digest = Digest(presented);
+  bool match = false;
+  for (const auto& key : options_.api_keys) {
+    auto expected = Digest(key);
+    match |= CRYPTO_memcmp(digest.data(), expected.data(), digest.size()) == 0;
+  }
+  return match;
+}
+
+void Api::ApplyCors(const HttpRequest& request, HttpResponse* response) const {
+  std::string origin = request.Header("origin");
+  if (origin.empty()) return;
+  bool allowed = std::find(options_.cors_origins.begin(), options_.cors_origins.end(), origin) !=
+                 options_.cors_origins.end();
+  response->SetHeader("Vary", "Origin");
+  if (!allowed) return;  // never reflect an origin that is not on the list
+  response->SetHeader("Access-Control-Allow-Origin", origin);
+  response->SetHeader("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, Location");
+}
+
+HttpResponse Api::Route(HttpRequest& request) {
+  if (request.method == "OPTIONS" && !request.Header("origin").empty()) {
+    HttpResponse response = JsonResponse(204, "");
+    response.route = "preflight";
+    response.content_type.clear();
+    response.SetHeader("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+    response.SetHeader("Access-Control-Allow-Headers",
+                       "Content-Type, Authorization, X-Api-Key, Idempotency-Key, X-Request-Id");
+    response.SetHeader("Access-Control-Max-Age", "600");
+    return response;
+  }
+  if (!IsPublicRoute(request) && !Authorized(request)) {
+    HttpResponse response =
+        ErrorResponse(Error::Make(ErrorCode::kUnauthorized, "a valid API key is required"));
+    response.SetHeader("WWW-Authenticate", "Bearer");
+    return response;
+  }
+  try {
+    return router_.Dispatch(request);
+  } catch (const std::exception& e) {
+    std::cerr << Dump({{"level", "error"},
+                       {"msg", "handler threw"},
+                       {"request_id", request.request_id},
+                       {"error", e.what()}})
+              << std::endl;
+  } catch (...) {
+  }
+  return ErrorResponse(
+      Error::Make(ErrorCode::kInternal, "internal error; request id " + request.request_id));
+}
+
+HttpResponse Api::Handle(HttpRequest& request) {
+  auto start = Clock::now();
+  if (request.request_id.empty()) request.request_id = NewJobId();
+  HttpResponse response = Route(request);
+  ApplyCors(request, &response);
+  response.SetHeader("X-Request-Id", request.request_id);
+  if (request.method == "HEAD") response.body.clear();
+  Record(request, response,
+         std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  return response;
+}
+
+void Api::Record(const HttpRequest& request, const HttpResponse& response, double ms) const {
+  GlobalMetrics().Add("imagegen_http_requests_total",
+                      {{"route", response.route},
+                       {"method", request.method},
+                       {"status", std::to_string(response.status)}});
+  if (!response.error_code.empty()) {
+    GlobalMetrics().Add("imagegen_errors_total", {{"code", response.error_code}});
+  }
+  if (!options_.log_requests) return;
+  json line = {{"ts", std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count()},
+               {"level", response.status >= 500 ? "error" : "info"},
+               {"msg", "request"},
+               {"request_id", request.request_id},
+               {"method", request.method},
+               {"path", request.path},
+               {"route", response.route},
+               {"status", response.status},
+               {"duration_ms", ms},
+               {"remote", request.remote_addr}};
+  if (!response.error_code.empty()) line["error_code"] = response.error_code;
+  std::cerr << Dump(line) + "\n" << std::flush;
+}
+
+Result<GenerateResult> Api::RunAdmitted(const GenerateRequest& generate,
+                                        const HttpRequest& request) {
+  auto deadline =
+      std::min(request.deadline, Clock::now() + std::chrono::seconds(options_.generate_timeout_s));
+  // Wait for a slot only briefly: a client waiting minutes in our queue is better served by
+  // a fast 503 + Retry-After (or by POST /jobs).
+  auto wait_until = std::min(deadline, Clock::now() + std::chrono::seconds(10));
+  if (!admission_.Acquire(wait_until)) {
+    Error busy = Error::Make(ErrorCode::kOverloaded,
+                             "all generation slots are busy; retry shortly or use POST /jobs");
+    busy.retry_after_s = 2;
+    return busy;
+  }
+  GenerateContext ctx;
+  ctx.deadline = deadline;
+  ctx.cancelled = request.cancelled;
+  auto result = pipeline_->Run(generate, ctx);
+  admission_.Release();
+  return result;
+}
+
+HttpResponse Api::Generate(HttpRequest& request) {
+  if (auto s = CheckJsonContentType(request); !s) return ErrorResponse(s.error());
+  auto body = ParseJsonObject(request.body);
+  if (!body.ok()) return ErrorResponse(body.error());
+  auto generate = ParseGenerateJson(body.value());
+  if (!generate.ok()) return ErrorResponse(generate.error());
+  auto result = RunAdmitted(generate.value(), request);
+  if (!result.ok()) return ErrorResponse(result.error());
+  json j =
+      ResultToJson(result.value(), [&](const std::string& key) { return ImageUrl(request, key); });
+  return JsonResponse(200, Dump(j));
+}
+
+HttpResponse Api::OpenAiGenerate(HttpRequest& request) {
+  if (auto s = CheckJsonContentType(request); !s) return OpenAiErrorResponse(s.error());
+  auto body = ParseJsonObject(request.body);
+  if (!body.ok()) return OpenAiErrorResponse(body.error());
+  auto parsed = ParseOpenAiRequest(body.value(), pipeline_->model().Name());
+  if (!parsed.ok()) return OpenAiErrorResponse(parsed.error());
+  auto result = RunAdmitted(parsed->request, request);
+  if (!result.ok()) return OpenAiErrorResponse(result.error());
+  return OpenAiSuccessResponse(result.value(), parsed->b64_json, pipeline_->store(),
+                               [&](const std::string& key) { return ImageUrl(request, key); });
+}
+
+HttpResponse Api::ListImages(HttpRequest& request) {
+  int limit = 20;
+  std::string limit_text = request.Query("limit");
+  if (!limit_text.empty()) {
+    bool digits = limit_text.size() <= 4 &&
+                  std::all_of(limit_text.begin(), limit_text.end(),
+                              [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    limit = digits ? std::stoi(limit_text) : -1;
+    if (limit < 1 || limit > 100) {
+      return ErrorResponse(Error::Invalid("limit", "limit must be between 1 and 100"));
+    }
+  }
+  std::string cursor = request.Query("cursor");
+  const std::string& prefix = pipeline_->options().key_prefix;
+  json images = json::array();
+  std::string next = cursor;
+  // Keys sort newest first (see NewJobId); skip non-image objects until the page is full.
+  while (static_cast<int>(images.size()) < limit) {
+    auto page = pipeline_->store().List(prefix, limit, next);
+    if (!page.ok()) return ErrorResponse(page.error());
+    for (const auto& object : page->objects) {
+      next = object.key;
+      if (object.key.size() < 4 || object.key.compare(object.key.size() - 4, 4, ".png") != 0)
+        continue;
+      auto head = pipeline_->store().Head(object.key);
+      if (!head.ok()) continue;  // deleted between list and head
+      auto meta = [&](const char* name) {
+        auto it = head->metadata.find(name);
+        return it == head->metadata.end() ? std::string() : DecodeMetadataValue(it->second);
+      };
+      images.push_back({{"key", object.key},
+                        {"url", ImageUrl(request, object.key)},
+                        {"size_bytes", object.size},
+                        {"modified_ms", object.modified_ms},
+                        {"prompt", meta("prompt")},
+                        {"negative_prompt", meta("negative-prompt")},
+                        {"seed", std::atoll(meta("seed").c_str())},
+                        {"model", meta("model")},
+                        {"width", std::atoi(meta("width").c_str())},
+                        {"height", std::atoi(meta("height").c_str())}});
+      if (static_cast<int>(images.size()) == limit) break;
+    }
+    if (page->next_cursor.empty()) {
+      if (static_cast<int>(images.size()) < limit) next.clear();
+      break;
+    }
+  }
+  // A full page may be followed by nothing; one extra empty page is cheaper than a look-ahead.
+  return JsonResponse(
+      200, Dump({{"images", images}, {"next_cursor", next.empty() ? json(nullptr) : json(next)}}));
+}
+
+HttpResponse Api::GetImage(HttpRequest& request) {
+  const std::string& key = request.path_params["key"];
+  if (auto s = CheckKey(key); !s) return ErrorResponse(s.error());
+  ObjectInfo info;
+  auto data = pipeline_->store().Get(key, &info);
+  if (!data.ok()) return ErrorResponse(data.error());
+  HttpResponse response;
+  response.content_type =
+      info.content_type.empty() ? "application/octet-stream" : info.content_type;
+  response.SetHeader("ETag", info.etag);
+  response.SetHeader("Cache-Control", "private, max-age=86400, immutable");
+  if (!info.etag.empty() && request.Header("if-none-match") == info.etag) {
+    response.status = 304;
+    response.content_type.clear();
+    return response;
+  }
+  response.body = std::move(data.value());
+  return response;
+}
+
+HttpResponse Api::Ready(HttpRequest&) {
+  // Ready when the store answers: a missing object is a healthy answer.
+  auto head = pipeline_->store().Head("readyz-probe.png");
+  if (!head.ok() && head.error().code != ErrorCode::kNotFound) {
+    return JsonResponse(503, Dump({{"status", "unavailable"},
+                                   {"store", std::string(ErrorCodeName(head.error().code))}}));
+  }
+  return JsonResponse(200, Dump({{"status", "ready"}, {"model", pipeline_->model().Name()}}));
+}
+
+}  // namespace imagegen

@@ -1,0 +1,80 @@
+// The HTTP API as a plain function of HttpRequest -> HttpResponse: authentication, CORS,
+// request ids, routing, admission control, metrics and one log line per request. The HTTP
+// server and the Lambda event adapters both call Api::Handle.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/pipeline.h"
+#include "http/router.h"
+
+namespace imagegen {
+
+struct ApiOptions {
+  std::vector<std::string> api_keys;      // empty: no authentication
+  std::vector<std::string> cors_origins;  // exact origins allowed to call from a browser
+  int max_concurrent = 2;                 // generations at once
+  int max_waiting = 16;                   // requests queued behind them; more get 503
+  int generate_timeout_s = 300;           // deadline of a synchronous generation
+  bool log_requests = true;               // one JSON line per request on stderr
+};
+
+// Bounded admission: up to `max_concurrent` holders, `max_waiting` waiters; others are refused.
+class Admission {
+ public:
+  Admission(int max_concurrent, int max_waiting)
+      : max_concurrent_(max_concurrent), max_waiting_(max_waiting) {}
+  // Waits until a slot is free or `deadline` passes. False: refused (queue full or timed out).
+  bool Acquire(Clock::time_point deadline);
+  void Release();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int max_concurrent_, max_waiting_;
+  int running_ = 0, waiting_ = 0;  // GUARDED_BY(mu_)
+};
+
+class Api {
+ public:
+  Api(std::shared_ptr<Pipeline> pipeline, ApiOptions options);
+  // Never throws; a throwing handler becomes a 500 "internal" response.
+  HttpResponse Handle(HttpRequest& request);
+  // For doors that add routes (jobs) and for the OpenAPI consistency test.
+  Router& router() { return router_; }
+  Pipeline& pipeline() { return *pipeline_; }
+  Admission& admission() { return admission_; }
+  const ApiOptions& options() const { return options_; }
+  // URL at which `key` is served by this API, e.g. "http://host/images/a%20b.png".
+  static std::string ImageUrl(const HttpRequest& request, const std::string& key);
+
+ private:
+  HttpResponse Route(HttpRequest& request);
+  bool Authorized(const HttpRequest& request) const;
+  void ApplyCors(const HttpRequest& request, HttpResponse* response) const;
+  void Record(const HttpRequest& request, const HttpResponse& response, double ms) const;
+
+  HttpResponse Generate(HttpRequest& request);
+  HttpResponse OpenAiGenerate(HttpRequest& request);
+  HttpResponse ListImages(HttpRequest& request);
+  HttpResponse GetImage(HttpRequest& request);
+  HttpResponse Ready(HttpRequest& request);
+  Result<GenerateResult> RunAdmitted(const GenerateRequest& generate, const HttpRequest& request);
+
+  std::shared_ptr<Pipeline> pipeline_;
+  ApiOptions options_;
+  Router router_;
+  Admission admission_;
+};
+
+// Keys: IMAGEGEN_API_KEYS (comma-separated) and/or a file with one key per line ('#' comments).
+Result<std::vector<std::string>> LoadApiKeys(const std::string& env_value, const std::string& file);
+
+// Checks that a Content-Type is JSON. An absent one is accepted; any other type is 415.
+Status CheckJsonContentType(const HttpRequest& request);
+
+}  // namespace imagegen

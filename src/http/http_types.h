@@ -1,0 +1,66 @@
+// Plain request/response values: the HTTP server, the Lambda event adapters, tests and fuzzers
+// all call the same handlers with these, so no handler knows its transport.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/error.h"
+#include "model/image_model.h"
+
+namespace imagegen {
+
+struct HttpRequest {
+  std::string method;  // upper case
+  std::string path;    // decoded path, no query string
+  std::multimap<std::string, std::string> query;
+  std::map<std::string, std::string> headers;  // lower-case names; duplicates comma-joined
+  std::string body;
+  std::string remote_addr;
+  std::string request_id;  // set by the door before Handle()
+  std::string base_url;    // scheme://host[/stage] as the client sees us, for absolute links
+  Clock::time_point deadline = Clock::time_point::max();
+  const std::atomic<bool>* cancelled = nullptr;
+  std::map<std::string, std::string> path_params;  // filled by the router
+
+  std::string Header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? "" : it->second;
+  }
+  std::string Query(const std::string& name) const {
+    auto it = query.find(name);
+    return it == query.end() ? "" : it->second;
+  }
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string route = "unmatched";  // the route pattern, for metrics and logs
+  std::string error_code;           // set for error responses, for logs and metrics
+
+  void SetHeader(const std::string& name, const std::string& value) {
+    for (auto& h : headers) {
+      if (h.first == name) {
+        h.second = value;
+        return;
+      }
+    }
+    headers.emplace_back(name, value);
+  }
+};
+
+HttpResponse JsonResponse(int status, const std::string& json_body);
+// {"error": {"code", "message", "field"?}} with the taxonomy's status and Retry-After if set.
+HttpResponse ErrorResponse(const Error& error);
+
+// Percent-decoding for paths and query strings ('+' is a space only in queries).
+std::string UrlDecode(const std::string& text, bool plus_is_space);
+std::multimap<std::string, std::string> ParseQueryString(const std::string& query);
+
+}  // namespace imagegen

@@ -1,0 +1,154 @@
+#include "image/png.h"
+
+#include <png.h>
+
+#include <csetjmp>
+#include <cstring>
+#include <memory>
+
+namespace imagegen {
+namespace {
+
+struct WriteBuffer {
+  std::string bytes;
+};
+
+void WriteToBuffer(png_structp png, png_bytep data, png_size_t length) {
+  auto* buffer = static_cast<WriteBuffer*>(png_get_io_ptr(png));
+  buffer->bytes.append(reinterpret_cast<const char*>(data), length);
+}
+
+void FlushNothing(png_structp) {}
+
+struct ReadCursor {
+  const std::string* bytes;
+  size_t offset;
+};
+
+void ReadFromBuffer(png_structp png, png_bytep out, png_size_t length) {
+  auto* cursor = static_cast<ReadCursor*>(png_get_io_ptr(png));
+  if (cursor->offset + length > cursor->bytes->size()) png_error(png, "truncated PNG");
+  std::memcpy(out, cursor->bytes->data() + cursor->offset, length);
+  cursor->offset += length;
+}
+
+// libpng reports errors by longjmp; these handlers keep its messages for our Error.
+void OnPngError(png_structp png, png_const_charp message) {
+  auto* slot = static_cast<std::string*>(png_get_error_ptr(png));
+  if (slot != nullptr) *slot = message;
+  png_longjmp(png, 1);
+}
+void OnPngWarning(png_structp, png_const_charp) {}
+
+// The libpng calls live in these two functions, which own no C++ objects: libpng reports errors
+// by longjmp, which would skip destructors. Everything with a destructor belongs to the caller.
+bool WritePng(png_structp png, png_infop info, const Image& image, std::vector<png_text>* chunks,
+              WriteBuffer* buffer) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_set_write_fn(png, buffer, WriteToBuffer, FlushNothing);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(image.width),
+               static_cast<png_uint_32>(image.height), 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  if (!chunks->empty()) png_set_text(png, info, chunks->data(), static_cast<int>(chunks->size()));
+  png_write_info(png, info);
+  for (int y = 0; y < image.height; ++y) {
+    png_write_row(png, const_cast<png_bytep>(image.Pixel(0, y)));
+  }
+  png_write_end(png, info);
+  return true;
+}
+
+bool ReadPng(png_structp png, png_infop info, ReadCursor* cursor, Image* image,
+             std::vector<png_bytep>* rows) {
+  if (setjmp(png_jmpbuf(png))) return false;
+  png_set_read_fn(png, cursor, ReadFromBuffer);
+  // A decompression-bomb guard: nothing imagegen handles is larger than this.
+  png_set_user_limits(png, 16384, 16384);
+  png_read_info(png, info);
+  png_set_expand(png);
+  png_set_strip_16(png);
+  png_set_strip_alpha(png);
+  png_set_gray_to_rgb(png);
+  png_read_update_info(png, info);
+  int width = static_cast<int>(png_get_image_width(png, info));
+  int height = static_cast<int>(png_get_image_height(png, info));
+  if (png_get_rowbytes(png, info) != static_cast<size_t>(width) * 3) png_error(png, "bad layout");
+  image->width = width;
+  image->height = height;
+  image->rgb.resize(static_cast<size_t>(width) * height * 3);
+  rows->resize(static_cast<size_t>(height));
+  for (int y = 0; y < height; ++y) (*rows)[static_cast<size_t>(y)] = image->Pixel(0, y);
+  png_read_image(png, rows->data());
+  png_read_end(png, info);
+  return true;
+}
+
+}  // namespace
+
+Result<std::string> EncodePng(const Image& image, const TextChunks& text) {
+  if (image.width <= 0 || image.height <= 0 ||
+      image.rgb.size() != static_cast<size_t>(image.width) * image.height * 3) {
+    return Error::Make(ErrorCode::kInternal, "EncodePng: image buffer does not match its size");
+  }
+  std::string error;
+  png_structp png =
+      png_create_write_struct(PNG_LIBPNG_VER_STRING, &error, OnPngError, OnPngWarning);
+  if (png == nullptr) return Error::Make(ErrorCode::kInternal, "png_create_write_struct failed");
+  png_infop info = png_create_info_struct(png);
+  std::vector<png_text> chunks(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    std::memset(&chunks[i], 0, sizeof(png_text));
+    chunks[i].compression = PNG_ITXT_COMPRESSION_NONE;
+    chunks[i].key = const_cast<char*>(text[i].first.c_str());
+    chunks[i].text = const_cast<char*>(text[i].second.c_str());
+    chunks[i].itxt_length = text[i].second.size();
+  }
+  WriteBuffer buffer;
+  bool ok = WritePng(png, info, image, &chunks, &buffer);
+  png_destroy_write_struct(&png, &info);
+  if (!ok) return Error::Make(ErrorCode::kInternal, "PNG encoding failed: " + error);
+  return std::move(buffer.bytes);
+}
+
+Result<Image> DecodePng(const std::string& bytes, TextChunks* text) {
+  if (bytes.size() < 8 || png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) != 0) {
+    return Error::Invalid("image", "not a PNG file");
+  }
+  std::string error;
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &error, OnPngError, OnPngWarning);
+  if (png == nullptr) return Error::Make(ErrorCode::kInternal, "png_create_read_struct failed");
+  png_infop info = png_create_info_struct(png);
+  ReadCursor cursor{&bytes, 0};
+  Image image;
+  std::vector<png_bytep> rows;
+  if (!ReadPng(png, info, &cursor, &image, &rows)) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    return Error::Invalid("image", "corrupt PNG: " + error);
+  }
+  if (text != nullptr) {
+    png_textp chunks = nullptr;
+    int count = png_get_text(png, info, &chunks, nullptr);
+    for (int i = 0; i < count; ++i) {
+      size_t len = chunks[i].compression >= PNG_ITXT_COMPRESSION_NONE ? chunks[i].itxt_length
+                                                                      : chunks[i].text_length;
+      text->emplace_back(chunks[i].key, std::string(chunks[i].text, len));
+    }
+  }
+  png_destroy_read_struct(&png, &info, nullptr);
+  return image;
+}
+
+Image ResizeNearest(const Image& src, int width, int height) {
+  if (src.width == width && src.height == height) return src;
+  Image out(width, height);
+  for (int y = 0; y < height; ++y) {
+    int sy = static_cast<int>(static_cast<int64_t>(y) * src.height / height);
+    for (int x = 0; x < width; ++x) {
+      int sx = static_cast<int>(static_cast<int64_t>(x) * src.width / width);
+      std::memcpy(out.Pixel(x, y), src.Pixel(sx, sy), 3);
+    }
+  }
+  return out;
+}
+
+}  // namespace imagegen

@@ -1,0 +1,99 @@
+#include "model/testing/test_model.h"
+
+#include <thread>
+
+namespace imagegen {
+namespace {
+
+uint64_t Fnv1a(const std::string& text, uint64_t hash = 1469598103934665603ULL) {
+  for (unsigned char c : text) {
+    hash ^= c;
+    hash *= 1099511628211ULL;
+  }
+  return hash;
+}
+
+// A gradient whose colours come from the prompt and seed: cheap, deterministic, and different
+// for different inputs, which is all the tests need to tell outputs apart.
+Image Render(const ValidRequest& request, int64_t seed) {
+  uint64_t h = Fnv1a(request.prompt + "\x1f" + request.negative_prompt,
+                     static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ULL + 1);
+  Image image(request.width, request.height);
+  for (int y = 0; y < image.height; ++y) {
+    for (int x = 0; x < image.width; ++x) {
+      uint8_t* p = image.Pixel(x, y);
+      p[0] = static_cast<uint8_t>((h & 0xFF) ^ static_cast<uint64_t>(x * 255 / image.width));
+      p[1] =
+          static_cast<uint8_t>(((h >> 8) & 0xFF) ^ static_cast<uint64_t>(y * 255 / image.height));
+      p[2] = static_cast<uint8_t>((h >> 16) & 0xFF);
+    }
+  }
+  return image;
+}
+
+class TestModel final : public ImageModel {
+ public:
+  TestModel(int delay_ms, std::optional<ErrorCode> fail) : delay_ms_(delay_ms), fail_(fail) {
+    limits_.sizes = {{64, 64}, {128, 128}, {256, 256}, {512, 512}, {1024, 1024}, {768, 512}};
+    limits_.default_steps = 4;
+    limits_.max_steps = 50;
+    limits_.max_count = 4;
+  }
+  std::string Name() const override { return "test"; }
+  const ModelLimits& Limits() const override { return limits_; }
+
+  Result<ModelOutput> Generate(const ValidRequest& request, const GenerateContext& ctx) override {
+    if (fail_) return Error::Make(*fail_, "test model told to fail");
+    ModelOutput out;
+    for (int i = 0; i < request.count; ++i) {
+      for (int step = 1; step <= request.steps; ++step) {
+        if (auto stop = ctx.ShouldStop()) return *stop;
+        if (delay_ms_ > 0) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_ / request.steps));
+        }
+        if (ctx.on_progress)
+          ctx.on_progress(i * request.steps + step, request.count * request.steps);
+      }
+      out.images.push_back(Render(request, request.seed + i));
+    }
+    if (request.prompt.find("croissant") != std::string::npos) {
+      out.warnings.push_back("unknown word: \"croissant\"");
+    }
+    return out;
+  }
+
+ private:
+  int delay_ms_;
+  std::optional<ErrorCode> fail_;
+  ModelLimits limits_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ImageModel>> MakeTestModel(const std::string& spec) {
+  int delay_ms = 0;
+  std::optional<ErrorCode> fail;
+  size_t q = spec.find('?');
+  std::string query = q == std::string::npos ? "" : spec.substr(q + 1);
+  size_t start = 0;
+  while (start < query.size()) {
+    size_t end = query.find('&', start);
+    if (end == std::string::npos) end = query.size();
+    std::string pair = query.substr(start, end - start);
+    size_t eq = pair.find('=');
+    std::string name = pair.substr(0, eq),
+                value = eq == std::string::npos ? "" : pair.substr(eq + 1);
+    if (name == "delay_ms") {
+      delay_ms = std::atoi(value.c_str());
+    } else if (name == "fail") {
+      fail = ErrorCodeFromName(value);
+      if (!fail) return Error::Invalid("model", "unknown error code in test model spec: " + value);
+    } else {
+      return Error::Invalid("model", "unknown test model option: " + name);
+    }
+    start = end + 1;
+  }
+  return std::unique_ptr<ImageModel>(std::make_unique<TestModel>(delay_ms, fail));
+}
+
+}  // namespace imagegen

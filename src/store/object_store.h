@@ -1,0 +1,61 @@
+// ObjectStore: where images (and job records) live. file:// by default, s3:// in production.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+
+namespace imagegen {
+
+using Metadata = std::map<std::string, std::string>;  // lower-case ASCII names
+
+struct ObjectInfo {
+  std::string key;
+  uint64_t size = 0;
+  int64_t modified_ms = 0;  // epoch milliseconds
+  std::string etag;         // quoted, as in HTTP
+  std::string content_type;
+  Metadata metadata;  // filled by Head/Get, not by List
+};
+
+struct ListPage {
+  std::vector<ObjectInfo> objects;  // ascending key order
+  std::string next_cursor;          // empty: no more
+};
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+  // Atomic: readers see the old object, or the new one whole; never a partial one.
+  virtual Status Put(const std::string& key, const std::string& data,
+                     const std::string& content_type, const Metadata& metadata) = 0;
+  // kNotFound when absent. `info` (optional) receives size, etag, type and metadata.
+  virtual Result<std::string> Get(const std::string& key, ObjectInfo* info) = 0;
+  virtual Result<ObjectInfo> Head(const std::string& key) = 0;
+  // Keys under `prefix` in ascending order, at most `limit`, starting after `cursor`.
+  virtual Result<ListPage> List(const std::string& prefix, int limit,
+                                const std::string& cursor) = 0;
+  // A URI naming the object in the store's own scheme (file:///abs/path, s3://bucket/key).
+  virtual std::string Uri(const std::string& key) const = 0;
+  // A time-limited URL that fetches the object without credentials, where the store has one.
+  virtual std::optional<std::string> PresignGet(const std::string& key, int expires_s) const {
+    (void)key;
+    (void)expires_s;
+    return std::nullopt;
+  }
+  // The object's plain URL (https://bucket.s3.region.amazonaws.com/key), where the store has one.
+  virtual std::optional<std::string> ObjectUrl(const std::string& key) const {
+    (void)key;
+    return std::nullopt;
+  }
+};
+
+// Rejects keys that could escape a root or confuse a store: empty, absolute, "..", "." or
+// empty segments, NUL or control characters, backslashes, over 1024 bytes.
+Status CheckKey(const std::string& key);
+
+}  // namespace imagegen
