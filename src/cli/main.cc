@@ -57,6 +57,11 @@ void AddCommonFlags(CLI::App* command, Config* config) {
           "local | local:PATH | bedrock:MODEL_ID | openai:URL [env IMAGEGEN_MODEL, MODEL_ID]")
       ->capture_default_str();
   command
+      ->add_option("--queue", config->queue,
+                   "Job queue: sqlite://PATH, sqs://NAME or an SQS queue URL [env IMAGEGEN_QUEUE, "
+                   "SQS_QUEUE_URL]")
+      ->capture_default_str();
+  command
       ->add_option("--threads", config->threads,
                    "Threads for the embedded engine (0: automatic) [env IMAGEGEN_THREADS]")
       ->check(CLI::Range(0, 256));

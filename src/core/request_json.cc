@@ -104,4 +104,22 @@ Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
   return req;
 }
 
+Result<GenerateRequest> ParseJobMessage(const std::string& body, const std::string& fallback_job_id) {
+  GenerateRequest request;
+  auto json = nlohmann::json::parse(body, nullptr, false);
+  if (!json.is_discarded() && json.is_object()) {
+    auto parsed = ParseGenerateJson(json);
+    if (!parsed.ok()) return parsed.error();
+    request = std::move(parsed.value());
+  } else if (!json.is_discarded() && json.is_string()) {
+    request.prompt = json.get<std::string>();
+  } else if (!json.is_discarded() && !json.is_number()) {
+    return Error::Invalid("body", "message body must be a JSON object or plain-text prompt");
+  } else {
+    request.prompt = body;
+  }
+  if (request.job_id.empty()) request.job_id = fallback_job_id;
+  return request;
+}
+
 }  // namespace imagegen

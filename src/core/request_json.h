@@ -14,6 +14,13 @@ namespace imagegen {
 // The body of POST /generate, POST /jobs and queue messages.
 Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body);
 
+// A queue message body (SQS, the embedded queue, a Lambda SQS record): a JSON object with the
+// fields of POST /generate (job_id included), or, as the seed's
+// `aws sqs send-message --message-body "a croissant"` sends, plain text taken as the prompt
+// (a JSON string is taken as the prompt too). When the body names no job_id, `fallback_job_id`
+// (e.g. the queue's message id) names the output, so a redelivery finds the same key.
+Result<GenerateRequest> ParseJobMessage(const std::string& body, const std::string& fallback_job_id);
+
 // Parses text as a JSON object; errors are invalid_request with the parser's position.
 Result<nlohmann::json> ParseJsonObject(const std::string& text);
 
