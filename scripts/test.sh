@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the tests, installing and building whatever is missing first.
+#   scripts/test.sh            the default suite: unit tests (CTest) + integration and browser
+#                              tests (pytest) against real peers started by the tests
+#   scripts/test.sh unit       unit tests only
+#   scripts/test.sh fuzz       contract fuzzing of the HTTP API (schemathesis) + libFuzzer targets
+#   scripts/test.sh container  build the container image with podman and drive it over HTTP
+#   scripts/test.sh asan       unit tests built with AddressSanitizer + UBSan (build-asan/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+suite="${1:-default}"
+scripts/setup.sh test
+export IMAGEGEN_BIN="$PWD/build/imagegen"
+export PATH="$PWD/.tools/bin:$PATH"
+
+case "$suite" in
+  default|unit)
+    scripts/build.sh
+    ctest --test-dir build --output-on-failure -j 2
+    if [ "$suite" = default ]; then
+      .venv/bin/pytest -q tests/integration -p no:cacheprovider
+    fi
+    ;;
+  asan)
+    BUILD_DIR=build-asan scripts/build.sh -DIMAGEGEN_SANITIZE=ON
+    ASAN_OPTIONS=detect_leaks=0 ctest --test-dir build-asan --output-on-failure -j 2
+    ;;
+  fuzz)
+    scripts/build.sh
+    bash tests/fuzz/run.sh
+    ;;
+  container)
+    .venv/bin/pytest -q tests/container -p no:cacheprovider
+    ;;
+  *)
+    echo "usage: scripts/test.sh [default|unit|asan|fuzz|container]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,182 @@
+#include "core/request.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/error.h"
+#include "core/ids.h"
+#include "core/request_json.h"
+
+namespace imagegen {
+namespace {
+
+ModelLimits TestLimits() {
+  ModelLimits limits;
+  limits.max_prompt_chars = 10;
+  limits.sizes = {{64, 64}, {128, 128}};
+  limits.min_steps = 1;
+  limits.max_steps = 50;
+  limits.default_steps = 20;
+  limits.max_count = 2;
+  return limits;
+}
+
+TEST(ValidateTest, AppliesDefaultsAndTrims) {
+  GenerateRequest req;
+  req.prompt = "  a cat \n";
+  auto v = Validate(req, TestLimits());
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->prompt, "a cat");
+  EXPECT_EQ(v->width, 64);
+  EXPECT_EQ(v->height, 64);
+  EXPECT_EQ(v->steps, 20);
+  EXPECT_GE(v->seed, 0);
+  EXPECT_LE(v->seed, kMaxSeed);
+}
+
+TEST(ValidateTest, RejectsEmptyPromptNamingTheField) {
+  GenerateRequest req;
+  req.prompt = " \t ";
+  auto v = Validate(req, TestLimits());
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().code, ErrorCode::kInvalidRequest);
+  EXPECT_EQ(v.error().field, "prompt");
+}
+
+TEST(ValidateTest, CountsCharactersNotBytes) {
+  GenerateRequest req;
+  req.prompt = "ééééééééé";  // 9 characters, 18 bytes
+  EXPECT_TRUE(Validate(req, TestLimits()).ok());
+  req.prompt = "ééééééééééé";  // 11 characters
+  auto v = Validate(req, TestLimits());
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.error().message.find("at most 10"), std::string::npos);
+}
+
+TEST(ValidateTest, RejectsInvalidUtf8AndControlCharacters) {
+  GenerateRequest req;
+  req.prompt = std::string("a\xff");
+  EXPECT_FALSE(Validate(req, TestLimits()).ok());
+  req.prompt = std::string("a\x01");
+  EXPECT_FALSE(Validate(req, TestLimits()).ok());
+}
+
+TEST(ValidateTest, SizeMustBeInTheModelsTable) {
+  GenerateRequest req;
+  req.prompt = "x";
+  req.width = 100;
+  req.height = 100;
+  auto v = Validate(req, TestLimits());
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().field, "size");
+  EXPECT_NE(v.error().message.find("64x64, 128x128"), std::string::npos);
+  req.width = 128;
+  req.height = 0;  // one side given: square
+  ASSERT_TRUE(Validate(req, TestLimits()).ok());
+  EXPECT_EQ(Validate(req, TestLimits())->height, 128);
+}
+
+TEST(ValidateTest, RangesNameFieldAndBounds) {
+  GenerateRequest req;
+  req.prompt = "x";
+  req.seed = kMaxSeed + 1;
+  auto v = Validate(req, TestLimits());
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().field, "seed");
+  EXPECT_NE(v.error().message.find("between 0 and 2147483647"), std::string::npos);
+  req.seed = 7;
+  req.count = 3;
+  EXPECT_EQ(Validate(req, TestLimits()).error().field, "count");
+  req.count = 1;
+  req.steps = 51;
+  EXPECT_EQ(Validate(req, TestLimits()).error().field, "steps");
+}
+
+TEST(ValidateTest, GivenSeedIsKept) {
+  GenerateRequest req;
+  req.prompt = "x";
+  req.seed = 0;
+  EXPECT_EQ(Validate(req, TestLimits())->seed, 0);
+}
+
+TEST(ParseSizeTest, Formats) {
+  EXPECT_EQ(ParseSize("512x256"), std::make_pair(512, 256));
+  EXPECT_FALSE(ParseSize("512"));
+  EXPECT_FALSE(ParseSize("x512"));
+  EXPECT_FALSE(ParseSize("-1x5"));
+  EXPECT_FALSE(ParseSize("99999999x1"));
+}
+
+TEST(ParseGenerateJsonTest, StrictFieldsAndTypes) {
+  auto j = nlohmann::json::parse(R"({"prompt":"a","seed":5,"size":"128x128","guidance_scale":3})");
+  auto r = ParseGenerateJson(j);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->seed, 5);
+  EXPECT_EQ(r->width, 128);
+  EXPECT_EQ(r->guidance, 3.0);
+  EXPECT_EQ(ParseGenerateJson(nlohmann::json::parse(R"({"prompt":"a","negative_promt":"x"})"))
+                .error()
+                .field,
+            "negative_promt");
+  EXPECT_EQ(ParseGenerateJson(nlohmann::json::parse(R"({"prompt":5})")).error().field, "prompt");
+  EXPECT_EQ(ParseGenerateJson(nlohmann::json::parse(R"({"prompt":"a","seed":1.5})")).error().field,
+            "seed");
+  EXPECT_EQ(ParseGenerateJson(nlohmann::json::parse(R"({"prompt":"a","seed":-1})")).error().field,
+            "seed");
+  EXPECT_EQ(
+      ParseGenerateJson(nlohmann::json::parse(R"({"prompt":"a","seed":18446744073709551615})"))
+          .error()
+          .field,
+      "seed");
+  EXPECT_FALSE(ParseGenerateJson(nlohmann::json::parse(R"({})")).ok());
+}
+
+TEST(ParseJobMessageTest, JsonOrPlainText) {
+  auto plain = ParseJobMessage("A croissant", "msg-1");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->prompt, "A croissant");
+  EXPECT_EQ(plain->job_id, "msg-1");
+  auto json = ParseJobMessage(R"({"prompt":"x","job_id":"j1"})", "msg-2");
+  ASSERT_TRUE(json.ok());
+  EXPECT_EQ(json->job_id, "j1");
+  auto quoted = ParseJobMessage(R"("a string")", "m");
+  EXPECT_EQ(quoted->prompt, "a string");
+  EXPECT_FALSE(ParseJobMessage(R"({"prompt":"x","bogus":1})", "m").ok());
+}
+
+TEST(ErrorTest, TaxonomyMapsOnce) {
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kInvalidRequest), 400);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kContentRejected), 400);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kRateLimited), 429);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kUpstreamTimeout), 504);
+  EXPECT_EQ(ExitCodeFor(ErrorCode::kInvalidRequest), 2);
+  EXPECT_FALSE(IsRetryable(ErrorCode::kInvalidRequest));
+  EXPECT_TRUE(IsRetryable(ErrorCode::kUpstreamUnavailable));
+  EXPECT_EQ(ErrorCodeFromName("content_rejected"), ErrorCode::kContentRejected);
+  EXPECT_FALSE(ErrorCodeFromName("nope"));
+}
+
+TEST(IdsTest, NewIdsSortNewestFirstAndPassTheirOwnCheck) {
+  std::string a = NewJobId();
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  std::string b = NewJobId();
+  EXPECT_LT(b, a);
+  EXPECT_TRUE(CheckJobId(a).ok());
+  EXPECT_FALSE(CheckJobId("../x").ok());
+  EXPECT_FALSE(CheckJobId("").ok());
+  EXPECT_FALSE(CheckJobId(std::string(65, 'a')).ok());
+  EXPECT_EQ(ImageKey("p/", "j", 0), "p/j.png");
+  EXPECT_EQ(ImageKey("", "j", 2), "j-2.png");
+}
+
+TEST(IdsTest, MetadataEncodingRoundTrips) {
+  std::string value = "un café 100% \n ok";
+  std::string encoded = EncodeMetadataValue(value);
+  for (unsigned char c : encoded) EXPECT_TRUE(c >= 0x20 && c < 0x7F);
+  EXPECT_EQ(DecodeMetadataValue(encoded), value);
+}
+
+}  // namespace
+}  // namespace imagegen
