@@ -159,8 +159,8 @@ std::string FormatAmzDate(int64_t epoch_s) {
 std::optional<int64_t> ParseIso8601Ms(std::string_view text) {
   // YYYY-MM-DDTHH:MM:SS[.fff][Z|+HH:MM|-HH:MM]
   int y, mo, d, h, mi, s;
-  if (text.size() < 19 || text[4] != '-' || text[7] != '-' || (text[10] != 'T' && text[10] != ' ') ||
-      text[13] != ':' || text[16] != ':') {
+  if (text.size() < 19 || text[4] != '-' || text[7] != '-' ||
+      (text[10] != 'T' && text[10] != ' ') || text[13] != ':' || text[16] != ':') {
     return std::nullopt;
   }
   if (!ParseInt(text, 0, 4, &y) || !ParseInt(text, 5, 2, &mo) || !ParseInt(text, 8, 2, &d) ||

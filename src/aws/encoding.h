@@ -23,7 +23,7 @@ std::optional<std::string> Base64Decode(std::string_view text);
 
 std::string Sha256(std::string_view data);  // 32 raw bytes
 std::string Sha256Hex(std::string_view data);
-std::string Md5(std::string_view data);  // 16 raw bytes
+std::string Md5(std::string_view data);                               // 16 raw bytes
 std::string HmacSha256(std::string_view key, std::string_view data);  // 32 raw bytes
 
 // 20150830T123600Z (SigV4's X-Amz-Date) from epoch seconds.

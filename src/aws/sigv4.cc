@@ -11,12 +11,11 @@ namespace {
 // Headers that proxies and HTTP stacks add, drop or rewrite; signing them breaks requests
 // that pass through such a hop. The same list as botocore's SIGNED_HEADERS_BLACKLIST.
 bool IsUnsignedHeader(const std::string& lower_name) {
-  static const char* const kSkip[] = {"baggage",          "connection", "expect",
-                                      "keep-alive",       "proxy-authenticate",
-                                      "proxy-authorization", "te",    "traceparent",
-                                      "tracestate",       "trailer",    "transfer-encoding",
-                                      "upgrade",          "user-agent", "x-amzn-trace-id",
-                                      "authorization"};
+  static const char* const kSkip[] = {"baggage",    "connection",         "expect",
+                                      "keep-alive", "proxy-authenticate", "proxy-authorization",
+                                      "te",         "traceparent",        "tracestate",
+                                      "trailer",    "transfer-encoding",  "upgrade",
+                                      "user-agent", "x-amzn-trace-id",    "authorization"};
   for (const char* s : kSkip) {
     if (lower_name == s) return true;
   }
@@ -74,7 +73,7 @@ void RemoveHeader(HeaderList* headers, std::string_view lower_name) {
 }
 
 struct CanonicalHeaders {
-  std::string block;   // "name:value\n" for each, sorted
+  std::string block;         // "name:value\n" for each, sorted
   std::string signed_names;  // "a;b;c"
 };
 
@@ -179,8 +178,9 @@ SignatureParts SignHeaders(SignableRequest* request, const SigningKeys& keys,
            CanonicalQueryString(request->query), canonical, payload_hash, keys, params, amz_date);
   headers.emplace_back("Authorization", "AWS4-HMAC-SHA256 Credential=" + keys.access_key_id + "/" +
                                             amz_date.substr(0, 8) + "/" + params.region + "/" +
-                                            params.service + "/aws4_request, SignedHeaders=" +
-                                            parts.signed_headers + ", Signature=" + parts.signature);
+                                            params.service +
+                                            "/aws4_request, SignedHeaders=" + parts.signed_headers +
+                                            ", Signature=" + parts.signature);
   return parts;
 }
 

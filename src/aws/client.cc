@@ -1,0 +1,189 @@
+#include "aws/client.h"
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "aws/encoding.h"
+#include "aws/errors.h"
+
+namespace imagegen::aws {
+
+std::string Response::Header(std::string_view lower_name) const {
+  for (const auto& [name, value] : headers) {
+    if (name == lower_name) return value;
+  }
+  return "";
+}
+
+namespace {
+
+int64_t SystemNowS() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double ThreadRandom01() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+int DefaultMaxAttempts(const EnvLookup& env) {
+  if (auto v = NonEmpty(env, "AWS_MAX_ATTEMPTS")) {
+    try {
+      int n = std::stoi(*v);
+      if (n >= 1) return n;
+    } catch (...) {
+    }
+  }
+  return 3;
+}
+
+bool IsExpiredToken(const std::string& code) {
+  return code == "ExpiredToken" || code == "ExpiredTokenException" || code == "RequestExpired";
+}
+
+}  // namespace
+
+Client::Client(ServiceId service, ClientOptions options, std::string region, std::string endpoint)
+    : service_(std::move(service)),
+      options_(std::move(options)),
+      region_(std::move(region)),
+      endpoint_(std::move(endpoint)) {}
+
+Client::~Client() = default;
+
+Result<std::unique_ptr<Client>> Client::Make(const ServiceId& service, ClientOptions options) {
+  if (!options.env) options.env = ProcessEnv();
+  std::string region = options.region.empty() ? ResolveRegion(options.env) : options.region;
+  auto endpoint = ResolveEndpoint(service, region, options.endpoint, options.env);
+  if (!endpoint.ok()) return endpoint.error();
+  // Local servers (moto, MinIO, ElasticMQ) accept any region; us-east-1 is their default.
+  if (region.empty()) region = "us-east-1";
+  if (!options.transport) options.transport = DefaultTransport();
+  if (!options.credentials) {
+    ChainOptions chain;
+    chain.env = options.env;
+    chain.transport = options.transport;
+    options.credentials = MakeDefaultCredentialsChain(std::move(chain));
+  }
+  if (!options.sleep_ms) {
+    options.sleep_ms = [](int64_t ms) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    };
+  }
+  if (!options.now_s) options.now_s = SystemNowS;
+  if (!options.random01) options.random01 = ThreadRandom01;
+  if (options.retry.max_attempts <= 0) options.retry.max_attempts = DefaultMaxAttempts(options.env);
+  return std::unique_ptr<Client>(
+      new Client(service, std::move(options), std::move(region), std::move(*endpoint)));
+}
+
+SignableRequest Client::ToSignable(const Request& request, std::string* url) const {
+  const std::string& base = request.endpoint.empty() ? endpoint_ : request.endpoint;
+  auto parts = SplitUrl(base);
+  SignableRequest s;
+  s.method = request.method;
+  s.host = HostHeaderForUrl(base);
+  std::string base_path = parts.ok() ? parts->path : "";
+  std::string path = request.path.empty() ? "/" : request.path;
+  if (path.front() != '/') path.insert(path.begin(), '/');
+  s.path = base_path + path;
+  s.query = request.query;
+  s.headers = request.headers;
+  s.body = request.body;
+  if (url) {
+    *url = (parts.ok() ? parts->scheme + "://" + parts->authority : base) + WirePath(s.path);
+    std::string q = CanonicalQueryString(s.query);
+    if (!q.empty()) *url += "?" + q;
+  }
+  return s;
+}
+
+std::string Client::UrlFor(const Request& request) const {
+  std::string url;
+  ToSignable(request, &url);
+  return url;
+}
+
+Result<Response> Client::Send(const Request& request) {
+  SigningParams params;
+  params.service = service_.signing_name;
+  params.region = region_;
+  params.s3 = service_.signing_name == "s3";
+  params.unsigned_payload = request.unsigned_payload;
+
+  const RetryOptions& retry = options_.retry;
+  int quota_taken = 0;
+  bool refreshed_credentials = false;
+  for (int attempt = 1;; ++attempt) {
+    auto credentials = options_.credentials->Get();
+    if (!credentials.ok()) {
+      Error e = credentials.error();
+      e.message = request.operation + " " + request.resource + ": " + e.message;
+      return e;
+    }
+    std::string url;
+    SignableRequest signable = ToSignable(request, &url);
+    params.time_s = options_.now_s();  // re-signed per attempt: signatures age
+    SignHeaders(&signable, credentials->keys, params);
+
+    HttpRequest http;
+    http.method = request.method;
+    http.url = url;
+    http.headers = std::move(signable.headers);
+    http.body = request.body;
+    http.timeout_ms = request.timeout_ms > 0 ? request.timeout_ms : options_.timeout_ms;
+    http.connect_timeout_ms = options_.connect_timeout_ms;
+    HttpResponse resp = options_.transport->Perform(http);
+
+    if (resp.failure == TransportFailure::kNone && resp.status >= 200 && resp.status < 300) {
+      if (retry.use_quota) quota_.Release(quota_taken);
+      Response out;
+      out.status = resp.status;
+      out.body = std::move(resp.body);
+      out.headers = std::move(resp.headers);
+      out.request_id = out.Header("x-amzn-requestid");
+      if (out.request_id.empty()) out.request_id = out.Header("x-amz-request-id");
+      out.attempts = attempt;
+      return out;
+    }
+
+    AwsFailure failure = ParseFailure(resp);
+    failure.operation = request.operation;
+    failure.resource = request.resource;
+    // Temporary credentials can expire between the cache check and the service's; fetch new
+    // ones once and try again, outside the retry budget (the request itself was fine).
+    if (IsExpiredToken(failure.aws_code) && !refreshed_credentials) {
+      refreshed_credentials = true;
+      options_.credentials->Invalidate();
+      --attempt;
+      continue;
+    }
+    if (!IsRetryable(failure) || attempt >= retry.max_attempts) return MapAwsError(failure);
+    if (retry.use_quota &&
+        !quota_.Acquire(failure.transport == TransportFailure::kTimeout, &quota_taken)) {
+      return MapAwsError(failure);
+    }
+    options_.sleep_ms(BackoffDelayMs(retry, attempt, options_.random01()));
+  }
+}
+
+Result<std::string> Client::Presign(const Request& request, int expires_s) {
+  auto credentials = options_.credentials->Get();
+  if (!credentials.ok()) return credentials.error();
+  std::string url;
+  SignableRequest signable = ToSignable(request, &url);
+  SigningParams params;
+  params.service = service_.signing_name;
+  params.region = region_;
+  params.s3 = service_.signing_name == "s3";
+  params.time_s = options_.now_s();
+  std::string query = PresignQuery(signable, credentials->keys, params, expires_s);
+  size_t q = url.find('?');
+  if (q != std::string::npos) url.resize(q);
+  return url + "?" + query;
+}
+
+}  // namespace imagegen::aws

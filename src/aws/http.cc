@@ -1,0 +1,191 @@
+#include "aws/http.h"
+
+#include <curl/curl.h>
+
+#include <mutex>
+#include <vector>
+
+#include "aws/encoding.h"
+
+namespace imagegen::aws {
+
+std::string HttpResponse::Header(std::string_view lower_name) const {
+  for (const auto& [name, value] : headers) {
+    if (name == lower_name) return value;
+  }
+  return "";
+}
+
+std::string HostHeaderForUrl(std::string_view url) {
+  size_t scheme_end = url.find("://");
+  std::string scheme =
+      scheme_end == std::string_view::npos ? "https" : ToLower(url.substr(0, scheme_end));
+  std::string_view rest = scheme_end == std::string_view::npos ? url : url.substr(scheme_end + 3);
+  size_t end = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, end);
+  size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) authority = authority.substr(at + 1);
+  std::string host = ToLower(authority);
+  // Split a port off (IPv6 literals keep their brackets).
+  size_t colon = host.rfind(':');
+  size_t bracket = host.rfind(']');
+  if (colon != std::string::npos && (bracket == std::string::npos || colon > bracket)) {
+    std::string port = host.substr(colon + 1);
+    if ((scheme == "https" && port == "443") || (scheme == "http" && port == "80") ||
+        port.empty()) {
+      host.resize(colon);
+    }
+  }
+  return host;
+}
+
+namespace {
+
+size_t WriteBody(char* data, size_t size, size_t nmemb, void* user) {
+  static_cast<std::string*>(user)->append(data, size * nmemb);
+  return size * nmemb;
+}
+
+size_t WriteHeader(char* data, size_t size, size_t nmemb, void* user) {
+  auto* headers = static_cast<HeaderList*>(user);
+  std::string_view line(data, size * nmemb);
+  if (line.starts_with("HTTP/")) {
+    headers->clear();  // a new response (after 100-continue or a redirect) starts afresh
+    return size * nmemb;
+  }
+  size_t colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    headers->emplace_back(ToLower(Trim(line.substr(0, colon))), Trim(line.substr(colon + 1)));
+  }
+  return size * nmemb;
+}
+
+TransportFailure Classify(CURLcode code) {
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+      return TransportFailure::kTimeout;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+      return TransportFailure::kConnect;
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      return TransportFailure::kReset;
+    default:
+      return TransportFailure::kOther;
+  }
+}
+
+class CurlTransport : public HttpTransport {
+ public:
+  CurlTransport() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+  ~CurlTransport() override {
+    for (CURL* h : idle_) curl_easy_cleanup(h);
+  }
+
+  HttpResponse Perform(const HttpRequest& request) override {
+    CURL* handle = Acquire();
+    HttpResponse response;
+    curl_slist* header_list = nullptr;
+    bool has_content_type = false;
+    for (const auto& [name, value] : request.headers) {
+      if (ToLower(name) == "content-type") has_content_type = true;
+      // "Name;" is curl's way to send a header with an empty value.
+      std::string line = value.empty() ? name + ";" : name + ": " + value;
+      header_list = curl_slist_append(header_list, line.c_str());
+    }
+    // curl would otherwise add headers we did not sign or do not want.
+    header_list = curl_slist_append(header_list, "Expect:");
+    if (!has_content_type) header_list = curl_slist_append(header_list, "Content-Type:");
+    header_list = curl_slist_append(header_list, "Accept:");
+
+    curl_easy_setopt(handle, CURLOPT_URL, request.url.c_str());
+    curl_easy_setopt(handle, CURLOPT_HTTPHEADER, header_list);
+    curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for DNS timeouts
+    curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout_ms));
+    curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(request.connect_timeout_ms));
+    curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, WriteBody);
+    curl_easy_setopt(handle, CURLOPT_WRITEDATA, &response.body);
+    curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, WriteHeader);
+    curl_easy_setopt(handle, CURLOPT_HEADERDATA, &response.headers);
+    curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);  // a redirect changes what was signed
+    curl_easy_setopt(handle, CURLOPT_USERAGENT, "imagegen/" IMAGEGEN_VERSION);
+    curl_easy_setopt(handle, CURLOPT_TCP_KEEPALIVE, 1L);
+    // Callers (the signer) already encoded the path; curl must send it byte for byte.
+    curl_easy_setopt(handle, CURLOPT_PATH_AS_IS, 1L);
+    const std::string& method = request.method;
+    if (method == "HEAD") {
+      curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
+    } else if (method == "GET") {
+      curl_easy_setopt(handle, CURLOPT_HTTPGET, 1L);
+    } else {
+      curl_easy_setopt(handle, CURLOPT_POSTFIELDS, request.body.data());
+      curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE,
+                       static_cast<curl_off_t>(request.body.size()));
+      if (method != "POST") curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, method.c_str());
+    }
+    char error_buffer[CURL_ERROR_SIZE] = {0};
+    curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, error_buffer);
+
+    CURLcode code = curl_easy_perform(handle);
+    if (code == CURLE_OK) {
+      long status = 0;
+      curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status);
+      response.status = static_cast<int>(status);
+    } else {
+      response.failure = Classify(code);
+      response.failure_message = error_buffer[0] ? error_buffer : curl_easy_strerror(code);
+      response.status = 0;
+      response.body.clear();
+      response.headers.clear();
+    }
+    curl_slist_free_all(header_list);
+    Release(handle, code == CURLE_OK);
+    return response;
+  }
+
+ private:
+  static constexpr size_t kMaxIdle = 16;
+
+  CURL* Acquire() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!idle_.empty()) {
+        CURL* h = idle_.back();
+        idle_.pop_back();
+        return h;
+      }
+    }
+    return curl_easy_init();
+  }
+
+  void Release(CURL* handle, bool healthy) {
+    // Options are reset, but the handle keeps its connection cache (keep-alive) and DNS cache.
+    curl_easy_reset(handle);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (healthy && idle_.size() < kMaxIdle) {
+      idle_.push_back(handle);
+    } else {
+      curl_easy_cleanup(handle);  // a failed handle may hold a broken connection
+    }
+  }
+
+  std::mutex mu_;
+  std::vector<CURL*> idle_;  // guarded by mu_
+};
+
+}  // namespace
+
+std::shared_ptr<HttpTransport> DefaultTransport() {
+  static std::shared_ptr<HttpTransport> transport = std::make_shared<CurlTransport>();
+  return transport;
+}
+
+}  // namespace imagegen::aws
