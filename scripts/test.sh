@@ -18,7 +18,7 @@ case "$suite" in
     scripts/build.sh
     ctest --test-dir build --output-on-failure -j 2
     if [ "$suite" = default ]; then
-      .venv/bin/pytest -q tests/integration -p no:cacheprovider
+      .venv/bin/pytest -q tests/integration tests/fuzz/test_contract.py -p no:cacheprovider
     fi
     ;;
   asan)

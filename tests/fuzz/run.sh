@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Fuzzing, both kinds (scripts/test.sh fuzz):
+#  1. contract fuzzing of the HTTP API from its OpenAPI document with schemathesis: every
+#     generated request against a live `imagegen serve`; any 5xx fails the run;
+#  2. the libFuzzer target tests/fuzz/request_fuzz.cc (clang, ASan+UBSan) for FUZZ_SECONDS.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+MAX_EXAMPLES="${MAX_EXAMPLES:-200}"
+
+echo "== schemathesis against /openapi.json ($MAX_EXAMPLES examples per operation)"
+MAX_EXAMPLES="$MAX_EXAMPLES" .venv/bin/pytest -q tests/fuzz/test_contract.py -p no:cacheprovider
+
+echo "== libFuzzer: request parser for ${FUZZ_SECONDS}s"
+CC=clang-14 CXX=clang++-14 BUILD_DIR=build-fuzz IMAGEGEN_TARGETS=request_fuzz \
+  scripts/build.sh -DIMAGEGEN_FUZZ=ON -DIMAGEGEN_BUILD_TESTS=OFF -DIMAGEGEN_WERROR=OFF
+mkdir -p build-fuzz/corpus
+cp tests/fuzz/seeds/* build-fuzz/corpus/ 2>/dev/null || true
+build-fuzz/request_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=4096 build-fuzz/corpus
