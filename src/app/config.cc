@@ -4,8 +4,11 @@
 #include <map>
 #include <mutex>
 
+#include "queue/sqlite_queue.h"
+#include "queue/sqs_queue.h"
 #include "store/file_store.h"
 #include "store/object_store.h"
+#include "store/s3_store.h"
 #ifdef IMAGEGEN_WITH_TEST_MODEL
 #include "model/testing/test_model.h"
 #endif
@@ -101,13 +104,31 @@ Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, int 
 Result<std::unique_ptr<ObjectStore>> MakeObjectStore(const Config& config) {
   const std::string& url = config.store;
   if (url.rfind("file://", 0) == 0) return MakeFileStore(url.substr(7));
+  if (url.rfind("s3://", 0) == 0) {
+    S3Options options;
+    options.endpoint = config.s3_endpoint;
+    options.force_path_style = config.s3_path_style;
+    return MakeS3Store(url, options);
+  }
   if (url.find("://") == std::string::npos) return MakeFileStore(url);  // a plain directory
   return Error::Invalid(
       "store", "unsupported store URL \"" + url + "\"; use file://DIR or s3://BUCKET/PREFIX");
 }
 
 Result<std::unique_ptr<JobQueue>> MakeJobQueue(const Config& config) {
-  return Error::Invalid("queue", "unsupported queue URL \"" + config.queue + "\"");
+  const std::string& url = config.queue;
+  if (url.rfind("sqlite://", 0) == 0) {
+    std::string path;
+    SqliteQueueOptions options;
+    if (auto s = ParseSqliteQueueUrl(url, &path, &options); !s) return s.error();
+    return MakeSqliteQueue(path, options);
+  }
+  if (url.rfind("sqs://", 0) == 0 || url.rfind("https://", 0) == 0 ||
+      url.rfind("http://", 0) == 0) {
+    return MakeSqsQueue(url, SqsOptions{});
+  }
+  return Error::Invalid("queue", "unsupported queue URL \"" + url +
+                                     "\"; use sqlite://PATH, sqs://NAME or an SQS queue URL");
 }
 
 Result<std::shared_ptr<Pipeline>> MakePipeline(const Config& config) {

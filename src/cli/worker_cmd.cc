@@ -1,0 +1,182 @@
+// imagegen worker: consume the job queue (see src/jobs/worker.h), with Prometheus metrics on
+// --metrics-port. SIGTERM/SIGINT: stop receiving, finish the jobs in hand, exit 0.
+// imagegen dead-letters: list or redrive the embedded queue's dead letters.
+#include <httplib.h>
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/command.h"
+#include "cli/signals.h"
+#include "core/metrics.h"
+#include "jobs/worker.h"
+#include "queue/sqlite_queue.h"
+
+namespace imagegen {
+namespace {
+
+struct WorkerArgs {
+  Config config = ConfigFromEnv();
+  WorkerOptions worker;
+  int metrics_port = -1;
+  std::string metrics_host = "127.0.0.1";
+  int64_t retention_s = JobRetentionFromEnv();
+};
+
+// /metrics and /healthz only: the worker serves no generation routes.
+class MetricsServer {
+ public:
+  Status Start(const std::string& host, int port) {
+    server_.Get("/metrics", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(GlobalMetrics().Render(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+    server_.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"status":"ok"})", "application/json");
+    });
+    int bound = port == 0 ? server_.bind_to_any_port(host) : port;
+    if (port != 0 && !server_.bind_to_port(host, port)) bound = -1;
+    if (bound < 0) {
+      return Error::Invalid("metrics_port",
+                            "cannot listen on " + host + ":" + std::to_string(port));
+    }
+    port_ = bound;
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    return Status::Ok();
+  }
+  void Stop() {
+    server_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  httplib::Server server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+int RunWorker(WorkerArgs& args) {
+  auto pipeline = MakePipeline(args.config);
+  if (!pipeline.ok()) return ReportError(pipeline.error());
+  auto queue = MakeJobQueue(args.config);
+  if (!queue.ok()) return ReportError(queue.error());
+  JobStoreOptions job_options;
+  job_options.prefix = (*pipeline)->options().key_prefix + "jobs/";
+  job_options.retention_s = args.retention_s;
+  // The store outlives the worker: the pipeline owns it and is held until RunWorker returns.
+  auto jobs = std::make_shared<JobStore>((*pipeline)->store(), job_options);
+  Worker worker(pipeline.value(), std::shared_ptr<JobQueue>(std::move(queue.value())), jobs,
+                args.worker);
+  MetricsServer metrics;
+  if (args.metrics_port >= 0) {
+    if (auto s = metrics.Start(args.metrics_host, args.metrics_port); !s) {
+      return ReportError(s.error());
+    }
+  }
+  OnShutdown([&worker] { worker.Stop(); });
+  nlohmann::json line = {{"level", "info"},
+                         {"msg", "worker started"},
+                         {"queue", args.config.queue},
+                         {"store", (*pipeline)->store().Uri("")},
+                         {"model", (*pipeline)->model().Name()},
+                         {"concurrency", args.worker.concurrency}};
+  if (args.metrics_port >= 0) line["metrics_port"] = metrics.port();
+  std::cerr << line.dump() << std::endl;
+  worker.Run();
+  metrics.Stop();
+  std::cerr << R"({"level":"info","msg":"worker stopped"})" << std::endl;
+  return 0;
+}
+
+RegisterCommand worker_registration(40, [](CLI::App& app) {
+  auto args = std::make_shared<WorkerArgs>();
+  CLI::App* cmd = app.add_subcommand("worker", "Consume the job queue: generate and store images");
+  cmd->add_option("--concurrency,-c", args->worker.concurrency, "Jobs at once")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  cmd->add_option("--metrics-port", args->metrics_port,
+                  "Serve /metrics and /healthz on this port (0: any free port; default: off)")
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--metrics-host", args->metrics_host, "Address for --metrics-port")
+      ->capture_default_str();
+  cmd->add_option("--visibility", args->worker.visibility_s,
+                  "Seconds a received job stays hidden; renewed every third of it while working")
+      ->check(CLI::Range(3, 43200))
+      ->capture_default_str();
+  cmd->add_option("--wait", args->worker.wait_s, "Long-poll wait per receive, seconds")
+      ->check(CLI::Range(0, 20))
+      ->capture_default_str();
+  cmd->add_option("--max-attempts", args->worker.max_attempts,
+                  "Receives after which a retryable failure is final (match the queue's "
+                  "max_receives / maxReceiveCount)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cmd->add_option("--job-timeout", args->worker.job_timeout_s, "Deadline per job, seconds")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  cmd->add_option("--job-retention", args->retention_s,
+                  "Seconds finished job records are kept [env IMAGEGEN_JOB_RETENTION]")
+      ->check(CLI::Range(int64_t{1}, int64_t{10} * 365 * 86400))
+      ->capture_default_str();
+  cmd->add_flag("--drain", args->worker.drain, "Exit once the queue is empty");
+  AddCommonFlags(cmd, &args->config);
+  cmd->callback([args] { SetExitCode(RunWorker(*args)); });
+});
+
+// --- dead letters -------------------------------------------------------------------------
+
+struct DeadLetterArgs {
+  Config config = ConfigFromEnv();
+  int limit = 100;
+  std::string after;
+  bool redrive = false;
+  std::vector<std::string> ids;
+};
+
+int RunDeadLetters(DeadLetterArgs& args) {
+  std::string path;
+  SqliteQueueOptions options;
+  if (auto s = ParseSqliteQueueUrl(args.config.queue, &path, &options); !s) {
+    return ReportError(
+        Error::Invalid("queue",
+                       "dead-letters works on the embedded sqlite:// queue; for SQS use the "
+                       "dead-letter queue's own tools (aws sqs start-message-move-task)"));
+  }
+  auto queue = OpenSqliteQueue(path, options);
+  if (!queue.ok()) return ReportError(queue.error());
+  if (args.redrive) {
+    auto moved = (*queue)->Redrive(args.ids);
+    if (!moved.ok()) return ReportError(moved.error());
+    std::cout << nlohmann::json{{"redriven", moved.value()}}.dump() << std::endl;
+    return 0;
+  }
+  auto dead = (*queue)->ListDeadLetters(args.limit, args.after);
+  if (!dead.ok()) return ReportError(dead.error());
+  for (const auto& d : dead.value()) {
+    std::cout << nlohmann::json{{"id", d.id},
+                                {"reason", d.reason},
+                                {"receive_count", d.receive_count},
+                                {"sent_ms", d.sent_ms},
+                                {"dead_ms", d.dead_ms},
+                                {"body", d.body}}
+                     .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+              << std::endl;
+  }
+  return 0;
+}
+
+RegisterCommand dead_letter_registration(42, [](CLI::App& app) {
+  auto args = std::make_shared<DeadLetterArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "dead-letters", "List (one JSON line each) or redrive the embedded queue's dead letters");
+  cmd->add_option("--limit", args->limit, "Most to list")->check(CLI::Range(1, 1000));
+  cmd->add_option("--after", args->after, "List those after this message id");
+  cmd->add_flag("--redrive", args->redrive, "Move dead letters back to the queue");
+  cmd->add_option("--id", args->ids, "With --redrive: only these message ids (repeatable)");
+  AddCommonFlags(cmd, &args->config);
+  cmd->callback([args] { SetExitCode(RunDeadLetters(*args)); });
+});
+
+}  // namespace
+}  // namespace imagegen

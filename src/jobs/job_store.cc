@@ -1,0 +1,248 @@
+#include "jobs/job_store.h"
+
+#include <array>
+#include <chrono>
+#include <concepts>
+#include <cstdlib>
+
+#include "core/ids.h"
+
+namespace imagegen {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::array<std::pair<JobStatus, std::string_view>, 5> kStatusNames = {{
+    {JobStatus::kQueued, "queued"},
+    {JobStatus::kRunning, "running"},
+    {JobStatus::kSucceeded, "succeeded"},
+    {JobStatus::kFailed, "failed"},
+    {JobStatus::kCancelled, "cancelled"},
+}};
+
+constexpr std::string_view kRecordSuffix = ".json";
+
+// ObjectStore has no Delete yet; when it gains one (Status Delete(const std::string&)), expired
+// records are removed as they are found, without a change here.
+template <typename Store>
+concept HasDelete = requires(Store& store, const std::string& key) {
+  {store.Delete(key)};
+};
+
+template <typename Store>
+void DeleteIfSupported(Store& store, const std::string& key) {
+  if constexpr (HasDelete<Store>) {
+    (void)store.Delete(key);
+  } else {
+    (void)store;
+    (void)key;
+  }
+}
+
+json ErrorToJson(const Error& error) {
+  json j = {{"code", ErrorCodeName(error.code)}, {"message", error.message}};
+  if (!error.field.empty()) j["field"] = error.field;
+  return j;
+}
+
+std::optional<Error> ErrorFromJson(const json& j) {
+  if (!j.is_object()) return std::nullopt;
+  Error error;
+  auto code = ErrorCodeFromName(j.value("code", ""));
+  error.code = code.value_or(ErrorCode::kInternal);
+  error.message = j.value("message", "");
+  error.field = j.value("field", "");
+  return error;
+}
+
+}  // namespace
+
+int64_t NowEpochMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t JobRetentionFromEnv() {
+  const char* env = std::getenv("IMAGEGEN_JOB_RETENTION");
+  int64_t value = env == nullptr ? 0 : std::atoll(env);
+  return value > 0 ? value : JobStoreOptions{}.retention_s;
+}
+
+std::string_view JobStatusName(JobStatus status) {
+  for (const auto& [s, name] : kStatusNames) {
+    if (s == status) return name;
+  }
+  return "queued";
+}
+
+std::optional<JobStatus> JobStatusFromName(std::string_view name) {
+  for (const auto& [s, n] : kStatusNames) {
+    if (n == name) return s;
+  }
+  return std::nullopt;
+}
+
+json JobRecordToJson(const JobRecord& r) {
+  json j = {
+      {"job_id", r.job_id},         {"status", JobStatusName(r.status)},
+      {"created_ms", r.created_ms}, {"updated_ms", r.updated_ms},
+      {"attempts", r.attempts},     {"request", r.request.is_null() ? json::object() : r.request}};
+  if (r.started_ms > 0) j["started_ms"] = r.started_ms;
+  if (r.finished_ms > 0) j["finished_ms"] = r.finished_ms;
+  if (r.total_steps > 0) {
+    j["progress"] = {{"step", r.step},
+                     {"total_steps", r.total_steps},
+                     {"fraction", static_cast<double>(r.step) / r.total_steps}};
+  }
+  if (!r.request_hash.empty()) j["request_hash"] = r.request_hash;
+  if (r.error) j["error"] = ErrorToJson(*r.error);
+  if (!r.result.is_null()) j["result"] = r.result;
+  if (!r.worker.empty()) j["worker"] = r.worker;
+  if (r.cancel_requested) j["cancel_requested"] = true;
+  if (!r.enqueued) j["enqueued"] = false;
+  return j;
+}
+
+Result<JobRecord> JobRecordFromJson(const json& j) {
+  if (!j.is_object()) return Error::Make(ErrorCode::kInternal, "job record is not an object");
+  try {
+    JobRecord r;
+    r.job_id = j.at("job_id").get<std::string>();
+    auto status = JobStatusFromName(j.at("status").get<std::string>());
+    if (!status) return Error::Make(ErrorCode::kInternal, "job record has an unknown status");
+    r.status = *status;
+    r.created_ms = j.value("created_ms", int64_t{0});
+    r.updated_ms = j.value("updated_ms", int64_t{0});
+    r.started_ms = j.value("started_ms", int64_t{0});
+    r.finished_ms = j.value("finished_ms", int64_t{0});
+    r.attempts = j.value("attempts", 0);
+    if (j.contains("progress")) {
+      r.step = j["progress"].value("step", 0);
+      r.total_steps = j["progress"].value("total_steps", 0);
+    }
+    r.request = j.value("request", json::object());
+    r.request_hash = j.value("request_hash", "");
+    if (j.contains("error")) r.error = ErrorFromJson(j["error"]);
+    if (j.contains("result")) r.result = j["result"];
+    r.worker = j.value("worker", "");
+    r.enqueued = j.value("enqueued", true);
+    return r;
+  } catch (const json::exception& e) {
+    return Error::Make(ErrorCode::kInternal, std::string("malformed job record: ") + e.what());
+  }
+}
+
+JobStore::JobStore(ObjectStore& store, JobStoreOptions options)
+    : store_(store), options_(std::move(options)) {}
+
+std::string JobStore::RecordKey(const std::string& job_id) const {
+  return options_.prefix + job_id + std::string(kRecordSuffix);
+}
+
+std::string JobStore::CancelKey(const std::string& job_id) const {
+  return options_.prefix + job_id + ".cancel";
+}
+
+bool JobStore::Expired(const JobRecord& record, int64_t now_ms) const {
+  if (!IsFinished(record.status)) return false;
+  int64_t finished = record.finished_ms > 0 ? record.finished_ms : record.updated_ms;
+  return now_ms - finished > options_.retention_s * 1000;
+}
+
+void JobStore::Forget(const std::string& job_id) {
+  DeleteIfSupported(store_, RecordKey(job_id));
+  DeleteIfSupported(store_, CancelKey(job_id));
+}
+
+Result<JobRecord> JobStore::Get(const std::string& job_id) {
+  if (auto s = CheckJobId(job_id); !s) {
+    // Not a name any job can have: as unknown as any other missing job.
+    return Error::Make(ErrorCode::kNotFound, "no such job: " + job_id);
+  }
+  auto data = store_.Get(RecordKey(job_id), nullptr);
+  if (!data.ok()) {
+    if (data.error().code == ErrorCode::kNotFound) {
+      return Error::Make(ErrorCode::kNotFound, "no such job: " + job_id);
+    }
+    return data.error();
+  }
+  auto parsed = json::parse(data.value(), nullptr, false);
+  auto record = JobRecordFromJson(parsed);
+  if (!record.ok()) return record.error();
+  if (Expired(record.value(), NowEpochMs())) {
+    Forget(job_id);
+    return Error::Make(ErrorCode::kNotFound, "no such job: " + job_id + " (expired)");
+  }
+  if (!IsFinished(record->status)) {
+    auto cancel = CancelRequested(job_id);
+    if (!cancel.ok()) return cancel.error();
+    record->cancel_requested = cancel.value();
+    // A queued job is cancelled the moment it is asked to be: no worker will run it (the one
+    // that receives it only acknowledges it). A running one is cancelled when its worker
+    // notices, between steps.
+    if (record->cancel_requested && record->status == JobStatus::kQueued) {
+      record->status = JobStatus::kCancelled;
+    }
+  }
+  return record;
+}
+
+Status JobStore::Put(JobRecord record) {
+  if (auto s = CheckJobId(record.job_id); !s) return s;
+  record.updated_ms = NowEpochMs();
+  record.cancel_requested = false;  // lives in its own object
+  return store_.Put(RecordKey(record.job_id), JobRecordToJson(record).dump(), "application/json",
+                    {{"job-status", std::string(JobStatusName(record.status))}});
+}
+
+Status JobStore::RequestCancel(const std::string& job_id) {
+  if (auto s = CheckJobId(job_id); !s) return s;
+  return store_.Put(CancelKey(job_id), std::to_string(NowEpochMs()), "text/plain", {});
+}
+
+Result<bool> JobStore::CancelRequested(const std::string& job_id) {
+  auto head = store_.Head(CancelKey(job_id));
+  if (head.ok()) return true;
+  if (head.error().code == ErrorCode::kNotFound) return false;
+  return head.error();
+}
+
+Result<JobPage> JobStore::List(int limit, const std::string& cursor) {
+  if (limit < 1 || limit > 100) return Error::Invalid("limit", "limit must be between 1 and 100");
+  if (!cursor.empty()) {
+    if (auto s = CheckJobId(cursor); !s) return Error::Invalid("cursor", "malformed cursor");
+  }
+  JobPage page;
+  std::string after = cursor.empty() ? "" : RecordKey(cursor);
+  // Cancellation markers and expired records share the prefix; read on until the page is full.
+  for (;;) {
+    auto listed = store_.List(options_.prefix, limit, after);
+    if (!listed.ok()) return listed.error();
+    for (const auto& object : listed->objects) {
+      after = object.key;
+      const std::string& key = object.key;
+      if (key.size() <= options_.prefix.size() + kRecordSuffix.size() ||
+          key.compare(key.size() - kRecordSuffix.size(), kRecordSuffix.size(), kRecordSuffix) !=
+              0) {
+        continue;
+      }
+      std::string id = key.substr(options_.prefix.size(),
+                                  key.size() - options_.prefix.size() - kRecordSuffix.size());
+      if (id.find('/') != std::string::npos) continue;
+      auto record = Get(id);
+      if (!record.ok()) {
+        if (record.error().code == ErrorCode::kNotFound) continue;  // expired or just deleted
+        return record.error();
+      }
+      page.jobs.push_back(std::move(record.value()));
+      if (static_cast<int>(page.jobs.size()) == limit) {
+        page.next_cursor = id;
+        return page;
+      }
+    }
+    if (listed->next_cursor.empty()) return page;
+  }
+}
+
+}  // namespace imagegen

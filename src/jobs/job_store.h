@@ -1,0 +1,103 @@
+// Job records: what GET /jobs/{id} answers. They live in the ObjectStore under a "jobs/" key
+// prefix (next to the images), so every door and every worker sees them whatever the store is:
+// file:// on one machine, s3:// for a fleet of workers and the queue-triggered Lambda alike,
+// with no database of their own to run.
+//
+// Layout (PREFIX is the owner key prefix + "jobs/"):
+//   PREFIX<job_id>.json    the record (JobRecord as JSON)
+//   PREFIX<job_id>.cancel  a cancellation request, written only by DELETE /jobs/{id}
+// Keeping the cancellation apart from the record means the one writer that races the worker
+// (DELETE) never overwrites the worker's progress and the worker never erases a cancellation;
+// readers merge the two. Record writes themselves are last-writer-wins (object stores have no
+// compare-and-swap); while a message is held, only its holder writes the record.
+//
+// Retention: a finished record (succeeded / failed / cancelled) is kept `retention_s` after it
+// finished; after that Get answers kNotFound, List skips it, and it is deleted where the store
+// can delete (for S3, deploy/terraform also sets a lifecycle rule on the prefix). Unfinished
+// records are kept until they finish.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "store/object_store.h"
+
+namespace imagegen {
+
+enum class JobStatus { kQueued, kRunning, kSucceeded, kFailed, kCancelled };
+
+std::string_view JobStatusName(JobStatus status);  // "queued", "running", ...
+std::optional<JobStatus> JobStatusFromName(std::string_view name);
+inline bool IsFinished(JobStatus status) {
+  return status == JobStatus::kSucceeded || status == JobStatus::kFailed ||
+         status == JobStatus::kCancelled;
+}
+
+struct JobRecord {
+  std::string job_id;
+  JobStatus status = JobStatus::kQueued;
+  int64_t created_ms = 0, updated_ms = 0, started_ms = 0, finished_ms = 0;  // epoch ms
+  int attempts = 0;               // deliveries that started work (the receive count)
+  int step = 0, total_steps = 0;  // progress of a running job
+  nlohmann::json request;         // the generation request as submitted (+ resolved seed)
+  std::string request_hash;       // tells an idempotent replay from a conflicting reuse
+  std::optional<Error> error;     // failed: why; queued after a failed attempt: the last error
+  nlohmann::json result;          // succeeded: the pipeline's result (ResultToJson)
+  std::string worker;             // who ran it last (host:pid)
+  bool cancel_requested = false;  // a DELETE arrived; not stored in the record
+  bool enqueued = true;           // false: the submission failed before its message was sent
+};
+
+nlohmann::json JobRecordToJson(const JobRecord& record);
+Result<JobRecord> JobRecordFromJson(const nlohmann::json& json);
+
+struct JobPage {
+  std::vector<JobRecord> jobs;  // in key order: newest first for server-made ids
+  std::string next_cursor;      // empty: no more
+};
+
+struct JobStoreOptions {
+  std::string prefix = "jobs/";         // key prefix of the records (owner prefix included)
+  int64_t retention_s = 7 * 24 * 3600;  // how long finished records are kept
+};
+
+// Thread-safe (the ObjectStore is). `store` must outlive the JobStore.
+class JobStore {
+ public:
+  JobStore(ObjectStore& store, JobStoreOptions options);
+
+  // kNotFound when there is no record or it expired. cancel_requested reflects the marker, and
+  // an unfinished job with a cancellation request that no worker holds reads as cancelled.
+  Result<JobRecord> Get(const std::string& job_id);
+  // Writes `record` whole (updated_ms is set to now).
+  Status Put(JobRecord record);
+  // Writes the cancellation marker.
+  Status RequestCancel(const std::string& job_id);
+  Result<bool> CancelRequested(const std::string& job_id);
+  // At most `limit` unexpired records with ids after `cursor` (a job id; "" = start).
+  Result<JobPage> List(int limit, const std::string& cursor);
+
+  const JobStoreOptions& options() const { return options_; }
+
+ private:
+  std::string RecordKey(const std::string& job_id) const;
+  std::string CancelKey(const std::string& job_id) const;
+  bool Expired(const JobRecord& record, int64_t now_ms) const;
+  void Forget(const std::string& job_id);
+
+  ObjectStore& store_;
+  JobStoreOptions options_;
+};
+
+int64_t NowEpochMs();
+
+// IMAGEGEN_JOB_RETENTION (seconds) when set to a positive number, else 7 days.
+int64_t JobRetentionFromEnv();
+
+}  // namespace imagegen

@@ -1,0 +1,79 @@
+// The queue consumer: receive a job message, keep it invisible while generating (heartbeat),
+// run the pipeline with the job id naming the output, record the outcome, then acknowledge.
+//
+// Delivery guarantees, given an at-least-once queue:
+//  - never lost: a message is deleted only after its image is stored and its record written;
+//    a worker that dies (SIGKILL, OOM, power) leaves the message to reappear after the
+//    visibility timeout;
+//  - never a second image: the output key is derived from the job id (ImageKey), and
+//    Pipeline::Run returns an existing image instead of generating again, so a redelivery
+//    finds the first attempt's image, or (if that attempt died before storing) writes the one
+//    image itself, atomically.
+// Outcomes: succeeded / cancelled -> deleted; not retryable (IsRetryable) -> record failed and
+// dead-lettered with the reason (sqlite:// at once; SQS through its redrive policy after
+// maxReceiveCount fast redeliveries); retryable -> released with exponential backoff, and
+// final (failed + dead-lettered) once the receive count reaches max_attempts.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "core/pipeline.h"
+#include "jobs/job_store.h"
+#include "queue/job_queue.h"
+
+namespace imagegen {
+
+struct WorkerOptions {
+  int concurrency = 1;              // jobs at once (one receiving thread each)
+  int visibility_s = 60;            // held this long per receive; renewed every visibility_s / 3
+  int wait_s = 5;                   // long-poll wait per receive (also bounds shutdown latency)
+  int max_attempts = 5;             // a retryable failure on this receive count is final
+  int job_timeout_s = 900;          // deadline handed to the model
+  int progress_interval_ms = 1000;  // how often a running job's record and cancel flag are synced
+  int stats_interval_s = 5;         // queue depth gauges refresh (0: never)
+  bool drain = false;               // exit once a receive finds the queue empty
+  std::string worker_id;            // recorded in job records ("" : host:pid)
+};
+
+enum class JobOutcome { kSucceeded, kCancelled, kFailed, kRetry, kDuplicate };
+std::string_view JobOutcomeName(JobOutcome outcome);
+
+class Worker {
+ public:
+  Worker(std::shared_ptr<Pipeline> pipeline, std::shared_ptr<JobQueue> queue,
+         std::shared_ptr<JobStore> jobs, WorkerOptions options);
+  ~Worker();
+
+  // Runs until Stop() (or, with drain, an empty queue); returns after in-flight jobs end.
+  void Run();
+  // Thread-safe, callable from a signal-watching thread: stop receiving; in-flight jobs finish.
+  void Stop();
+
+  // Processes one received message to its outcome and acknowledges / releases / dead-letters
+  // it accordingly. Thread-safe. Public for doors that receive messages themselves.
+  JobOutcome Process(const QueueMessage& message);
+
+ private:
+  void Loop();
+  void Heartbeat();
+  void RefreshStats();
+  JobOutcome Finish(const QueueMessage& message, JobRecord* record, const Error& error);
+  void DeadLetter(const QueueMessage& message, const std::string& reason);
+
+  std::shared_ptr<Pipeline> pipeline_;
+  std::shared_ptr<JobQueue> queue_;
+  std::shared_ptr<JobStore> jobs_;
+  WorkerOptions options_;
+
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;           // wakes the heartbeat thread on Stop()
+  std::map<std::string, int64_t> held_;  // receipt -> last extension, ms; GUARDED_BY(mu_)
+};
+
+}  // namespace imagegen
