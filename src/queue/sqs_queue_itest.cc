@@ -184,3 +184,25 @@ TEST_F(SqsITest, MissingQueueIsNotFound) {
 
 }  // namespace
 }  // namespace imagegen
+
+namespace imagegen {
+namespace {
+
+// Needs IMAGEGEN_ITEST_VERIFYING_SERVER=1: a server that checks SigV4 signatures.
+TEST(SqsVerifyingServerITest, WrongSecretIsForbidden) {
+  ASSERT_EQ(RequireEnv("IMAGEGEN_ITEST_VERIFYING_SERVER"), "1");
+  aws::ClientOptions bad;
+  aws::Credentials wrong;
+  wrong.keys = {RequireEnv("AWS_ACCESS_KEY_ID"), "not-the-secret", ""};
+  bad.credentials = aws::MakeStaticCredentials(wrong);
+  auto q = OpenSqsQueue(RequireEnv("IMAGEGEN_ITEST_SQS_QUEUE_URL"),
+                        {.endpoint = RequireEnv("IMAGEGEN_ITEST_SQS_ENDPOINT"), .region = ""}, bad);
+  ASSERT_TRUE(q.ok());
+  auto sent = (*q)->Send("x");
+  ASSERT_FALSE(sent.ok());
+  EXPECT_EQ(sent.error().code, ErrorCode::kForbidden) << sent.error().message;
+  EXPECT_EQ(sent.error().message.find("not-the-secret"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace imagegen
