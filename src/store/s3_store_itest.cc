@@ -6,7 +6,9 @@
 // checks SigV4 signatures (moto with IAM authentication on), where wrong keys must fail.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -156,6 +158,31 @@ TEST_F(S3ITest, ConcurrentPutsAndGets) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+// Objects written by an independent client (boto3, from the pytest driver) under "foreign/":
+// IMAGEGEN_ITEST_S3_FOREIGN is a JSON object {key: body}. Each must read back byte for byte,
+// and List must name exactly those keys.
+TEST_F(S3ITest, ReadsObjectsWrittenByAnotherClient) {
+  nlohmann::json foreign =
+      nlohmann::json::parse(RequireEnv("IMAGEGEN_ITEST_S3_FOREIGN"), nullptr, false);
+  ASSERT_TRUE(foreign.is_object() && !foreign.empty());
+  auto s = MakeS3Store("s3://" + bucket_ + "/foreign", {.endpoint = endpoint_, .region = ""});
+  ASSERT_TRUE(s.ok());
+  std::set<std::string> want;
+  for (const auto& [key, body] : foreign.items()) {
+    want.insert(key);
+    ObjectInfo info;
+    auto got = (*s)->Get(key, &info);
+    ASSERT_TRUE(got.ok()) << key << ": " << got.error().message;
+    EXPECT_EQ(*got, body.get<std::string>()) << key;
+    EXPECT_EQ(info.metadata["origin"], "boto3") << key;
+  }
+  auto page = (*s)->List("", 1000, "");
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  std::set<std::string> listed;
+  for (const auto& o : page->objects) listed.insert(o.key);
+  EXPECT_EQ(listed, want);
 }
 
 class S3VerifyingServerITest : public S3ITest {
