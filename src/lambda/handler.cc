@@ -1,0 +1,208 @@
+#include "lambda/handler.h"
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "core/metrics.h"
+#include "core/request_json.h"
+
+namespace imagegen::lambda {
+namespace {
+
+using json = nlohmann::json;
+
+// The invocation being handled on this thread (the runtime handles one at a time).
+thread_local std::map<std::string, std::string> t_properties;
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void Log(const char* level, const char* msg, json fields) {
+  fields["ts"] = NowMs();
+  fields["level"] = level;
+  fields["msg"] = msg;
+  std::cerr << Dump(fields) + "\n" << std::flush;
+}
+
+// Sets the thread's EMF properties for the duration of one invocation.
+class PropertiesScope {
+ public:
+  explicit PropertiesScope(const Invocation& invocation) {
+    t_properties = {{"lambda_request_id", invocation.request_id}};
+    if (!invocation.trace_id.empty()) t_properties["trace_id"] = invocation.trace_id;
+  }
+  ~PropertiesScope() { t_properties.clear(); }
+  PropertiesScope(const PropertiesScope&) = delete;
+  PropertiesScope& operator=(const PropertiesScope&) = delete;
+};
+
+}  // namespace
+
+LambdaHandler::LambdaHandler(std::shared_ptr<Api> api, std::shared_ptr<EmfWriter> emf,
+                             HandlerOptions options)
+    : api_(std::move(api)), emf_(std::move(emf)), options_(options) {}
+
+std::map<std::string, std::string> LambdaHandler::CurrentProperties() { return t_properties; }
+
+void LambdaHandler::RecordFailure(const std::string& code) {
+  emf_->Failure(api_->pipeline().model().Name(), code, t_properties);
+}
+
+InvocationResult LambdaHandler::Handle(const std::string& event_text,
+                                       const Invocation& invocation) {
+  PropertiesScope scope(invocation);
+  GlobalMetrics().Add("imagegen_lambda_invocations_total", {});
+  try {
+    json event = json::parse(event_text, nullptr, /*allow_exceptions=*/false);
+    EventKind kind = ClassifyEvent(event);
+    switch (kind) {
+      case EventKind::kApiGatewayV1:
+      case EventKind::kApiGatewayV2:
+        return HandleHttp(event, kind, invocation);
+      case EventKind::kSqs:
+        return HandleSqs(event, invocation);
+      case EventKind::kDirect:
+        return HandleDirect(event, invocation);
+      case EventKind::kUnknown:
+        break;
+    }
+    RecordFailure("invalid_request");
+    return InvocationResult::Error(
+        "imagegen.UnsupportedEvent",
+        event.is_discarded()
+            ? "the event is not JSON"
+            : "unsupported event: expected an API Gateway (REST or HTTP API), Function URL or "
+              "SQS event, or a generation request {\"prompt\": ...}");
+  } catch (const std::exception& e) {
+    Log("error", "invocation threw",
+        {{"lambda_request_id", invocation.request_id}, {"error", e.what()}});
+    RecordFailure("internal");
+    return InvocationResult::Error("Runtime.UnhandledException", e.what());
+  } catch (...) {
+    RecordFailure("internal");
+    return InvocationResult::Error("Runtime.UnhandledException", "unknown exception");
+  }
+}
+
+InvocationResult LambdaHandler::HandleHttp(const json& event, EventKind kind,
+                                           const Invocation& invocation) {
+  auto parsed = kind == EventKind::kApiGatewayV1 ? RequestFromApiGatewayV1(event)
+                                                 : RequestFromApiGatewayV2(event);
+  HttpResponse response;
+  if (!parsed.ok()) {
+    response = ErrorResponse(parsed.error());
+    RecordFailure(response.error_code);
+  } else {
+    HttpRequest& request = parsed.value();
+    if (request.request_id.empty()) request.request_id = invocation.request_id;
+    request.deadline = invocation.deadline;
+    bool function_url = request.base_url.find(".lambda-url.") != std::string::npos;
+    if (options_.api_gateway_timeout_ms > 0 && !function_url) {
+      auto gateway = Clock::now() + std::chrono::milliseconds(options_.api_gateway_timeout_ms -
+                                                              options_.deadline_margin_ms);
+      request.deadline = std::min(request.deadline, gateway);
+    }
+    response = api_->Handle(request);  // never throws; logs one line; counts HTTP metrics
+    if (!response.error_code.empty()) RecordFailure(response.error_code);
+  }
+  json out = ProxyResponse(response, kind);
+  std::string payload = Dump(out);
+  if (payload.size() > kMaxResponseBytes) {
+    // Lambda would refuse the response and API Gateway would answer a bare 502; say why instead.
+    HttpResponse too_large = ErrorResponse(
+        Error::Make(ErrorCode::kPayloadTooLarge,
+                    "the response is larger than Lambda's 6 MB limit; fetch the image through its "
+                    "presigned_url instead"));
+    too_large.SetHeader("X-Request-Id", parsed.ok() ? parsed->request_id : invocation.request_id);
+    RecordFailure(too_large.error_code);
+    payload = Dump(ProxyResponse(too_large, kind));
+  }
+  return InvocationResult{true, std::move(payload), {}, {}};
+}
+
+InvocationResult LambdaHandler::HandleSqs(const json& event, const Invocation& invocation) {
+  json failures = json::array();
+  Pipeline& pipeline = api_->pipeline();
+  for (const auto& record : event["Records"]) {
+    std::string message_id = record.contains("messageId") && record["messageId"].is_string()
+                                 ? record["messageId"].get<std::string>()
+                                 : "";
+    std::string body = record.contains("body") && record["body"].is_string()
+                           ? record["body"].get<std::string>()
+                           : "";
+    json log = {{"lambda_request_id", invocation.request_id}, {"message_id", message_id}};
+    if (record.contains("attributes") && record["attributes"].is_object()) {
+      const json& attrs = record["attributes"];
+      if (attrs.contains("ApproximateReceiveCount")) {
+        log["receive_count"] = attrs["ApproximateReceiveCount"];
+      }
+    }
+    auto fail = [&](const Error& error, const char* msg) {
+      std::string code(ErrorCodeName(error.code));
+      log["error_code"] = code;
+      log["error"] = error.message;
+      log["retryable"] = IsRetryable(error.code);
+      // A non-retryable failure is reported too: SQS's redrive moves it to the DLQ after
+      // maxReceiveCount receives, and this log line carries its reason.
+      log["disposition"] = IsRetryable(error.code) ? "retry" : "dead-letter";
+      Log(IsRetryable(error.code) ? "warn" : "error", msg, log);
+      GlobalMetrics().Add("imagegen_errors_total", {{"code", code}});
+      RecordFailure(code);
+      // An empty id cannot be reported; failing the whole batch is the only safe answer.
+      failures.push_back({{"itemIdentifier", message_id}});
+    };
+    if (Clock::now() >= invocation.deadline) {
+      fail(Error::Make(ErrorCode::kDeadlineExceeded,
+                       "not attempted: the invocation's deadline is too close"),
+           "job skipped");
+      continue;
+    }
+    auto request = ParseJobMessage(body, message_id);
+    if (!request.ok()) {
+      fail(request.error(), "job rejected");
+      continue;
+    }
+    GenerateContext ctx;
+    ctx.deadline = invocation.deadline;
+    auto result = pipeline.Run(request.value(), ctx);
+    if (!result.ok()) {
+      fail(result.error(), "job failed");
+      continue;
+    }
+    json keys = json::array();
+    for (const auto& image : result->images) keys.push_back(image.key);
+    log["job_id"] = result->job_id;
+    log["keys"] = keys;
+    log["reused"] = result->reused;
+    log["total_ms"] = result->timings.total_ms;
+    Log("info", "job done", log);
+  }
+  return InvocationResult{true, Dump({{"batchItemFailures", failures}}), {}, {}};
+}
+
+InvocationResult LambdaHandler::HandleDirect(const json& event, const Invocation& invocation) {
+  auto failed = [&](const Error& error) {
+    std::string code(ErrorCodeName(error.code));
+    GlobalMetrics().Add("imagegen_errors_total", {{"code", code}});
+    RecordFailure(code);
+    Log("error", "invocation failed",
+        {{"lambda_request_id", invocation.request_id},
+         {"error_code", code},
+         {"error", error.message}});
+    return InvocationResult::Error(code, error.message);
+  };
+  auto request = ParseGenerateJson(event);
+  if (!request.ok()) return failed(request.error());
+  GenerateContext ctx;
+  ctx.deadline = invocation.deadline;
+  auto result = api_->pipeline().Run(request.value(), ctx);
+  if (!result.ok()) return failed(result.error());
+  return InvocationResult{true, Dump(ResultToJson(result.value(), {})), {}, {}};
+}
+
+}  // namespace imagegen::lambda

@@ -1,0 +1,90 @@
+// One Lambda invocation: an event in, a payload (or an invocation error) out. Transport-free —
+// the Runtime API loop (runtime.h) feeds it, and so can tests.
+//
+// Event routing:
+//   API Gateway REST (1.0), HTTP API (2.0), Function URL -> Api::Handle, the same handlers and
+//       error contract as `imagegen serve`; the answer is the proxy response shape.
+//   SQS -> for each record ParseJobMessage(body, messageId) -> Pipeline::Run, answering
+//       {"batchItemFailures": [{"itemIdentifier": messageId}, ...]} (ReportBatchItemFailures).
+//       Every failed record is reported, retryable or not: a retryable one comes back after the
+//       visibility timeout; a non-retryable one (invalid message, content rejected) is logged
+//       with its reason and, being reported on every receive, is moved by SQS's redrive policy
+//       to the dead-letter queue after maxReceiveCount receives. (Sending it to the DLQ directly
+//       would need the queue URL and sqs:SendMessage; the redrive keeps the function's IAM to
+//       what the event source mapping already needs.) Records left when the deadline is near are
+//       reported without being attempted.
+//   {"prompt": ...} (aws lambda invoke) -> Pipeline::Run; the result JSON, or an invocation
+//       error whose errorType is the taxonomy's code ("content_rejected", ...).
+//   anything else -> invocation error "imagegen.UnsupportedEvent".
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "http/api.h"
+#include "lambda/emf.h"
+#include "lambda/events.h"
+
+namespace imagegen::lambda {
+
+struct Invocation {
+  std::string request_id;    // Lambda-Runtime-Aws-Request-Id
+  std::string function_arn;  // Lambda-Runtime-Invoked-Function-Arn
+  std::string trace_id;      // Lambda-Runtime-Trace-Id
+  int64_t deadline_ms = 0;   // Lambda-Runtime-Deadline-Ms (epoch ms); 0: none given
+  // When work must stop: the invocation's deadline minus the safety margin that leaves time to
+  // answer (steady clock).
+  Clock::time_point deadline = Clock::time_point::max();
+};
+
+struct InvocationResult {
+  bool ok = true;
+  std::string payload;     // ok: the response document
+  std::string error_type;  // !ok: errorType and Lambda-Runtime-Function-Error-Type
+  std::string error_message;
+
+  static InvocationResult Error(std::string type, std::string message) {
+    InvocationResult r;
+    r.ok = false;
+    r.error_type = std::move(type);
+    r.error_message = std::move(message);
+    return r;
+  }
+};
+
+struct HandlerOptions {
+  // API Gateway gives up on an integration after this long (REST: 29 s unless raised; HTTP API:
+  // 30 s) and answers 504 itself; we stop first so the client gets our error document and the
+  // function does not go on generating for nobody. 0: only the invocation deadline applies.
+  // Not applied to Function URLs, which wait for the function's own timeout.
+  int api_gateway_timeout_ms = 29000;
+  int deadline_margin_ms = 500;  // subtracted from the API Gateway timeout too
+};
+
+class LambdaHandler {
+ public:
+  LambdaHandler(std::shared_ptr<Api> api, std::shared_ptr<EmfWriter> emf, HandlerOptions options);
+
+  // Never throws (a throwing handler becomes a 500 proxy response or an invocation error).
+  InvocationResult Handle(const std::string& event, const Invocation& invocation);
+
+  // Per-invocation properties of EMF lines (request id, trace id), for the metered model,
+  // which runs on the invoking thread.
+  static std::map<std::string, std::string> CurrentProperties();
+
+ private:
+  InvocationResult HandleHttp(const nlohmann::json& event, EventKind kind,
+                              const Invocation& invocation);
+  InvocationResult HandleSqs(const nlohmann::json& event, const Invocation& invocation);
+  InvocationResult HandleDirect(const nlohmann::json& event, const Invocation& invocation);
+  void RecordFailure(const std::string& code);
+
+  std::shared_ptr<Api> api_;
+  std::shared_ptr<EmfWriter> emf_;
+  HandlerOptions options_;
+};
+
+}  // namespace imagegen::lambda
