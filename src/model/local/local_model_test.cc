@@ -1,0 +1,259 @@
+#include "model/local/local_model.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "model/local/network.h"
+#include "model/local/safetensors.h"
+#include "model/local/synth.h"
+
+namespace imagegen {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A tiny randomly initialised model of the shipped architecture: fast enough for unit tests.
+local::ModelConfig TinyConfig() {
+  local::ModelConfig c;
+  c.vocab = synth::Vocabulary();
+  c.text_dim = 16;
+  c.text_heads = 2;
+  c.text_layers = 1;
+  c.channels = {8, 16, 16};
+  c.time_dim = 32;
+  c.attn_heads = 2;
+  c.groups = 4;
+  c.default_steps = 4;
+  return c;
+}
+
+std::string WriteTinyModel(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("imagegen_local_" + name);
+  fs::create_directories(dir);
+  torch::manual_seed(3);
+  local::ModelConfig c = TinyConfig();
+  local::Network net(c);
+  EXPECT_TRUE(
+      WriteSafetensors((dir / "model.safetensors").string(), local::ToSafetensors(*net), {}).ok());
+  std::ofstream(dir / "config.json") << c.ToJson();
+  return dir.string();
+}
+
+ValidRequest Request(const std::string& prompt, int64_t seed) {
+  ValidRequest r;
+  r.prompt = prompt;
+  r.width = r.height = 32;
+  r.seed = seed;
+  r.steps = 3;
+  r.guidance = 3.0;
+  r.count = 1;
+  return r;
+}
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class LocalModelTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { dir_ = new std::string(WriteTinyModel("tiny")); }
+  static std::string* dir_;
+};
+std::string* LocalModelTest::dir_ = nullptr;
+
+TEST_F(LocalModelTest, SameSeedSameBytesDifferentSeedDifferentImage) {
+  auto model = LoadLocalModel(*dir_, 1);
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  EXPECT_EQ((*model)->Name(), "local");
+  auto a = (*model)->Generate(Request("a red circle", 5), {});
+  auto b = (*model)->Generate(Request("a red circle", 5), {});
+  auto c = (*model)->Generate(Request("a red circle", 6), {});
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(a->images[0].rgb, b->images[0].rgb);
+  EXPECT_NE(a->images[0].rgb, c->images[0].rgb);
+}
+
+TEST_F(LocalModelTest, ImageIUsesSeedPlusI) {
+  auto model = LoadLocalModel(*dir_, 1);
+  ASSERT_TRUE(model.ok());
+  ValidRequest r = Request("two blue squares", 10);
+  r.count = 3;
+  auto batch = (*model)->Generate(r, {});
+  ASSERT_TRUE(batch.ok());
+  ASSERT_EQ(batch->images.size(), 3u);
+  auto single = (*model)->Generate(Request("two blue squares", 12), {});
+  ASSERT_TRUE(single.ok());
+  // Batched and single runs may differ in the last bit of float arithmetic, not visibly.
+  int max_diff = 0;
+  for (size_t i = 0; i < single->images[0].rgb.size(); ++i) {
+    max_diff = std::max(max_diff, std::abs(single->images[0].rgb[i] - batch->images[2].rgb[i]));
+  }
+  EXPECT_LE(max_diff, 2);
+}
+
+TEST_F(LocalModelTest, ConcurrentCallsAreDeterministic) {
+  auto model = LoadLocalModel(*dir_, 1);
+  ASSERT_TRUE(model.ok());
+  auto expected = (*model)->Generate(Request("a green triangle", 1), {});
+  ASSERT_TRUE(expected.ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&] {
+      auto got = (*model)->Generate(Request("a green triangle", 1), {});
+      if (!got.ok() || got->images[0].rgb != expected->images[0].rgb) ++mismatches;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
+TEST_F(LocalModelTest, UnknownWordsAreWarningsNotErrors) {
+  auto model = LoadLocalModel(*dir_, 1);
+  ASSERT_TRUE(model.ok());
+  auto out = (*model)->Generate(Request("a red croissant on a blue background", 1), {});
+  ASSERT_TRUE(out.ok());
+  ASSERT_EQ(out->images.size(), 1u);
+  ASSERT_EQ(out->warnings.size(), 1u);
+  EXPECT_EQ(out->warnings[0], "unknown word: \"croissant\"");
+}
+
+TEST_F(LocalModelTest, LimitsAndUpscaling) {
+  auto model = LoadLocalModel(*dir_, 1);
+  ASSERT_TRUE(model.ok());
+  const ModelLimits& l = (*model)->Limits();
+  ASSERT_FALSE(l.sizes.empty());
+  EXPECT_EQ(l.sizes.front(), std::make_pair(32, 32));
+  EXPECT_EQ(l.sizes.back(), std::make_pair(512, 512));
+  ValidRequest r = Request("a red circle", 2);
+  auto native = (*model)->Generate(r, {});
+  r.width = r.height = 128;
+  auto big = (*model)->Generate(r, {});
+  ASSERT_TRUE(native.ok() && big.ok());
+  ASSERT_EQ(big->images[0].width, 128);
+  // Nearest-neighbour upscaling: every 4x4 block repeats one native pixel.
+  for (int y = 0; y < 128; y += 7) {
+    for (int x = 0; x < 128; x += 5) {
+      EXPECT_EQ(0,
+                std::memcmp(big->images[0].Pixel(x, y), native->images[0].Pixel(x / 4, y / 4), 3));
+    }
+  }
+}
+
+TEST_F(LocalModelTest, CancellationAndDeadlineStopBetweenSteps) {
+  auto model = LoadLocalModel(*dir_, 1);
+  ASSERT_TRUE(model.ok());
+  std::atomic<bool> cancelled{false};
+  GenerateContext ctx;
+  ctx.cancelled = &cancelled;
+  int seen = 0;
+  ctx.on_progress = [&](int step, int total) {
+    seen = step;
+    EXPECT_EQ(total, 3);
+    if (step == 1) cancelled = true;
+  };
+  auto out = (*model)->Generate(Request("a red circle", 1), ctx);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().code, ErrorCode::kCancelled);
+  EXPECT_EQ(seen, 1);
+  GenerateContext late;
+  late.deadline = Clock::now() - std::chrono::seconds(1);
+  auto timed_out = (*model)->Generate(Request("a red circle", 1), late);
+  ASSERT_FALSE(timed_out.ok());
+  EXPECT_EQ(timed_out.error().code, ErrorCode::kDeadlineExceeded);
+}
+
+TEST_F(LocalModelTest, LoaderRefusesBrokenFiles) {
+  fs::path dir = fs::temp_directory_path() / "imagegen_local_broken";
+  fs::create_directories(dir);
+  std::string weights = ReadAll(fs::path(*dir_) / "model.safetensors");
+  std::string config = ReadAll(fs::path(*dir_) / "config.json");
+  auto try_load = [&](const std::string& w, const std::string& c) {
+    std::ofstream(dir / "model.safetensors", std::ios::binary | std::ios::trunc) << w;
+    std::ofstream(dir / "config.json", std::ios::trunc) << c;
+    return LoadLocalModel(dir.string(), 1);
+  };
+  ASSERT_TRUE(try_load(weights, config).ok());
+  // Truncated weights.
+  auto r = try_load(weights.substr(0, weights.size() / 2), config);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("invalid safetensors"), std::string::npos) << r.error().message;
+  // Weights of a different size (config says a wider text encoder: same names, other shapes).
+  local::ModelConfig wide = TinyConfig();
+  wide.text_dim = 32;
+  r = try_load(weights, wide.ToJson());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("shape"), std::string::npos) << r.error().message;
+  // Corrupt config.
+  r = try_load(weights, "{\"format\": \"imagegen-local\"");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("config"), std::string::npos) << r.error().message;
+  // Every byte-prefix of the weights: an error, never a crash.
+  for (size_t len = 0; len < weights.size(); len += 997) {
+    EXPECT_FALSE(try_load(weights.substr(0, len), config).ok());
+  }
+  // Missing directory.
+  r = LoadLocalModel((dir / "nope").string(), 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
+}
+
+TEST(LocalModelLoaderTest, RefusesWrongDtypeAndMissingTensor) {
+  local::ModelConfig c = TinyConfig();
+  local::Network net(c);
+  auto tensors = local::ToSafetensors(*net);
+  fs::path p = fs::temp_directory_path() / "imagegen_local_dtype.safetensors";
+  auto half = tensors;
+  half[0].dtype = "F16";
+  half[0].bytes.resize(half[0].bytes.size() / 2);
+  ASSERT_TRUE(WriteSafetensors(p.string(), half, {}).ok());
+  auto f = ReadSafetensors(p.string());
+  ASSERT_TRUE(f.ok());
+  Status st = local::LoadWeights(*net, *f);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("dtype F16"), std::string::npos) << st.error().message;
+  auto missing = tensors;
+  missing.pop_back();
+  ASSERT_TRUE(WriteSafetensors(p.string(), missing, {}).ok());
+  f = ReadSafetensors(p.string());
+  ASSERT_TRUE(f.ok());
+  st = local::LoadWeights(*net, *f);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("missing tensor"), std::string::npos) << st.error().message;
+}
+
+// End to end with the shipped model: the prompt from the issue, checked by the evaluator.
+TEST(LocalModelShippedTest, RedCircleOnBlueBackground) {
+  fs::path dir = fs::path(IMAGEGEN_SOURCE_DIR) / "models" / "local";
+  if (!fs::exists(dir / "model.safetensors")) GTEST_SKIP() << "no shipped model in " << dir;
+  auto model = LoadLocalModel(dir.string(), 1);
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  ValidRequest r;
+  r.prompt = "a red circle on a blue background";
+  r.width = r.height = 32;
+  r.steps = (*model)->Limits().default_steps;
+  r.guidance = (*model)->Limits().default_guidance;
+  r.count = 4;
+  r.seed = 1;
+  auto out = (*model)->Generate(r, {});
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  EXPECT_TRUE(out->warnings.empty());
+  int good = 0;
+  for (const auto& img : out->images) {
+    synth::Reading reading = synth::Check(img);
+    good += reading.colour == synth::Colour::kRed && reading.shape == synth::Shape::kCircle &&
+            reading.count == 1 && reading.background == synth::Colour::kBlue;
+  }
+  EXPECT_GE(good, 3) << "of 4 seeds, fewer than 3 show one red circle on blue";
+}
+
+}  // namespace
+}  // namespace imagegen
