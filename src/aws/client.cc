@@ -89,12 +89,15 @@ SignableRequest Client::ToSignable(const Request& request, std::string* url) con
   std::string base_path = parts.ok() ? parts->path : "";
   std::string path = request.path.empty() ? "/" : request.path;
   if (path.front() != '/') path.insert(path.begin(), '/');
-  s.path = base_path + path;
+  s.path_encoded = request.path_encoded;
+  s.path =
+      request.path_encoded ? UriEncode(base_path, /*keep_slash=*/true) + path : base_path + path;
   s.query = request.query;
   s.headers = request.headers;
   s.body = request.body;
   if (url) {
-    *url = (parts.ok() ? parts->scheme + "://" + parts->authority : base) + WirePath(s.path);
+    *url = (parts.ok() ? parts->scheme + "://" + parts->authority : base) +
+           (s.path_encoded ? s.path : WirePath(s.path));
     std::string q = CanonicalQueryString(s.query);
     if (!q.empty()) *url += "?" + q;
   }

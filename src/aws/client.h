@@ -32,8 +32,11 @@ struct Request {
   std::string resource;   // what the call is about (bucket/key, queue, model); for messages
   std::string method = "GET";
   std::string path = "/";  // raw (unencoded), after the endpoint's own base path
-  QueryList query;         // raw keys and values
-  HeaderList headers;      // Host, X-Amz-Date, Authorization etc. are added by the client
+  // `path` is already percent-encoded (wire form). Use it when a URI label may contain '/',
+  // which must then travel as %2F: "/model/" + aws::UriEncode(model_id, false) + "/invoke".
+  bool path_encoded = false;
+  QueryList query;     // raw keys and values
+  HeaderList headers;  // Host, X-Amz-Date, Authorization etc. are added by the client
   std::string body;
   bool unsigned_payload = false;  // sign "UNSIGNED-PAYLOAD" instead of the body hash
   int timeout_ms = 0;             // whole exchange per attempt; 0: the client's default

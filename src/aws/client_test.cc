@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "aws/encoding.h"
 #include "aws/errors.h"
 #include "aws/fake_transport.h"
 #include "aws/retry.h"
@@ -69,6 +70,23 @@ TEST(Client, EncodesPathAndQueryOnce) {
             "http://127.0.0.1:4566/bucket/a%20b%2Bc~d%25e/%C3%BC?x=1%202");
   EXPECT_EQ(FakeTransport::HeaderOf(h.transport->requests[0], "x-amz-content-sha256"),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST(Client, CallerEncodedPathIsSentAsIs) {
+  Harness h(BedrockRuntimeService());
+  h.transport->Push(200);
+  Request r;
+  r.method = "POST";
+  r.path =
+      "/model/" + UriEncode("arn:aws:bedrock:us-east-1::foundation-model/x.y:0", false) + "/invoke";
+  r.path_encoded = true;
+  ASSERT_TRUE(h.client->Send(r).ok());
+  EXPECT_EQ(h.transport->requests[0].url,
+            "http://127.0.0.1:4566/model/"
+            "arn%3Aaws%3Abedrock%3Aus-east-1%3A%3Afoundation-model%2Fx.y%3A0/invoke");
+  EXPECT_NE(FakeTransport::HeaderOf(h.transport->requests[0], "authorization")
+                .find("/eu-west-1/bedrock/aws4_request"),
+            std::string::npos);
 }
 
 TEST(Client, RetriesThrottlingAnd5xxThenSucceeds) {

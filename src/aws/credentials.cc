@@ -197,8 +197,13 @@ SourceResult FromImds(const EnvLookup& env, HttpTransport& transport, int timeou
     r.tried += " [unreachable]";
     return r;
   }
-  if (token_resp.status != 200) {
+  if (token_resp.status >= 500) {
     r.error = TransportError("IMDSv2 token", token_resp);
+    return r;
+  }
+  if (token_resp.status != 200) {
+    // 403: IMDS switched off for this instance; 404/405: no IMDSv2. Either way, no keys here.
+    r.tried += " [token HTTP " + std::to_string(token_resp.status) + "]";
     return r;
   }
   std::string token = Trim(token_resp.body);

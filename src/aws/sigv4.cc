@@ -132,8 +132,9 @@ std::string WirePath(std::string_view raw_path) {
   return UriEncode(raw_path, /*keep_slash=*/true);
 }
 
-std::string CanonicalUri(std::string_view raw_path, bool s3) {
-  std::string wire = WirePath(raw_path);
+std::string CanonicalUri(std::string_view path, bool s3, bool encoded) {
+  std::string wire =
+      encoded ? (path.empty() ? std::string("/") : std::string(path)) : WirePath(path);
   if (s3) return wire;
   // Other services see the path after their front end decoded it once, so the canonical form
   // is the wire form (normalised) encoded a second time: "%20" becomes "%2520".
@@ -173,9 +174,9 @@ SignatureParts SignHeaders(SignableRequest* request, const SigningKeys& keys,
     headers.emplace_back("X-Amz-Content-SHA256", payload_hash);
   }
   CanonicalHeaders canonical = Canonicalize(headers, request->host);
-  SignatureParts parts =
-      Sign(UpperMethod(request->method), CanonicalUri(request->path, params.s3),
-           CanonicalQueryString(request->query), canonical, payload_hash, keys, params, amz_date);
+  SignatureParts parts = Sign(
+      UpperMethod(request->method), CanonicalUri(request->path, params.s3, request->path_encoded),
+      CanonicalQueryString(request->query), canonical, payload_hash, keys, params, amz_date);
   headers.emplace_back("Authorization", "AWS4-HMAC-SHA256 Credential=" + keys.access_key_id + "/" +
                                             amz_date.substr(0, 8) + "/" + params.region + "/" +
                                             params.service +
@@ -200,8 +201,8 @@ std::string PresignQuery(const SignableRequest& request, const SigningKeys& keys
   if (!keys.session_token.empty()) query.emplace_back("X-Amz-Security-Token", keys.session_token);
   std::string canonical_query = CanonicalQueryString(query);
   SignatureParts parts =
-      Sign(UpperMethod(request.method), CanonicalUri(request.path, params.s3), canonical_query,
-           canonical, std::string(kUnsignedPayload), keys, params, amz_date);
+      Sign(UpperMethod(request.method), CanonicalUri(request.path, params.s3, request.path_encoded),
+           canonical_query, canonical, std::string(kUnsignedPayload), keys, params, amz_date);
   std::string out = canonical_query + "&X-Amz-Signature=" + parts.signature;
   if (parts_out) *parts_out = std::move(parts);
   return out;

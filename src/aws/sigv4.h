@@ -30,6 +30,9 @@ struct SignableRequest {
   std::string method = "GET";
   std::string host;  // as in the Host header: lower-case, ":port" only when not the default
   std::string path = "/";
+  // `path` is already in wire form (percent-encoded by the caller), for URI labels that must
+  // encode '/' too, e.g. "/model/" + UriEncode(model_arn, false) + "/invoke" (Bedrock).
+  bool path_encoded = false;
   QueryList query;
   HeaderList headers;  // any case; duplicates are joined with ',' as HTTP allows
   std::string body;
@@ -51,7 +54,9 @@ std::string WirePath(std::string_view raw_path);
 // The encoded query as sent on the wire and as canonicalised: each key and value
 // UriEncode'd, pairs sorted by encoded key then encoded value, joined with '&'.
 std::string CanonicalQueryString(const QueryList& query);
-std::string CanonicalUri(std::string_view raw_path, bool s3);
+// The canonical URI: the wire path for S3; for other services the wire path with dot segments
+// and empty segments removed, encoded a second time. `encoded`: `path` is already wire form.
+std::string CanonicalUri(std::string_view path, bool s3, bool encoded = false);
 
 struct SignatureParts {  // intermediate results, for tests and debugging
   std::string canonical_request;

@@ -71,6 +71,13 @@ def _case(rng, i):
     host = rng.choice(HOSTS)
     raw_path = _path(rng, service)
     wire_path = quote(raw_path, safe="/~")
+    # A URI label that may hold '/' (a Bedrock model ARN) is encoded by the caller, '/' included,
+    # as botocore's serializer does for non-greedy labels.
+    path_encoded = kind == "header" and service != "s3" and rng.random() < 0.25
+    if path_encoded:
+        label = _text(rng, VALUE_CHARS, 1, 12)
+        wire_path = "/model/" + quote(label, safe="-_.~") + "/invoke"
+        raw_path = wire_path
     url = f"{scheme}://{host}{wire_path}"
     params = {}
     for _ in range(rng.randint(0, 4)):
@@ -113,6 +120,7 @@ def _case(rng, i):
         "url": url,
         "raw_path": raw_path,
         "wire_path": wire_path,
+        "path_encoded": path_encoded,
         "query": [[k, v] for k, v in params.items()],
         "headers": [[k, v] for k, v in headers.items()],
         "body_b64": base64.b64encode(body).decode(),
