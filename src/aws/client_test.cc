@@ -192,7 +192,7 @@ TEST(Client, PresignUsesQueryAuthentication) {
 
 // --- error mapping ---------------------------------------------------------------------------
 
-AwsFailure Status(int status, std::string code = "") {
+AwsFailure Failure(int status, std::string code = "") {
   AwsFailure f;
   f.operation = "S3.GetObject";
   f.resource = "s3://b/k";
@@ -214,32 +214,32 @@ TEST(Errors, MappingTable) {
   AwsFailure reset;
   reset.transport = TransportFailure::kReset;
   std::vector<Case> cases = {
-      {Status(400, "ThrottlingException"), ErrorCode::kRateLimited, true},
-      {Status(400, "Throttling"), ErrorCode::kRateLimited, true},
-      {Status(503, "SlowDown"), ErrorCode::kRateLimited, true},
-      {Status(400, "TooManyRequestsException"), ErrorCode::kRateLimited, true},
-      {Status(400, "RequestThrottled"), ErrorCode::kRateLimited, true},
-      {Status(429), ErrorCode::kRateLimited, true},
-      {Status(500), ErrorCode::kUpstreamUnavailable, true},
-      {Status(502), ErrorCode::kUpstreamUnavailable, true},
-      {Status(503, "ServiceUnavailable"), ErrorCode::kUpstreamUnavailable, true},
-      {Status(504), ErrorCode::kUpstreamTimeout, true},
+      {Failure(400, "ThrottlingException"), ErrorCode::kRateLimited, true},
+      {Failure(400, "Throttling"), ErrorCode::kRateLimited, true},
+      {Failure(503, "SlowDown"), ErrorCode::kRateLimited, true},
+      {Failure(400, "TooManyRequestsException"), ErrorCode::kRateLimited, true},
+      {Failure(400, "RequestThrottled"), ErrorCode::kRateLimited, true},
+      {Failure(429), ErrorCode::kRateLimited, true},
+      {Failure(500), ErrorCode::kUpstreamUnavailable, true},
+      {Failure(502), ErrorCode::kUpstreamUnavailable, true},
+      {Failure(503, "ServiceUnavailable"), ErrorCode::kUpstreamUnavailable, true},
+      {Failure(504), ErrorCode::kUpstreamTimeout, true},
       {timeout, ErrorCode::kUpstreamTimeout, true},
       {refused, ErrorCode::kUpstreamUnavailable, true},
       {reset, ErrorCode::kUpstreamUnavailable, true},
-      {Status(403, "AccessDenied"), ErrorCode::kForbidden, false},
-      {Status(403, "SignatureDoesNotMatch"), ErrorCode::kForbidden, false},
-      {Status(400, "InvalidSignatureException"), ErrorCode::kForbidden, false},
-      {Status(400, "ExpiredToken"), ErrorCode::kForbidden, false},
-      {Status(400, "UnrecognizedClientException"), ErrorCode::kForbidden, false},
-      {Status(403), ErrorCode::kForbidden, false},
-      {Status(404, "NoSuchKey"), ErrorCode::kNotFound, false},
-      {Status(404), ErrorCode::kNotFound, false},
-      {Status(400, "QueueDoesNotExist"), ErrorCode::kNotFound, false},
-      {Status(400, "AWS.SimpleQueueService.NonExistentQueue"), ErrorCode::kNotFound, false},
-      {Status(400, "ValidationException"), ErrorCode::kInvalidRequest, false},
-      {Status(409, "BucketAlreadyExists"), ErrorCode::kInvalidRequest, false},
-      {Status(301, "PermanentRedirect"), ErrorCode::kInvalidRequest, false},
+      {Failure(403, "AccessDenied"), ErrorCode::kForbidden, false},
+      {Failure(403, "SignatureDoesNotMatch"), ErrorCode::kForbidden, false},
+      {Failure(400, "InvalidSignatureException"), ErrorCode::kForbidden, false},
+      {Failure(400, "ExpiredToken"), ErrorCode::kForbidden, false},
+      {Failure(400, "UnrecognizedClientException"), ErrorCode::kForbidden, false},
+      {Failure(403), ErrorCode::kForbidden, false},
+      {Failure(404, "NoSuchKey"), ErrorCode::kNotFound, false},
+      {Failure(404), ErrorCode::kNotFound, false},
+      {Failure(400, "QueueDoesNotExist"), ErrorCode::kNotFound, false},
+      {Failure(400, "AWS.SimpleQueueService.NonExistentQueue"), ErrorCode::kNotFound, false},
+      {Failure(400, "ValidationException"), ErrorCode::kInvalidRequest, false},
+      {Failure(409, "BucketAlreadyExists"), ErrorCode::kInvalidRequest, false},
+      {Failure(301, "PermanentRedirect"), ErrorCode::kInvalidRequest, false},
   };
   for (const auto& c : cases) {
     Error e = MapAwsError(c.f);
@@ -249,7 +249,7 @@ TEST(Errors, MappingTable) {
 }
 
 TEST(Errors, MessageNamesOperationResourceCodeAndRequestId) {
-  AwsFailure f = Status(403, "AccessDenied");
+  AwsFailure f = Failure(403, "AccessDenied");
   f.message = "Access Denied";
   f.request_id = "REQ123";
   Error e = MapAwsError(f);

@@ -42,6 +42,7 @@ AwsFailure ParseFailure(const HttpResponse& response) {
       f.retry_after_s = 0;
     }
   }
+  f.bucket_region = response.Header("x-amz-bucket-region");
   const std::string& body = response.body;
   std::string first;
   for (char c : body) {
@@ -177,7 +178,9 @@ Error MapAwsError(const AwsFailure& f) {
     if (!f.aws_code.empty()) message += " " + f.aws_code;
     if (!f.message.empty()) message += ": " + f.message;
     if (f.http_status == 301 || f.http_status == 307) {
-      message += " (the bucket is in another region or needs another endpoint)";
+      message += f.bucket_region.empty()
+                     ? " (the bucket is in another region or needs another endpoint)"
+                     : " (the bucket is in region " + f.bucket_region + ")";
     }
   }
   if (!f.request_id.empty()) message += " [request id " + f.request_id + "]";

@@ -19,7 +19,8 @@ struct AwsFailure {
   std::string aws_code;  // "NoSuchKey", "ThrottlingException", "QueueDoesNotExist"
   std::string message;   // the service's message
   std::string request_id;
-  int retry_after_s = 0;  // from Retry-After, when the service sent one
+  int retry_after_s = 0;      // from Retry-After, when the service sent one
+  std::string bucket_region;  // S3's x-amz-bucket-region on a wrong-region redirect
 };
 
 // Extracts code, message and request id from an error response of any AWS protocol: JSON

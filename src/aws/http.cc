@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <vector>
 
@@ -84,7 +85,11 @@ TransportFailure Classify(CURLcode code) {
 
 class CurlTransport : public HttpTransport {
  public:
-  CurlTransport() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+  CurlTransport() {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    // The AWS SDKs' variable for a private CA bundle (corporate proxies, local TLS endpoints).
+    if (const char* bundle = std::getenv("AWS_CA_BUNDLE"); bundle && *bundle) ca_bundle_ = bundle;
+  }
   ~CurlTransport() override {
     for (CURL* h : idle_) curl_easy_cleanup(h);
   }
@@ -118,6 +123,7 @@ class CurlTransport : public HttpTransport {
     curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);  // a redirect changes what was signed
     curl_easy_setopt(handle, CURLOPT_USERAGENT, "imagegen/" IMAGEGEN_VERSION);
     curl_easy_setopt(handle, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (!ca_bundle_.empty()) curl_easy_setopt(handle, CURLOPT_CAINFO, ca_bundle_.c_str());
     // Callers (the signer) already encoded the path; curl must send it byte for byte.
     curl_easy_setopt(handle, CURLOPT_PATH_AS_IS, 1L);
     const std::string& method = request.method;
@@ -177,6 +183,7 @@ class CurlTransport : public HttpTransport {
     }
   }
 
+  std::string ca_bundle_;
   std::mutex mu_;
   std::vector<CURL*> idle_;  // guarded by mu_
 };
