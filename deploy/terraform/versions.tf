@@ -1,0 +1,26 @@
+terraform {
+  required_version = ">= 1.6.0"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.40.0, < 7.0.0"
+    }
+  }
+
+  # Remote state in S3 (partial configuration: bucket, key, region and the lock table or
+  # use_lockfile come from -backend-config, see backend.hcl.example and README.md).
+  backend "s3" {}
+}
+
+provider "aws" {
+  region = var.region
+
+  default_tags {
+    tags = merge(var.tags, {
+      Project   = "imagegen"
+      Stack     = var.name
+      ManagedBy = "terraform"
+    })
+  }
+}
