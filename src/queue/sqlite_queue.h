@@ -12,7 +12,8 @@
 //  - Durability: WAL journal. With `synchronous_full` (the default) a Send that returned has
 //    been fsynced and survives a power loss; with it off (synchronous=NORMAL) a Send survives a
 //    crash of any process but the last commits may roll back on an OS crash or power loss —
-//    about 2-3x the enqueue rate for callers that can re-submit (see bench/queue/RESULTS.md).
+//    an order of magnitude more enqueues per second (one fsync per commit is the cost of
+//    FULL; see bench/queue/RESULTS.md), for callers that can re-submit.
 //  - Several processes may use one file: every write is a BEGIN IMMEDIATE transaction (one
 //    writer at a time, readers never blocked in WAL mode) and a lock held by another process
 //    is waited for up to `busy_timeout_ms` before a Status of kUpstreamUnavailable.
