@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "cli/signals.h"
+#include "model/bedrock/bedrock_model.h"
 #ifdef IMAGEGEN_HAS_ENGINE
 #include "model/local/local_model.h"
 #endif
@@ -21,6 +22,7 @@ std::multimap<int, CommandRegistrar>& Registrars() {
 int g_exit_code = 0;
 
 void RegisterBuiltinModels() {
+  RegisterBedrockProvider();
 #ifdef IMAGEGEN_HAS_ENGINE
   RegisterModelProvider("local", [](const std::string& spec, int threads) {
     std::string path = spec.size() > 6 && spec.compare(0, 6, "local:") == 0

@@ -1,0 +1,217 @@
+#include "model/bedrock/adapters.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+namespace imagegen::bedrock {
+namespace {
+
+using json = nlohmann::json;
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// "arn:aws:bedrock:us-west-2::foundation-model/amazon.nova-canvas-v1:0" -> "amazon.nova-...";
+// "us.stability.sd3-5-large-v1:0" -> "stability.sd3-5-large-v1:0".
+std::string BaseModelId(const std::string& model_id) {
+  std::string id = model_id;
+  size_t slash = id.rfind('/');
+  if (id.rfind("arn:", 0) == 0 && slash != std::string::npos) id = id.substr(slash + 1);
+  for (const char* geo : {"us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca."}) {
+    if (id.rfind(geo, 0) == 0) return id.substr(std::string(geo).size());
+  }
+  return id;
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+bool LooksFiltered(const std::string& text) {
+  std::string t = Lower(text);
+  return Contains(t, "filter") || Contains(t, "blocked") || Contains(t, "responsible ai") ||
+         Contains(t, "content policy") || Contains(t, "moderation");
+}
+
+}  // namespace
+
+Family FamilyOf(const std::string& model_id) {
+  std::string id = BaseModelId(model_id);
+  if (id.rfind("amazon.titan-image-generator", 0) == 0) return Family::kTitan;
+  if (id.rfind("amazon.nova-canvas", 0) == 0) return Family::kNovaCanvas;
+  if (id.rfind("stability.", 0) == 0) return Family::kStability;
+  return Family::kUnknown;
+}
+
+const char* FamilyName(Family family) {
+  switch (family) {
+    case Family::kTitan:
+      return "titan";
+    case Family::kNovaCanvas:
+      return "nova-canvas";
+    case Family::kStability:
+      return "stability";
+    case Family::kUnknown:
+      break;
+  }
+  return "unknown";
+}
+
+std::string LifecycleNote(const std::string& model_id) {
+  std::string id = BaseModelId(model_id);
+  if (id.rfind("amazon.titan-image-generator-v1", 0) == 0) {
+    return "Titan Image Generator v1 is end of life for new users (AWS removed it from its "
+           "samples as EOL in Sept 2025)";
+  }
+  if (id.rfind("amazon.titan-image-generator-v2", 0) == 0) {
+    return "Titan Image Generator v2 is Legacy, end of life 2026-06-30";
+  }
+  if (id.rfind("amazon.nova-canvas", 0) == 0) {
+    return "Nova Canvas is Legacy since 2026-03-30, end of life 2026-09-30";
+  }
+  return "";
+}
+
+const std::vector<std::pair<int, int>>& TitanSizes() {
+  static const std::vector<std::pair<int, int>> kSizes = {
+      {1024, 1024}, {768, 1152}, {1152, 768}, {768, 1280}, {1280, 768}, {896, 1152}, {1152, 896},
+      {768, 1408},  {1408, 768}, {640, 1408}, {1408, 640}, {1152, 640}, {1173, 640}, {768, 768},
+      {512, 512},   {384, 576},  {576, 384},  {384, 640},  {640, 384},  {448, 576},  {576, 448},
+      {384, 704},   {704, 384},  {320, 704},  {704, 320}};
+  return kSizes;
+}
+
+const std::vector<AspectSize>& StabilityAspects() {
+  static const std::vector<AspectSize> kAspects = {
+      {"1:1", 1024, 1024}, {"16:9", 1344, 768}, {"21:9", 1536, 640},
+      {"2:3", 832, 1216},  {"3:2", 1216, 832},  {"4:5", 896, 1088},
+      {"5:4", 1088, 896},  {"9:16", 768, 1344}, {"9:21", 640, 1536}};
+  return kAspects;
+}
+
+std::string StabilityAspectRatio(int width, int height) {
+  for (const auto& a : StabilityAspects()) {
+    if (a.width == width && a.height == height) return a.ratio;
+  }
+  return "";
+}
+
+bool NovaSizeAllowed(int width, int height) {
+  if (width < 320 || height < 320 || width > 4096 || height > 4096) return false;
+  if (width % 16 != 0 || height % 16 != 0) return false;
+  if (width > 4 * height || height > 4 * width) return false;
+  return static_cast<int64_t>(width) * height < 4'194'304;
+}
+
+ModelLimits LimitsFor(Family family) {
+  ModelLimits limits;
+  // None of these models has a step count; accept the usual range and ignore it.
+  limits.min_steps = 1;
+  limits.max_steps = 150;
+  limits.default_steps = 50;
+  switch (family) {
+    case Family::kTitan:
+      limits.max_prompt_chars = 512;
+      limits.max_negative_prompt_chars = 512;
+      limits.sizes = TitanSizes();
+      limits.min_guidance = 1.1;
+      limits.max_guidance = 10.0;
+      limits.default_guidance = 8.0;
+      limits.max_count = 5;
+      limits.max_seed = 2'147'483'646;
+      break;
+    case Family::kNovaCanvas: {
+      limits.max_prompt_chars = 1024;
+      limits.max_negative_prompt_chars = 1024;
+      // The common sizes (all multiples of 16 within Nova's limits); validation lists them.
+      limits.sizes = {{1024, 1024}, {512, 512},   {768, 768},   {1280, 1280}, {1408, 1408},
+                      {1280, 720},  {720, 1280},  {1152, 896},  {896, 1152},  {1280, 768},
+                      {768, 1280},  {1024, 576},  {576, 1024},  {1920, 1088}, {1088, 1920},
+                      {1536, 1024}, {1024, 1536}, {2048, 1024}, {1024, 2048}, {320, 320}};
+      limits.min_guidance = 1.1;
+      limits.max_guidance = 10.0;
+      limits.default_guidance = 6.5;
+      limits.max_count = 5;
+      limits.max_seed = 858'993'459;
+      break;
+    }
+    case Family::kStability:
+    case Family::kUnknown:
+      limits.max_prompt_chars = 10'000;
+      limits.max_negative_prompt_chars = 10'000;
+      for (const auto& a : StabilityAspects()) limits.sizes.emplace_back(a.width, a.height);
+      // No guidance parameter: keep the generic range so requests that send one still pass.
+      limits.max_count = 4;  // one call per image
+      limits.max_seed = 2'147'483'647;
+      break;
+  }
+  return limits;
+}
+
+int CallsFor(Family family, const ValidRequest& request) {
+  return family == Family::kStability ? request.count : 1;
+}
+
+json BuildBody(Family family, const ValidRequest& request, int index) {
+  if (family == Family::kStability || family == Family::kUnknown) {
+    json body = {
+        {"prompt", request.prompt}, {"seed", request.seed + index}, {"output_format", "png"}};
+    std::string ratio = StabilityAspectRatio(request.width, request.height);
+    body["aspect_ratio"] = ratio.empty() ? "1:1" : ratio;
+    if (!request.negative_prompt.empty()) body["negative_prompt"] = request.negative_prompt;
+    return body;
+  }
+  json text = {{"text", request.prompt}};
+  if (!request.negative_prompt.empty()) text["negativeText"] = request.negative_prompt;
+  return {{"taskType", "TEXT_IMAGE"},
+          {"textToImageParams", text},
+          {"imageGenerationConfig",
+           {{"numberOfImages", request.count},
+            {"quality", "standard"},
+            {"cfgScale", request.guidance},
+            {"height", request.height},
+            {"width", request.width},
+            {"seed", request.seed}}}};
+}
+
+Result<std::vector<std::string>> ParseImages(Family family, const std::string& body) {
+  json j = json::parse(body, nullptr, false);
+  if (!j.is_object()) {
+    return Error::Make(ErrorCode::kUpstreamUnavailable, "Bedrock answered with a non-JSON body");
+  }
+  std::vector<std::string> images;
+  if (j.contains("images") && j["images"].is_array()) {
+    for (const auto& image : j["images"]) {
+      if (image.is_string() && !image.get<std::string>().empty()) {
+        images.push_back(image.get<std::string>());
+      }
+    }
+  }
+  std::string problem;
+  if (family == Family::kStability || family == Family::kUnknown) {
+    if (j.contains("finish_reasons") && j["finish_reasons"].is_array()) {
+      for (const auto& reason : j["finish_reasons"]) {
+        if (reason.is_string() && !reason.get<std::string>().empty()) {
+          problem = reason.get<std::string>();
+        }
+      }
+    }
+  } else if (j.contains("error") && j["error"].is_string()) {
+    problem = j["error"].get<std::string>();
+  }
+  if (!problem.empty()) {
+    // Nova reports a blocked *output* as a 200 with "error" and fewer images; Stability as
+    // "Filter reason: ...". Either way the caller cannot get what was asked for.
+    return Error::Make(
+        LooksFiltered(problem) ? ErrorCode::kContentRejected : ErrorCode::kUpstreamUnavailable,
+        "Bedrock: " + problem);
+  }
+  if (images.empty()) {
+    return Error::Make(ErrorCode::kUpstreamUnavailable, "Bedrock answered without images");
+  }
+  return images;
+}
+
+}  // namespace imagegen::bedrock

@@ -1,0 +1,84 @@
+#include "model/bedrock/adapters.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace imagegen::bedrock {
+namespace {
+
+using json = nlohmann::json;
+
+ValidRequest Req(int w, int h, int count = 1) {
+  ValidRequest r;
+  r.prompt = "a red circle";
+  r.negative_prompt = "blur";
+  r.width = w;
+  r.height = h;
+  r.seed = 7;
+  r.guidance = 8.0;
+  r.count = count;
+  return r;
+}
+
+TEST(Adapters, Families) {
+  EXPECT_EQ(FamilyOf("amazon.titan-image-generator-v1"), Family::kTitan);
+  EXPECT_EQ(FamilyOf("amazon.titan-image-generator-v2:0"), Family::kTitan);
+  EXPECT_EQ(FamilyOf("amazon.nova-canvas-v1:0"), Family::kNovaCanvas);
+  EXPECT_EQ(FamilyOf("us.stability.sd3-5-large-v1:0"), Family::kStability);
+  EXPECT_EQ(FamilyOf(kDefaultModelId), Family::kStability);
+  EXPECT_EQ(FamilyOf("meta.llama3"), Family::kUnknown);
+  EXPECT_EQ(LifecycleNote(kDefaultModelId), "");
+  EXPECT_NE(LifecycleNote("amazon.nova-canvas-v1:0").find("2026-09-30"), std::string::npos);
+}
+
+TEST(Adapters, TitanBody) {
+  json body = BuildBody(Family::kTitan, Req(1152, 768, 2), 0);
+  EXPECT_EQ(body["taskType"], "TEXT_IMAGE");
+  EXPECT_EQ(body["textToImageParams"]["text"], "a red circle");
+  EXPECT_EQ(body["textToImageParams"]["negativeText"], "blur");
+  EXPECT_EQ(body["imageGenerationConfig"]["numberOfImages"], 2);
+  EXPECT_EQ(body["imageGenerationConfig"]["width"], 1152);
+  EXPECT_EQ(body["imageGenerationConfig"]["height"], 768);
+  EXPECT_EQ(body["imageGenerationConfig"]["seed"], 7);
+  EXPECT_EQ(TitanSizes().size(), 25u);
+}
+
+TEST(Adapters, StabilityBodyUsesAspectRatio) {
+  json body = BuildBody(Family::kStability, Req(1344, 768, 2), 1);
+  EXPECT_EQ(body["aspect_ratio"], "16:9");
+  EXPECT_EQ(body["seed"], 8);
+  EXPECT_EQ(body["output_format"], "png");
+  EXPECT_FALSE(body.contains("cfg_scale"));
+  EXPECT_EQ(CallsFor(Family::kStability, Req(1024, 1024, 3)), 3);
+}
+
+TEST(Adapters, NovaSizesFollowItsRule) {
+  for (const auto& [w, h] : LimitsFor(Family::kNovaCanvas).sizes) {
+    EXPECT_TRUE(NovaSizeAllowed(w, h)) << w << "x" << h;
+  }
+  EXPECT_FALSE(NovaSizeAllowed(1000, 1000));  // not a multiple of 16
+  EXPECT_FALSE(NovaSizeAllowed(2048, 2048));  // 4,194,304 pixels is not fewer than the cap
+  EXPECT_FALSE(NovaSizeAllowed(320, 1600));   // 1:5
+}
+
+TEST(Adapters, ParseResponses) {
+  auto ok = ParseImages(Family::kTitan, R"({"images":["aGk="],"error":null})");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->size(), 1u);
+  auto blocked =
+      ParseImages(Family::kNovaCanvas, R"({"images":[],"error":"blocked by our content filters"})");
+  ASSERT_FALSE(blocked.ok());
+  EXPECT_EQ(blocked.error().code, ErrorCode::kContentRejected);
+  auto filtered =
+      ParseImages(Family::kStability,
+                  R"({"seeds":[1],"finish_reasons":["Filter reason: prompt"],"images":[]})");
+  ASSERT_FALSE(filtered.ok());
+  EXPECT_EQ(filtered.error().code, ErrorCode::kContentRejected);
+  auto good = ParseImages(Family::kStability,
+                          R"({"seeds":["1"],"finish_reasons":[null],"images":["aGk="]})");
+  ASSERT_TRUE(good.ok());
+}
+
+}  // namespace
+}  // namespace imagegen::bedrock
