@@ -1,5 +1,6 @@
 #include "aws/client.h"
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -111,16 +112,44 @@ std::string Client::UrlFor(const Request& request) const {
 }
 
 Result<Response> Client::Send(const Request& request) {
+  using SteadyClock = std::chrono::steady_clock;
   SigningParams params;
   params.service = service_.signing_name;
   params.region = region_;
   params.s3 = service_.signing_name == "s3";
   params.unsigned_payload = request.unsigned_payload;
 
+  auto map_error = [&](const AwsFailure& failure) {
+    if (options_.refine_error) {
+      if (auto refined = options_.refine_error(failure)) return *refined;
+    }
+    return MapAwsError(failure);
+  };
+  auto deadline_error = [&](const std::string& why) {
+    return Error::Make(ErrorCode::kDeadlineExceeded,
+                       request.operation + " " + request.resource + ": " + why);
+  };
+  const bool has_deadline = request.deadline != SteadyClock::time_point::max();
+  auto ms_left = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(request.deadline -
+                                                                 SteadyClock::now())
+        .count();
+  };
+
   const RetryOptions& retry = options_.retry;
   int quota_taken = 0;
   bool refreshed_credentials = false;
   for (int attempt = 1;; ++attempt) {
+    int timeout_ms = request.timeout_ms > 0 ? request.timeout_ms : options_.timeout_ms;
+    bool deadline_bound = false;
+    if (has_deadline) {
+      int64_t left = ms_left();
+      if (left <= 0) return deadline_error("deadline reached before the call");
+      if (timeout_ms <= 0 || left < timeout_ms) {
+        timeout_ms = static_cast<int>(left);
+        deadline_bound = true;
+      }
+    }
     auto credentials = options_.credentials->Get();
     if (!credentials.ok()) {
       Error e = credentials.error();
@@ -137,8 +166,8 @@ Result<Response> Client::Send(const Request& request) {
     http.url = url;
     http.headers = std::move(signable.headers);
     http.body = request.body;
-    http.timeout_ms = request.timeout_ms > 0 ? request.timeout_ms : options_.timeout_ms;
-    http.connect_timeout_ms = options_.connect_timeout_ms;
+    http.timeout_ms = timeout_ms;
+    http.connect_timeout_ms = std::min(options_.connect_timeout_ms, std::max(timeout_ms, 1));
     HttpResponse resp = options_.transport->Perform(http);
 
     if (resp.failure == TransportFailure::kNone && resp.status >= 200 && resp.status < 300) {
@@ -152,6 +181,9 @@ Result<Response> Client::Send(const Request& request) {
       out.attempts = attempt;
       return out;
     }
+    if (resp.failure == TransportFailure::kTimeout && deadline_bound) {
+      return deadline_error("no answer before the deadline");
+    }
 
     AwsFailure failure = ParseFailure(resp);
     failure.operation = request.operation;
@@ -164,12 +196,15 @@ Result<Response> Client::Send(const Request& request) {
       --attempt;
       continue;
     }
-    if (!IsRetryable(failure) || attempt >= retry.max_attempts) return MapAwsError(failure);
+    bool retryable = options_.is_retryable ? options_.is_retryable(failure) : IsRetryable(failure);
+    if (!retryable || attempt >= retry.max_attempts) return map_error(failure);
+    int64_t delay_ms = BackoffDelayMs(retry, attempt, options_.random01());
+    if (has_deadline && delay_ms >= ms_left()) return map_error(failure);  // no time to retry
     if (retry.use_quota &&
         !quota_.Acquire(failure.transport == TransportFailure::kTimeout, &quota_taken)) {
-      return MapAwsError(failure);
+      return map_error(failure);
     }
-    options_.sleep_ms(BackoffDelayMs(retry, attempt, options_.random01()));
+    options_.sleep_ms(delay_ms);
   }
 }
 

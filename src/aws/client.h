@@ -2,24 +2,32 @@
 // (S3 store, SQS queue, Bedrock model) build an aws::Request and call Send(); everything that
 // is the same for every AWS API lives here.
 //
-//   auto client = aws::Client::Make(aws::BedrockRuntimeService(), {.region = "us-east-1"});
+//   aws::ClientOptions options;
+//   options.region = region;      // "" : AWS_REGION, AWS_DEFAULT_REGION, profile
+//   options.endpoint = endpoint;  // "" : AWS_ENDPOINT_URL_BEDROCK_RUNTIME, AWS_ENDPOINT_URL, AWS
+//   auto client = aws::Client::Make(aws::BedrockRuntimeService(), std::move(options));
 //   aws::Request req;
 //   req.operation = "Bedrock.InvokeModel";
 //   req.resource = model_id;
 //   req.method = "POST";
-//   req.path = "/model/" + model_id + "/invoke";   // raw; the client percent-encodes it
+//   req.path = "/model/" + aws::UriEncode(model_id, false) + "/invoke";  // ':' and '/' encoded
+//   req.path_encoded = true;
 //   req.headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
 //   req.body = payload.dump();
 //   req.timeout_ms = 60000;
+//   req.deadline = ctx.deadline;  // optional
 //   Result<aws::Response> resp = (*client)->Send(req);  // error already in imagegen's taxonomy
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "aws/config.h"
 #include "aws/credentials.h"
+#include "aws/errors.h"
 #include "aws/http.h"
 #include "aws/retry.h"
 #include "aws/sigv4.h"
@@ -41,6 +49,10 @@ struct Request {
   bool unsigned_payload = false;  // sign "UNSIGNED-PAYLOAD" instead of the body hash
   int timeout_ms = 0;             // whole exchange per attempt; 0: the client's default
   std::string endpoint;           // "": the client's endpoint; else a base URL (S3 vhosts)
+  // No attempt starts, waits or runs past this (a Lambda invocation's deadline, say): attempt
+  // timeouts are cut to the time left, a backoff that would cross it ends the retries, and
+  // running out of time is kDeadlineExceeded.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 struct Response {
@@ -61,6 +73,11 @@ struct ClientOptions {
   std::shared_ptr<CredentialsProvider> credentials;  // null: MakeDefaultCredentialsChain()
   std::shared_ptr<HttpTransport> transport;          // null: DefaultTransport()
   EnvLookup env = ProcessEnv();
+  // Service-specific refinements, consulted before the defaults (null: defaults only). E.g. a
+  // Bedrock adapter maps a content-filter ValidationException to kContentRejected, or retries
+  // ModelNotReadyException. `refine_error` returning nullopt falls back to MapAwsError.
+  std::function<std::optional<Error>(const AwsFailure&)> refine_error;
+  std::function<bool(const AwsFailure&)> is_retryable;  // null: aws::IsRetryable
   // Seams for tests; null means the real thing.
   std::function<void(int64_t ms)> sleep_ms;
   std::function<int64_t()> now_s;  // signing clock, epoch seconds

@@ -167,6 +167,66 @@ TEST(Client, ExpiredTokenRefreshesCredentialsOnce) {
   EXPECT_EQ(h.client->Send(SqsRequest()).error().code, ErrorCode::kForbidden);
 }
 
+TEST(Client, DeadlineBoundsAttemptsAndBackoff) {
+  using SteadyClock = std::chrono::steady_clock;
+  Harness h;
+  Request past = SqsRequest();
+  past.deadline = SteadyClock::now() - std::chrono::milliseconds(1);
+  EXPECT_EQ(h.client->Send(past).error().code, ErrorCode::kDeadlineExceeded);
+  EXPECT_TRUE(h.transport->requests.empty());
+
+  // 5 s left: the attempt's timeout is cut to it; a 500 ms backoff still fits.
+  Request soon = SqsRequest();
+  soon.deadline = SteadyClock::now() + std::chrono::seconds(5);
+  h.transport->Push(503);
+  h.transport->Push(200, "{}");
+  ASSERT_TRUE(h.client->Send(soon).ok());
+  EXPECT_LE(h.transport->requests[0].timeout_ms, 5000);
+  EXPECT_EQ(h.sleeps, (std::vector<int64_t>{500}));
+
+  // 100 ms left: a 500 ms backoff would cross the deadline, so the 503 is the answer.
+  Request tight = SqsRequest();
+  tight.deadline = SteadyClock::now() + std::chrono::milliseconds(100);
+  h.transport->Push(503);
+  EXPECT_EQ(h.client->Send(tight).error().code, ErrorCode::kUpstreamUnavailable);
+  EXPECT_EQ(h.sleeps.size(), 1u);
+
+  // A timeout caused by the deadline is the deadline's error, not the upstream's.
+  Request bound = SqsRequest();
+  bound.deadline = SteadyClock::now() + std::chrono::seconds(2);
+  h.transport->PushFailure(TransportFailure::kTimeout);
+  EXPECT_EQ(h.client->Send(bound).error().code, ErrorCode::kDeadlineExceeded);
+}
+
+TEST(Client, ServiceSpecificErrorRefinementAndRetryRules) {
+  ClientOptions o;
+  auto transport = std::make_shared<FakeTransport>();
+  o.endpoint = "http://127.0.0.1:1";
+  o.env = MapEnv({});
+  o.transport = transport;
+  o.credentials = MakeStaticCredentials({{"AKID", "SECRET", ""}, 0, "test"});
+  o.sleep_ms = [](int64_t) {};
+  o.refine_error = [](const AwsFailure& f) -> std::optional<Error> {
+    if (f.aws_code == "ValidationException" && f.message.find("filter") != std::string::npos) {
+      return Error::Make(ErrorCode::kContentRejected, f.message);
+    }
+    return std::nullopt;
+  };
+  o.is_retryable = [](const AwsFailure& f) {
+    return f.aws_code == "ModelNotReadyException" || IsRetryable(f);
+  };
+  auto client = Client::Make(BedrockRuntimeService(), std::move(o)).value();
+  transport->Push(400, R"({"message":"blocked by our content filters"})",
+                  {{"x-amzn-errortype", "ValidationException:http://internal"}});
+  EXPECT_EQ(client->Send(Request{}).error().code, ErrorCode::kContentRejected);
+  transport->Push(400, R"({"message":"bad size"})", {{"x-amzn-errortype", "ValidationException"}});
+  EXPECT_EQ(client->Send(Request{}).error().code, ErrorCode::kInvalidRequest);
+  transport->Push(429, R"({"message":"not ready"})",
+                  {{"x-amzn-errortype", "ModelNotReadyException"}});
+  transport->Push(200, "{}");
+  EXPECT_TRUE(client->Send(Request{}).ok());
+}
+
 TEST(Client, MissingRegionWithoutEndpointFails) {
   ClientOptions o;
   o.env = MapEnv({});
