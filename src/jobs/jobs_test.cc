@@ -1,0 +1,290 @@
+// Job records, idempotent submission and the worker's outcomes, over the real file store and
+// the real embedded queue, with a scripted model and a fault-injecting store wrapper.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "jobs/job_service.h"
+#include "jobs/worker.h"
+#include "queue/sqlite_queue.h"
+#include "store/file_store.h"
+
+namespace imagegen {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A model that draws a flat image, or fails with `fail`, and honours cancellation per step.
+class ScriptedModel final : public ImageModel {
+ public:
+  std::string Name() const override { return "scripted"; }
+  const ModelLimits& Limits() const override { return limits_; }
+  Result<ModelOutput> Generate(const ValidRequest& request, const GenerateContext& ctx) override {
+    ++calls;
+    if (fail) return Error::Make(*fail, "scripted failure");
+    for (int step = 1; step <= request.steps; ++step) {
+      if (auto stop = ctx.ShouldStop()) return *stop;
+      if (step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms));
+      if (ctx.on_progress) ctx.on_progress(step, request.steps);
+    }
+    ModelOutput out;
+    for (int i = 0; i < request.count; ++i) out.images.emplace_back(request.width, request.height);
+    return out;
+  }
+
+  std::atomic<int> calls{0};
+  std::optional<ErrorCode> fail;
+  int step_delay_ms = 0;
+
+ private:
+  ModelLimits limits_{512, 512, {{8, 8}}, 1, 50, 2, 0.0, 20.0, 7.5, 4, kMaxSeed};
+};
+
+// Forwards to a real store; Put fails for keys containing `fail_put_containing`.
+class FaultyStore final : public ObjectStore {
+ public:
+  explicit FaultyStore(std::unique_ptr<ObjectStore> base) : base_(std::move(base)) {}
+  Status Put(const std::string& key, const std::string& data, const std::string& type,
+             const Metadata& metadata) override {
+    if (!fail_put_containing.empty() && key.find(fail_put_containing) != std::string::npos) {
+      return Error::Make(ErrorCode::kUpstreamUnavailable, "injected put failure");
+    }
+    return base_->Put(key, data, type, metadata);
+  }
+  Result<std::string> Get(const std::string& key, ObjectInfo* info) override {
+    return base_->Get(key, info);
+  }
+  Result<ObjectInfo> Head(const std::string& key) override { return base_->Head(key); }
+  Result<ListPage> List(const std::string& prefix, int limit, const std::string& cursor) override {
+    return base_->List(prefix, limit, cursor);
+  }
+  std::string Uri(const std::string& key) const override { return base_->Uri(key); }
+
+  std::string fail_put_containing;
+
+ private:
+  std::unique_ptr<ObjectStore> base_;
+};
+
+class JobsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("jobs-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    auto base = MakeFileStore((dir_ / "store").string());
+    ASSERT_TRUE(base.ok());
+    store_ = std::make_shared<FaultyStore>(std::move(base.value()));
+    model_ = std::make_shared<ScriptedModel>();
+    pipeline_ = std::make_shared<Pipeline>(model_, store_, PipelineOptions{});
+    auto queue = OpenSqliteQueue((dir_ / "queue.db").string(), {});
+    ASSERT_TRUE(queue.ok());
+    queue_ = std::shared_ptr<SqliteQueue>(std::move(queue.value()));
+    jobs_ = std::make_shared<JobStore>(*store_, JobStoreOptions{});
+    service_ = std::make_unique<JobService>(*pipeline_, *jobs_, [this] {
+      return Result<std::shared_ptr<JobQueue>>(std::shared_ptr<JobQueue>(queue_));
+    });
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Worker MakeWorker(int max_attempts = 5) {
+    WorkerOptions options;
+    options.max_attempts = max_attempts;
+    options.progress_interval_ms = 0;
+    options.stats_interval_s = 0;
+    return Worker(pipeline_, queue_, jobs_, options);
+  }
+
+  QueueMessage ReceiveOne() {
+    auto got = queue_->Receive(1, 30, 0);
+    EXPECT_TRUE(got.ok());
+    EXPECT_EQ(got->size(), 1u);
+    return got->empty() ? QueueMessage{} : got->front();
+  }
+
+  GenerateRequest Request(const std::string& prompt) {
+    GenerateRequest r;
+    r.prompt = prompt;
+    return r;
+  }
+
+  fs::path dir_;
+  std::shared_ptr<FaultyStore> store_;
+  std::shared_ptr<ScriptedModel> model_;
+  std::shared_ptr<Pipeline> pipeline_;
+  std::shared_ptr<SqliteQueue> queue_;
+  std::shared_ptr<JobStore> jobs_;
+  std::unique_ptr<JobService> service_;
+};
+
+TEST_F(JobsTest, RecordRoundTripsThroughJson) {
+  JobRecord r;
+  r.job_id = "abc";
+  r.status = JobStatus::kFailed;
+  r.attempts = 3;
+  r.step = 2;
+  r.total_steps = 4;
+  r.error = Error::Invalid("prompt", "empty");
+  r.request = {{"prompt", "x"}};
+  auto back = JobRecordFromJson(JobRecordToJson(r));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->status, JobStatus::kFailed);
+  EXPECT_EQ(back->error->code, ErrorCode::kInvalidRequest);
+  EXPECT_EQ(back->error->field, "prompt");
+  EXPECT_EQ(back->total_steps, 4);
+  EXPECT_FALSE(JobRecordFromJson(nlohmann::json{{"job_id", "x"}, {"status", "bogus"}}).ok());
+}
+
+TEST_F(JobsTest, SubmitIsIdempotentPerKeyAndScope) {
+  auto a = service_->Submit(Request("cat"), "client-a", "key-1");
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_TRUE(a->created);
+  auto again = service_->Submit(Request("cat"), "client-a", "key-1");
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->created);
+  EXPECT_EQ(again->record.job_id, a->record.job_id);
+  auto other_scope = service_->Submit(Request("cat"), "client-b", "key-1");
+  EXPECT_NE(other_scope->record.job_id, a->record.job_id);
+  auto conflict = service_->Submit(Request("dog"), "client-a", "key-1");
+  ASSERT_FALSE(conflict.ok());
+  EXPECT_EQ(conflict.error().field, "Idempotency-Key");
+  // The seed was chosen at submission and travels in the message.
+  EXPECT_TRUE(a->record.request.contains("seed"));
+  EXPECT_EQ(queue_->Stats()->visible, 2);  // one per distinct job, none for the replay
+  auto invalid = service_->Submit(Request(""), "", "");
+  ASSERT_FALSE(invalid.ok());
+  EXPECT_EQ(invalid.error().code, ErrorCode::kInvalidRequest);
+  EXPECT_EQ(queue_->Stats()->visible, 2);
+}
+
+TEST_F(JobsTest, WorkerRunsJobRecordsResultAndAcknowledges) {
+  auto submitted = service_->Submit(Request("cat"), "", "");
+  ASSERT_TRUE(submitted.ok());
+  Worker worker = MakeWorker();
+  EXPECT_EQ(worker.Process(ReceiveOne()), JobOutcome::kSucceeded);
+  auto record = service_->Get(submitted->record.job_id);
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->status, JobStatus::kSucceeded);
+  EXPECT_EQ(record->step, record->total_steps);
+  EXPECT_EQ(record->result["key"], submitted->record.job_id + ".png");
+  EXPECT_TRUE(store_->Head(submitted->record.job_id + ".png").ok());
+  auto stats = queue_->Stats().value();
+  EXPECT_EQ(stats.visible + stats.in_flight, 0);
+}
+
+TEST_F(JobsTest, RedeliveryAfterAStoredImageDoesNotGenerateAgain) {
+  auto submitted = service_->Submit(Request("cat"), "", "");
+  ASSERT_TRUE(submitted.ok());
+  Worker worker = MakeWorker();
+  // First attempt: the image is stored, then writing the final record fails (store hiccup):
+  // the message is released, not acknowledged.
+  store_->fail_put_containing = "jobs/";
+  auto first = ReceiveOne();
+  EXPECT_EQ(worker.Process(first), JobOutcome::kRetry);
+  EXPECT_EQ(model_->calls, 1);
+  store_->fail_put_containing.clear();
+  ASSERT_TRUE(queue_->ChangeVisibility(first.receipt, 0).ok() ||
+              queue_->Stats()->in_flight == 1);  // released with a short backoff
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  auto second = ReceiveOne();
+  EXPECT_EQ(second.receive_count, 2);
+  EXPECT_EQ(worker.Process(second), JobOutcome::kSucceeded);
+  EXPECT_EQ(model_->calls, 1);  // found the image: no second generation
+  auto record = service_->Get(submitted->record.job_id).value();
+  EXPECT_EQ(record.status, JobStatus::kSucceeded);
+  EXPECT_TRUE(record.result["reused"].get<bool>());
+}
+
+TEST_F(JobsTest, InvalidMessagesAreDeadLetteredWithTheReason) {
+  ASSERT_TRUE(queue_->Send(R"({"prompt": "x", "width": 3, "height": 3})").ok());
+  ASSERT_TRUE(queue_->Send(R"({"nope": 1})").ok());
+  Worker worker = MakeWorker();
+  EXPECT_EQ(worker.Process(ReceiveOne()), JobOutcome::kFailed);
+  EXPECT_EQ(worker.Process(ReceiveOne()), JobOutcome::kFailed);
+  auto dead = queue_->ListDeadLetters(10, "").value();
+  ASSERT_EQ(dead.size(), 2u);
+  EXPECT_NE(dead[0].reason.find("invalid_request"), std::string::npos);
+  EXPECT_NE(dead[0].reason.find("(field "), std::string::npos) << dead[0].reason;
+  auto record = jobs_->Get(dead[1].id).value();  // named by the message id
+  EXPECT_EQ(record.status, JobStatus::kFailed);
+  EXPECT_EQ(model_->calls, 0);
+}
+
+TEST_F(JobsTest, RetryableFailuresBackOffThenBecomeFinal) {
+  model_->fail = ErrorCode::kUpstreamUnavailable;
+  auto submitted = service_->Submit(Request("cat"), "", "");
+  Worker worker = MakeWorker(/*max_attempts=*/2);
+  EXPECT_EQ(worker.Process(ReceiveOne()), JobOutcome::kRetry);
+  auto record = service_->Get(submitted->record.job_id).value();
+  EXPECT_EQ(record.status, JobStatus::kQueued);
+  EXPECT_EQ(record.error->code, ErrorCode::kUpstreamUnavailable);
+  EXPECT_TRUE(queue_->Receive(1, 30, 0)->empty());  // backing off (1 s)
+  auto second = queue_->Receive(1, 30, 3).value();
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(worker.Process(second[0]), JobOutcome::kFailed);
+  EXPECT_EQ(service_->Get(submitted->record.job_id)->status, JobStatus::kFailed);
+  EXPECT_EQ(queue_->DeadLetterCount().value(), 1);
+}
+
+TEST_F(JobsTest, CancellingQueuedAndRunningJobs) {
+  auto queued = service_->Submit(Request("never"), "", "");
+  auto cancelled = service_->Cancel(queued->record.job_id);
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_EQ(cancelled->status, JobStatus::kCancelled);
+  Worker worker = MakeWorker();
+  EXPECT_EQ(worker.Process(ReceiveOne()), JobOutcome::kCancelled);
+  EXPECT_EQ(model_->calls, 0);
+
+  model_->step_delay_ms = 50;
+  GenerateRequest slow = Request("slow");
+  slow.steps = 40;
+  auto running = service_->Submit(slow, "", "");
+  std::thread canceller([&] {
+    for (int i = 0; i < 200; ++i) {
+      auto r = service_->Get(running->record.job_id);
+      if (r.ok() && r->status == JobStatus::kRunning) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    auto c = service_->Cancel(running->record.job_id);
+    EXPECT_TRUE(c.ok() && c->cancel_requested);
+  });
+  EXPECT_EQ(worker.Process(ReceiveOne()), JobOutcome::kCancelled);
+  canceller.join();
+  EXPECT_EQ(service_->Get(running->record.job_id)->status, JobStatus::kCancelled);
+  EXPECT_FALSE(store_->Head(running->record.job_id + ".png").ok());
+  EXPECT_EQ(service_->Cancel("unknown-job").error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(JobsTest, ListingPaginatesAndHidesExpiredRecords) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(service_->Submit(Request("p" + std::to_string(i)), "", "")->record.job_id);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  std::vector<std::string> seen;
+  std::string cursor;
+  do {
+    auto page = service_->List(2, cursor);
+    ASSERT_TRUE(page.ok());
+    for (const auto& r : page->jobs) seen.push_back(r.job_id);
+    cursor = page->next_cursor;
+  } while (!cursor.empty());
+  EXPECT_EQ(seen, std::vector<std::string>(ids.rbegin(), ids.rend()));  // newest first
+
+  JobStoreOptions short_lived;
+  short_lived.retention_s = 1;
+  JobStore expiring(*store_, short_lived);
+  JobRecord done = expiring.Get(ids[0]).value();
+  done.status = JobStatus::kSucceeded;
+  done.finished_ms = NowEpochMs() - 5000;
+  ASSERT_TRUE(expiring.Put(done).ok());
+  EXPECT_EQ(expiring.Get(ids[0]).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(expiring.List(100, "")->jobs.size(), 4u);
+  EXPECT_TRUE(jobs_->Get(ids[0]).ok());  // the default retention still keeps it
+}
+
+}  // namespace
+}  // namespace imagegen
