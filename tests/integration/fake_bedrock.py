@@ -1,0 +1,241 @@
+"""A local Amazon Bedrock Runtime endpoint for tests: InvokeModel for the image models.
+
+It checks every request's SigV4 signature with botocore (an implementation independent of
+imagegen's signer): signing name "bedrock", the expected region and keys, and the canonical URI
+that encodes the model id twice. It answers with the documented response shapes of Titan Image
+Generator v1/v2, Nova Canvas and the Stability models, and with Bedrock's error shapes
+(x-amzn-ErrorType header + {"message"} body) when the prompt asks for one:
+
+  [throttle-once]    429 ThrottlingException on the first call with this prompt, then success
+  [throttle-always]  429 ThrottlingException every time
+  [content-filter]   400 ValidationException "...blocked by our content filters..."
+  [output-blocked]   200 with "error" (Titan/Nova) or finish_reasons "Filter reason: output image"
+  [access-denied]    403 AccessDeniedException
+  [model-timeout]    408 ModelTimeoutException
+  [slow:MS]          sleeps MS milliseconds before answering
+Models listed in `legacy` answer 404 ResourceNotFoundException as Bedrock does for Legacy models.
+
+Use in-process (FakeBedrock(...).start() / .stop()) or as a script for benchmarks:
+  python fake_bedrock.py --port 0 --access-key AK --secret-key SK   (prints the URL, serves)
+"""
+import argparse
+import base64
+import json
+import re
+import struct
+import sys
+import threading
+import time
+import urllib.parse
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+STABILITY_SIZES = {"1:1": (1024, 1024), "16:9": (1344, 768), "21:9": (1536, 640),
+                   "2:3": (832, 1216), "3:2": (1216, 832), "4:5": (896, 1088),
+                   "5:4": (1088, 896), "9:16": (768, 1344), "9:21": (640, 1536)}
+LEGACY_MESSAGE = ("Access denied. This Model is marked by provider as Legacy and you have not been "
+                  "actively using the model in the last 30 days. Please upgrade to an active model "
+                  "on Amazon Bedrock")
+_AUTH_RE = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+                      r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})")
+
+
+def png(width, height, seed=0):
+    """A valid RGB PNG (a flat colour from the seed), small because it compresses well."""
+    colour = bytes([(seed * 37) % 256, (seed * 91) % 256, (seed * 53) % 256])
+    raw = b"".join(b"\x00" + colour * width for _ in range(height))
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+class FakeBedrock:
+    def __init__(self, access_key, secret_key, region="us-east-1", legacy=(), host="127.0.0.1",
+                 port=0, max_skew_s=300):
+        self.access_key, self.secret_key, self.region = access_key, secret_key, region
+        self.legacy = set(legacy)
+        self.max_skew_s = max_skew_s
+        self.calls = []  # dicts: model, path, body, verified, status
+        self._seen = {}
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                status, headers, payload = fake.handle(self.command, self.path, self.headers, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("x-amzn-RequestId", "fake-%d" % len(fake.calls))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://%s:%d" % (host, self.server.server_address[1])
+        self._thread = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self):
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- SigV4 -----------------------------------------------------------------------------------
+    def verify(self, method, raw_path, headers, body):
+        """None when the signature is valid, else why not."""
+        auth = headers.get("Authorization", "")
+        m = _AUTH_RE.fullmatch(auth.strip())
+        if not m:
+            return "missing or malformed Authorization header"
+        key, date, region, service, signed, signature = m.groups()
+        if key != self.access_key:
+            return "unknown access key " + key
+        if service != "bedrock":
+            return "signing name must be 'bedrock', got '%s'" % service
+        if region != self.region:
+            return "credential scope region %s, expected %s" % (region, self.region)
+        amz_date = headers.get("X-Amz-Date", "")
+        if not amz_date.startswith(date):
+            return "X-Amz-Date does not match the credential scope"
+        t = time.mktime(time.strptime(amz_date, "%Y%m%dT%H%M%SZ")) - time.timezone
+        if abs(t - time.time()) > self.max_skew_s:
+            return "request time too skewed"
+        names = signed.split(";")
+        if "host" not in names:
+            return "host is not signed"
+        request_headers = {}
+        for name in names:
+            value = headers.get(name)
+            if value is None:
+                return "signed header %s is missing" % name
+            request_headers[name] = value
+        req = AWSRequest(method=method, url="http://%s%s" % (headers["Host"], raw_path),
+                         data=body, headers=request_headers)
+        req.context["timestamp"] = amz_date
+        token = headers.get("X-Amz-Security-Token")
+        signer = SigV4Auth(Credentials(self.access_key, self.secret_key, token), "bedrock", region)
+        canonical = signer.canonical_request(req)
+        expected = signer.signature(signer.string_to_sign(req, canonical), req)
+        if expected != signature:
+            return "signature mismatch; botocore's canonical request:\n" + canonical
+        return None
+
+    # -- InvokeModel -----------------------------------------------------------------------------
+    def handle(self, method, raw_path, headers, body):
+        m = re.fullmatch(r"/model/([^/]+)/invoke", raw_path)
+        call = {"path": raw_path, "model": None, "body": None, "verified": False, "status": 0}
+        with self._lock:
+            self.calls.append(call)
+
+        def error(status, code, message):
+            call["status"] = status
+            return status, {"x-amzn-ErrorType": code + ":http://internal.amazon.com/coral/com.amazon.bedrock/"}, {"message": message}
+
+        why = self.verify(method, raw_path, headers, body)
+        if why:
+            return error(403, "InvalidSignatureException", why)
+        call["verified"] = True
+        if not m:
+            return error(404, "UnknownOperationException", "unknown operation " + raw_path)
+        model = urllib.parse.unquote(m.group(1))
+        call["model"] = model
+        try:
+            req = json.loads(body)
+        except ValueError:
+            return error(400, "ValidationException", "Malformed input request: not JSON")
+        call["body"] = req
+        if model in self.legacy:
+            return error(404, "ResourceNotFoundException", LEGACY_MESSAGE)
+        if model.startswith("stability."):
+            prompt = req.get("prompt", "")
+        elif model.startswith(("amazon.titan-image-generator", "amazon.nova-canvas")):
+            prompt = req.get("textToImageParams", {}).get("text", "")
+        else:
+            return error(404, "ResourceNotFoundException", "The requested model %s was not found" % model)
+        slow = re.search(r"\[slow:(\d+)\]", prompt)
+        if slow:
+            time.sleep(int(slow.group(1)) / 1000)
+        with self._lock:
+            seen = self._seen.get(prompt, 0)
+            self._seen[prompt] = seen + 1
+        if "[throttle-always]" in prompt or ("[throttle-once]" in prompt and seen == 0):
+            return error(429, "ThrottlingException", "Too many requests, please wait before trying again.")
+        if "[content-filter]" in prompt:
+            return error(400, "ValidationException",
+                         "This request has been blocked by our content filters. Please adjust your "
+                         "text prompt to submit a new request.")
+        if "[access-denied]" in prompt:
+            return error(403, "AccessDeniedException",
+                         "You don't have access to the model with the specified model ID.")
+        if "[model-timeout]" in prompt:
+            return error(408, "ModelTimeoutException", "Model has timed out in processing the request.")
+        call["status"] = 200
+        if model.startswith("stability."):
+            return self._stability(req, prompt)
+        return self._titan_nova(model, req, prompt)
+
+    def _titan_nova(self, model, req, prompt):
+        if req.get("taskType") != "TEXT_IMAGE":
+            return 400, {"x-amzn-ErrorType": "ValidationException"}, {"message": "taskType must be TEXT_IMAGE"}
+        cfg = req.get("imageGenerationConfig", {})
+        width, height = int(cfg.get("width", 1024)), int(cfg.get("height", 1024))
+        count = int(cfg.get("numberOfImages", 1))
+        if model.startswith("amazon.nova-canvas") and (width % 16 or height % 16):
+            return 400, {"x-amzn-ErrorType": "ValidationException"}, {"message": "width and height must be divisible by 16"}
+        if "[output-blocked]" in prompt:
+            return 200, {}, {"images": [], "error": "The generated image has been blocked by our content filters."}
+        seed = int(cfg.get("seed", 42))
+        images = [base64.b64encode(png(width, height, seed + i)).decode() for i in range(count)]
+        return 200, {}, {"images": images, "error": None}
+
+    def _stability(self, req, prompt):
+        width, height = STABILITY_SIZES.get(req.get("aspect_ratio", "1:1"), (1024, 1024))
+        seed = int(req.get("seed", 0))
+        if "[output-blocked]" in prompt:
+            return 200, {}, {"seeds": [seed], "finish_reasons": ["Filter reason: output image"], "images": []}
+        return 200, {}, {"seeds": [seed], "finish_reasons": [None],
+                         "images": [base64.b64encode(png(width, height, seed)).decode()]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--access-key", required=True)
+    parser.add_argument("--secret-key", required=True)
+    parser.add_argument("--region", default="us-east-1")
+    args = parser.parse_args()
+    fake = FakeBedrock(args.access_key, args.secret_key, args.region, port=args.port)
+    print(fake.url, flush=True)
+    try:
+        fake.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,430 @@
+"""The real `imagegen` binary as a Lambda `bootstrap` under AWS's Runtime Interface Emulator.
+
+Events come from AWS's own tooling (`sam local generate-event`), images go to a real
+S3-compatible server (moto), and Bedrock is tests/integration/fake_bedrock.py, which checks each
+request's SigV4 signature with botocore and answers with the documented response and error shapes.
+Needs .tools/bin/aws-lambda-rie (scripts/setup.d/lambda.sh) and the .venv (scripts/setup.sh test).
+"""
+import base64
+import functools
+import hashlib
+import json
+import os
+import pathlib
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+
+from conftest import ROOT, free_port
+from fake_bedrock import FakeBedrock
+
+RIE = ROOT / ".tools" / "bin" / "aws-lambda-rie"
+SAM = ROOT / ".venv" / "bin" / "sam"
+BUCKET = "imagegen-lambda-itest"
+PREFIX = "candidate-42"
+STABILITY = "stability.stable-image-core-v1:1"
+
+pytestmark = pytest.mark.skipif(not RIE.exists(), reason="aws-lambda-rie missing: run scripts/setup.d/lambda.sh")
+
+
+@functools.lru_cache(maxsize=None)
+def generate_event(*args):
+    """`sam local generate-event ARGS...` as a dict (cached: the CLI takes ~1 s to start)."""
+    out = subprocess.run([str(SAM), "local", "generate-event", *args], capture_output=True, text=True,
+                         check=True, env=dict(os.environ, SAM_CLI_TELEMETRY="0"), timeout=120)
+    return json.loads(out.stdout)
+
+
+def apigw_v1(method, path, body=None):
+    args = ["apigateway", "aws-proxy", "--method", method, "--path", path.lstrip("/")]
+    if body is not None:
+        args += ["--body", body if isinstance(body, str) else json.dumps(body)]
+    event = json.loads(json.dumps(generate_event(*args)))
+    if body is None:
+        event["body"], event["isBase64Encoded"] = None, False
+    # The template's sample query (?foo=bar) is not part of our requests.
+    event["queryStringParameters"] = event["multiValueQueryStringParameters"] = None
+    return event
+
+
+def apigw_v2(method, path, body=None):
+    args = ["apigateway", "http-api-proxy", "--method", method, "--path", path.lstrip("/")]
+    if body is not None:
+        args += ["--body", body if isinstance(body, str) else json.dumps(body)]
+    event = json.loads(json.dumps(generate_event(*args)))
+    if body is None:
+        event["body"], event["isBase64Encoded"] = None, False
+    event["rawQueryString"], event["queryStringParameters"] = "", None
+    return event
+
+
+def sqs_batch(bodies):
+    """One SQS event with a record per body, each from the tool's template with its own id.
+
+    `sam local generate-event sqs receive-message --body` pastes the body into its JSON template
+    unescaped, so a JSON body breaks it (JSONDecodeError); the record is generated with a
+    plain-text body and the body (and its MD5) is set afterwards.
+    """
+    records = []
+    template = generate_event("sqs", "receive-message", "--body", "placeholder")["Records"][0]
+    for body in bodies:
+        record = json.loads(json.dumps(template))
+        record["messageId"] = str(uuid.uuid4())
+        record["body"] = body
+        record["md5OfBody"] = hashlib.md5(body.encode()).hexdigest()
+        records.append(record)
+    return {"Records": records}
+
+
+class Rie:
+    """aws-lambda-rie running the bootstrap on loopback ports the OS chose."""
+
+    def __init__(self, bootstrap, env, cwd):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/2015-03-31/functions/function/invocations"
+        self.log_path = pathlib.Path(cwd) / f"rie-{self.port}.log"
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [str(RIE), "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
+             "--runtime-api-address", f"127.0.0.1:{free_port()}", "--log-level", "info", bootstrap],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("aws-lambda-rie exited: " + self.logs())
+            try:
+                requests.get(f"http://127.0.0.1:{self.port}/", timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("aws-lambda-rie did not listen: " + self.logs())
+
+    def invoke(self, event, timeout=60):
+        r = requests.post(self.url, data=json.dumps(event), timeout=timeout)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def logs(self):
+        self.log.flush()
+        return self.log_path.read_text()
+
+    def json_lines(self):
+        out = []
+        for line in self.logs().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def s3(moto_server):
+    import boto3
+    client = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1",
+                          aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret-example")
+    try:
+        client.create_bucket(Bucket=BUCKET)
+    except client.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    return client
+
+
+@pytest.fixture
+def bedrock():
+    fake = FakeBedrock("AKIDEXAMPLE", "secret-example", "us-east-1",
+                       legacy={"amazon.titan-image-generator-v1"}).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def lambda_fn(imagegen_bin, aws_env, moto_server, s3, bedrock, tmp_path):
+    """Factory: lambda_fn(model, **env) -> a running Rie with the function's environment."""
+    started = []
+
+    def start(model="test", **extra):
+        env = dict(aws_env)
+        env.update({
+            "AWS_LAMBDA_FUNCTION_NAME": "imagegen-itest",
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": "30",
+            "BUCKET_NAME": BUCKET,
+            "KEY_PREFIX": PREFIX,
+            "AWS_ENDPOINT_URL_S3": moto_server,
+            "IMAGEGEN_S3_PATH_STYLE": "1",
+            "IMAGEGEN_MODEL": model,
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock.url,
+            "IMAGEGEN_BEDROCK_RETRY_BASE_MS": "50",
+            "LAMBDA_TASK_ROOT": str(tmp_path),
+        })
+        env.update({k: str(v) for k, v in extra.items()})
+        rie = Rie(imagegen_bin, env, tmp_path)
+        started.append(rie)
+        return rie
+
+    yield start
+    for rie in started:
+        rie.stop()
+
+
+def body_of(response):
+    raw = response["body"]
+    return base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
+
+
+# ---------------------------------------------------------------------------------------------
+# API Gateway REST (payload 1.0) and HTTP API (2.0) against moto S3
+
+
+def test_rest_api_generate_stores_in_s3_and_serves_the_png(lambda_fn, s3):
+    fn = lambda_fn("test")
+    out = fn.invoke(apigw_v1("POST", "/generate", {"prompt": "a red circle", "width": 64, "height": 64}))
+    assert out["statusCode"] == 200, out
+    assert out["isBase64Encoded"] is False
+    result = json.loads(out["body"])
+    image = result["images"][0]
+    key = image["key"]
+    assert key.startswith(PREFIX + "/") and key.endswith(".png")
+    assert image["uri"] == f"s3://{BUCKET}/{key}"
+    assert "X-Amz-Signature=" in image["presigned_url"]
+    # base_url = the API's own URL including the stage, so the link works from outside.
+    # (The tool's template carries two different Host values; multiValueHeaders wins, as it
+    # does in API Gateway, which fills both from the same request.)
+    assert image["url"] == f"https://0123456789.execute-api.us-east-1.amazonaws.com/prod/images/{key}"
+    stored = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    assert stored.startswith(b"\x89PNG") and b"a red circle" in stored  # provenance chunk
+    assert out["headers"]["X-Request-Id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+
+    # GET /images/{key}: a binary body travels base64 with isBase64Encoded.
+    got = fn.invoke(apigw_v1("GET", "/images/" + key))
+    assert got["statusCode"] == 200
+    assert got["isBase64Encoded"] is True
+    assert got["headers"]["Content-Type"] == "image/png"
+    assert body_of(got) == stored
+
+
+def test_http_api_routes_share_the_handlers(lambda_fn):
+    fn = lambda_fn("test")
+    out = fn.invoke(apigw_v2("POST", "/generate", {"prompt": "two blue squares", "width": 64, "height": 64}))
+    assert out["statusCode"] == 200, out
+    assert "multiValueHeaders" not in out
+    result = json.loads(out["body"])
+    assert result["images"][0]["key"].startswith(PREFIX + "/")
+    # $default stage: no stage in the URL.
+    assert result["images"][0]["url"].startswith("https://") and "/$default/" not in result["images"][0]["url"]
+
+    health = fn.invoke(apigw_v2("GET", "/healthz"))
+    assert health["statusCode"] == 200 and json.loads(health["body"]) == {"status": "ok"}
+    openai = fn.invoke(apigw_v2("POST", "/v1/images/generations",
+                                {"prompt": "a green triangle", "size": "64x64", "response_format": "b64_json"}))
+    assert openai["statusCode"] == 200, openai
+    data = json.loads(openai["body"])["data"][0]
+    assert base64.b64decode(data["b64_json"]).startswith(b"\x89PNG")
+    listing = fn.invoke(apigw_v2("GET", "/images"))
+    assert listing["statusCode"] == 200
+    assert len(json.loads(listing["body"])["images"]) >= 1
+
+
+def test_error_contract_is_the_http_services(lambda_fn):
+    fn = lambda_fn("test")
+    bad = fn.invoke(apigw_v1("POST", "/generate", {"prompt": "x", "negative_promt": "typo"}))
+    assert bad["statusCode"] == 400
+    err = json.loads(bad["body"])["error"]
+    assert err["code"] == "invalid_request" and "negative_promt" in err["message"]
+    missing = fn.invoke(apigw_v2("GET", "/nope"))
+    assert missing["statusCode"] == 404
+    assert json.loads(missing["body"])["error"]["code"] == "not_found"
+    wrong = fn.invoke(apigw_v1("DELETE", "/generate"))
+    assert wrong["statusCode"] == 405
+    # EMF: errors by code, namespace imagegen, low-cardinality dimensions.
+    emf = [l for l in fn.json_lines() if "_aws" in l and "Errors" in l]
+    assert {l["Code"] for l in emf} >= {"invalid_request", "not_found", "method_not_allowed"}
+    directive = emf[0]["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "imagegen"
+    assert directive["Dimensions"] == [["Model", "Code"], ["Model"]]
+
+
+def test_bad_event_does_not_kill_the_process(lambda_fn):
+    fn = lambda_fn("test")
+    out = fn.invoke({"hello": "world"})
+    assert out["errorType"] == "imagegen.UnsupportedEvent"
+    broken = apigw_v1("POST", "/generate", {"prompt": "x"})
+    broken["body"] = "%%% not base64 %%%"
+    out = fn.invoke(broken)
+    assert out["statusCode"] == 400
+    ok = fn.invoke(apigw_v1("GET", "/healthz"))
+    assert ok["statusCode"] == 200
+    assert fn.logs().count("lambda runtime ready") == 1  # same process, initialised once
+
+
+def test_direct_invoke_with_a_generation_request(lambda_fn):
+    fn = lambda_fn("test")
+    out = fn.invoke({"prompt": "a yellow star", "width": 64, "height": 64, "job_id": "direct-1"})
+    assert out["images"][0]["key"] == f"{PREFIX}/direct-1.png"
+    err = fn.invoke({"prompt": "", "width": 64, "height": 64})
+    assert err["errorType"] == "invalid_request"
+
+
+def test_deadline_answers_504_before_lambda_kills_the_function(lambda_fn):
+    fn = lambda_fn("test?delay_ms=20000", AWS_LAMBDA_FUNCTION_TIMEOUT=3)
+    fn.invoke(apigw_v1("GET", "/healthz"))  # init (lazy under the RIE) is not part of the timing
+    event = apigw_v1("POST", "/generate", {"prompt": "slow", "width": 64, "height": 64, "steps": 50})
+    start = time.time()
+    out = fn.invoke(event)
+    elapsed = time.time() - start
+    assert out["statusCode"] == 504, out
+    assert json.loads(out["body"])["error"]["code"] == "deadline_exceeded"
+    assert elapsed < 3.0, elapsed
+    # Still the same process, still serving.
+    again = fn.invoke(apigw_v2("GET", "/healthz"))
+    assert again["statusCode"] == 200
+    assert fn.logs().count("lambda runtime ready") == 1
+    assert "Task timed out" not in fn.logs()
+
+
+def test_init_failure_is_reported_to_the_init_error_endpoint(lambda_fn):
+    fn = lambda_fn("no-such-model")
+    r = requests.post(fn.url, data=json.dumps(apigw_v1("GET", "/healthz")), timeout=60)
+    assert "imagegen.InitError.invalid_request" in r.text + fn.logs()
+    assert "no-such-model" in r.text + fn.logs()
+
+
+def test_trace_id_and_emf_generation_metrics(lambda_fn):
+    fn = lambda_fn("test")
+    fn.invoke(apigw_v1("POST", "/generate", {"prompt": "metrics", "width": 64, "height": 64, "count": 2}))
+    lines = [l for l in fn.json_lines() if "_aws" in l and "ImagesGenerated" in l]
+    assert lines, fn.logs()
+    assert lines[-1]["ImagesGenerated"] == 2 and lines[-1]["Model"] == "test"
+    assert lines[-1]["GenerationLatency"] >= 0
+    assert lines[-1]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Model"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# SQS: partial batch failures
+
+
+def test_sqs_batch_reports_exactly_the_failed_records(lambda_fn, s3, bedrock):
+    fn = lambda_fn("bedrock:" + STABILITY)
+    event = sqs_batch([
+        json.dumps({"prompt": "a red circle", "width": 1024, "height": 1024}),   # good
+        "a croissant on a plate",                                                 # good, plain text
+        json.dumps({"prompt": "x", "bogus": 1}),                                  # invalid: DLQ
+        json.dumps({"prompt": "[content-filter] nope"}),                          # rejected: DLQ
+        json.dumps({"prompt": "[throttle-always] later"}),                        # retryable
+        json.dumps({"prompt": "a square", "width": 123, "height": 45}),           # invalid size: DLQ
+    ])
+    ids = [r["messageId"] for r in event["Records"]]
+    out = fn.invoke(event, timeout=120)
+    failed = [f["itemIdentifier"] for f in out["batchItemFailures"]]
+    assert failed == [ids[2], ids[3], ids[4], ids[5]], (out, fn.logs())
+    # Good records are stored under keys named by their message ids (redelivery-safe).
+    for message_id in ids[:2]:
+        head = s3.head_object(Bucket=BUCKET, Key=f"{PREFIX}/{message_id}.png")
+        assert head["ContentLength"] > 0
+    logs = fn.json_lines()
+    rejected = [l for l in logs if l.get("msg") in ("job rejected", "job failed")]
+    by_id = {l["message_id"]: l for l in rejected}
+    assert by_id[ids[2]]["disposition"] == "dead-letter" and "bogus" in by_id[ids[2]]["error"]
+    assert by_id[ids[3]]["error_code"] == "content_rejected"
+    assert by_id[ids[4]]["disposition"] == "retry" and by_id[ids[4]]["error_code"] == "rate_limited"
+    # A redelivered good message finds its image instead of generating a second one.
+    calls = len(bedrock.calls)
+    again = fn.invoke({"Records": [event["Records"][0]]})
+    assert again == {"batchItemFailures": []}
+    assert len(bedrock.calls) == calls
+
+
+# ---------------------------------------------------------------------------------------------
+# Bedrock through the function
+
+
+def test_bedrock_stability_success_signed_with_double_encoded_model_id(lambda_fn, bedrock, s3):
+    fn = lambda_fn("bedrock:" + STABILITY)
+    out = fn.invoke(apigw_v2("POST", "/generate", {"prompt": "a lighthouse", "width": 1344, "height": 768,
+                                                     "negative_prompt": "fog", "seed": 5}))
+    assert out["statusCode"] == 200, (out, fn.logs())
+    result = json.loads(out["body"])
+    assert result["model"] == "bedrock:" + STABILITY
+    call = bedrock.calls[-1]
+    assert call["verified"] is True
+    assert call["path"] == "/model/stability.stable-image-core-v1%3A1/invoke"
+    assert call["body"] == {"prompt": "a lighthouse", "negative_prompt": "fog", "seed": 5,
+                            "aspect_ratio": "16:9", "output_format": "png"}
+    stored = s3.get_object(Bucket=BUCKET, Key=result["images"][0]["key"])["Body"].read()
+    assert stored.startswith(b"\x89PNG") and b"a lighthouse" in stored
+
+
+@pytest.mark.parametrize("model,size,check", [
+    ("amazon.titan-image-generator-v2:0", (1152, 768),
+     lambda b: b["taskType"] == "TEXT_IMAGE" and b["imageGenerationConfig"]["width"] == 1152
+     and b["imageGenerationConfig"]["cfgScale"] == 8.0),
+    ("amazon.nova-canvas-v1:0", (1280, 720),
+     lambda b: b["imageGenerationConfig"]["height"] == 720 and b["imageGenerationConfig"]["cfgScale"] == 6.5),
+])
+def test_bedrock_titan_and_nova_shapes(lambda_fn, bedrock, model, size, check):
+    fn = lambda_fn("bedrock:" + model)
+    out = fn.invoke(apigw_v1("POST", "/generate", {"prompt": "a boat", "width": size[0], "height": size[1]}))
+    assert out["statusCode"] == 200, (out, fn.logs())
+    assert bedrock.calls[-1]["verified"] and check(bedrock.calls[-1]["body"])
+    bad = fn.invoke(apigw_v1("POST", "/generate", {"prompt": "a boat", "width": 1000, "height": 1000}))
+    assert bad["statusCode"] == 400 and json.loads(bad["body"])["error"]["field"] == "size"
+
+
+def error_of(out):
+    return out["statusCode"], json.loads(out["body"])["error"]
+
+
+def test_bedrock_errors_map_onto_the_taxonomy(lambda_fn, bedrock):
+    fn = lambda_fn("bedrock:" + STABILITY)
+    gen = lambda prompt: fn.invoke(apigw_v1("POST", "/generate", {"prompt": prompt}))
+
+    before = len(bedrock.calls)
+    out = gen("[throttle-once] a cat")
+    assert out["statusCode"] == 200, out  # retried with backoff
+    assert [c["status"] for c in bedrock.calls[before:]] == [429, 200]
+
+    status, err = error_of(gen("[content-filter] something"))
+    assert (status, err["code"]) == (400, "content_rejected")
+    assert "blocked by our content filters" in err["message"]  # Bedrock's own words
+
+    status, err = error_of(gen("[throttle-always] a dog"))
+    assert (status, err["code"]) == (429, "rate_limited")
+
+    status, err = error_of(gen("[access-denied] a fox"))
+    assert (status, err["code"]) == (403, "forbidden")
+    assert "bedrock:InvokeModel" in err["message"] and "Model access" in err["message"]
+    assert "arn:aws:bedrock:us-east-1::foundation-model/" + STABILITY in err["message"]
+
+    status, err = error_of(gen("[model-timeout] an owl"))
+    assert (status, err["code"]) == (504, "upstream_timeout")
+
+    status, err = error_of(gen("[output-blocked] a bat"))
+    assert (status, err["code"]) == (400, "content_rejected")
+
+
+def test_bedrock_legacy_model_names_the_alternatives(lambda_fn, bedrock):
+    fn = lambda_fn("bedrock:amazon.titan-image-generator-v1")
+    out = fn.invoke(apigw_v1("POST", "/generate", {"prompt": "a croissant"}))
+    status, err = error_of(out)
+    assert (status, err["code"]) == (404, "not_found")
+    assert "Legacy" in err["message"] and STABILITY in err["message"]
+
+
+def test_bedrock_bad_signature_is_forbidden(lambda_fn, bedrock):
+    fn = lambda_fn("bedrock:" + STABILITY, AWS_SECRET_ACCESS_KEY="wrong-secret")
+    status, err = error_of(fn.invoke(apigw_v1("POST", "/generate", {"prompt": "a cat"})))
+    assert (status, err["code"]) == (403, "forbidden")
+    assert bedrock.calls[-1]["verified"] is False
