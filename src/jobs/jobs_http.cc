@@ -1,0 +1,124 @@
+#include "jobs/jobs_http.h"
+
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "core/request_json.h"
+
+namespace imagegen {
+namespace {
+
+using json = nlohmann::json;
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// The record as clients see it: absolute status URL, and HTTP URLs for stored images.
+json JobView(const JobRecord& record, const HttpRequest& request) {
+  json j = JobRecordToJson(record);
+  j.erase("request_hash");
+  j.erase("enqueued");
+  j["status_url"] = request.base_url + "/jobs/" + record.job_id;
+  if (j.contains("result") && j["result"].is_object()) {
+    json& result = j["result"];
+    if (result.contains("key")) result["url"] = Api::ImageUrl(request, result["key"]);
+    if (result.contains("images") && result["images"].is_array()) {
+      for (auto& image : result["images"]) {
+        if (image.contains("key")) image["url"] = Api::ImageUrl(request, image["key"]);
+      }
+    }
+  }
+  return j;
+}
+
+HttpResponse Respond(int status, const json& body, const std::string& route) {
+  HttpResponse response = JsonResponse(status, Dump(body));
+  response.route = route;
+  return response;
+}
+
+HttpResponse Fail(const Error& error, const std::string& route) {
+  HttpResponse response = ErrorResponse(error);
+  response.route = route;
+  return response;
+}
+
+int ParseLimit(const std::string& text) {
+  if (text.empty()) return 20;
+  if (text.size() > 4 || text.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoi(text);
+}
+
+}  // namespace
+
+JobRoutes AttachJobRoutes(Api& api, const Config& config) {
+  JobStoreOptions options;
+  options.prefix = api.pipeline().options().key_prefix + "jobs/";
+  options.retention_s = JobRetentionFromEnv();
+  JobRoutes routes;
+  // The Api holds the pipeline (and so the store) for as long as it holds these handlers.
+  routes.jobs = std::make_shared<JobStore>(api.pipeline().store(), options);
+  auto mu = std::make_shared<std::mutex>();
+  auto holder = std::make_shared<std::shared_ptr<JobQueue>>();
+  routes.queue = [config, mu, holder]() -> Result<std::shared_ptr<JobQueue>> {
+    std::lock_guard<std::mutex> lock(*mu);
+    if (*holder) return *holder;
+    auto queue = MakeJobQueue(config);
+    if (!queue.ok()) return queue.error();
+    *holder = std::shared_ptr<JobQueue>(std::move(queue.value()));
+    return *holder;
+  };
+  routes.service = std::make_shared<JobService>(api.pipeline(), *routes.jobs, routes.queue);
+  auto service = routes.service;
+  auto jobs = routes.jobs;  // kept alive by the handlers: the service refers to it
+
+  Router& router = api.router();
+  router.Add("POST", "/jobs", [service, jobs](HttpRequest& request) {
+    const std::string route = "/jobs";
+    if (auto s = CheckJsonContentType(request); !s) return Fail(s.error(), route);
+    auto body = ParseJsonObject(request.body);
+    if (!body.ok()) return Fail(body.error(), route);
+    auto generate = ParseGenerateJson(body.value());
+    if (!generate.ok()) return Fail(generate.error(), route);
+    // Idempotency keys are per caller: scope them by the credential presented (if any).
+    std::string scope = request.Header("x-api-key") + "\n" + request.Header("authorization");
+    auto submitted = service->Submit(generate.value(), scope, request.Header("idempotency-key"));
+    if (!submitted.ok()) return Fail(submitted.error(), route);
+    HttpResponse response = Respond(202, JobView(submitted->record, request), route);
+    response.SetHeader("Location", "/jobs/" + submitted->record.job_id);
+    if (!submitted->created) response.SetHeader("Idempotent-Replayed", "true");
+    return response;
+  });
+  router.Add("GET", "/jobs", [service, jobs](HttpRequest& request) {
+    const std::string route = "/jobs";
+    int limit = ParseLimit(request.Query("limit"));
+    if (limit < 1 || limit > 100) {
+      return Fail(Error::Invalid("limit", "limit must be between 1 and 100"), route);
+    }
+    auto page = service->List(limit, request.Query("cursor"));
+    if (!page.ok()) return Fail(page.error(), route);
+    json list = json::array();
+    for (const auto& record : page->jobs) list.push_back(JobView(record, request));
+    return Respond(
+        200,
+        {{"jobs", list},
+         {"next_cursor", page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor)}},
+        route);
+  });
+  router.Add("GET", "/jobs/{id}", [service, jobs](HttpRequest& request) {
+    const std::string route = "/jobs/{id}";
+    auto record = service->Get(request.path_params["id"]);
+    if (!record.ok()) return Fail(record.error(), route);
+    HttpResponse response = Respond(200, JobView(record.value(), request), route);
+    if (!IsFinished(record->status)) response.SetHeader("Retry-After", "1");
+    return response;
+  });
+  router.Add("DELETE", "/jobs/{id}", [service, jobs](HttpRequest& request) {
+    const std::string route = "/jobs/{id}";
+    auto record = service->Cancel(request.path_params["id"]);
+    if (!record.ok()) return Fail(record.error(), route);
+    return Respond(200, JobView(record.value(), request), route);
+  });
+  return routes;
+}
+
+}  // namespace imagegen

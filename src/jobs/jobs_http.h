@@ -1,0 +1,33 @@
+// POST /jobs, GET /jobs, GET /jobs/{id}, DELETE /jobs/{id}: the asynchronous door as routes on
+// an Api (the same handlers serve HTTP, the Lambda API Gateway adapters and tests).
+//
+//   POST /jobs          body as POST /generate; optional Idempotency-Key header (scoped by the
+//                       caller's credential). 202 + the job (status "queued", status_url) and
+//                       Location: /jobs/{id}; a replay answers the existing job with
+//                       Idempotent-Replayed: true; the same key/job_id with another body: 400.
+//   GET /jobs/{id}      200 + the job: queued | running (progress) | succeeded (result with image
+//                       keys and URLs) | failed (error) | cancelled; 404 unknown or expired.
+//   DELETE /jobs/{id}   cancels a queued or running job; 200 + the job; 404 unknown. A finished
+//                       job is returned unchanged.
+//   GET /jobs?limit=&cursor=   {"jobs": [...], "next_cursor": id | null}; limit 1..100 (20).
+#pragma once
+
+#include <memory>
+
+#include "app/config.h"
+#include "http/api.h"
+#include "jobs/job_service.h"
+
+namespace imagegen {
+
+struct JobRoutes {
+  std::shared_ptr<JobStore> jobs;
+  std::shared_ptr<JobService> service;
+  QueueFactory queue;  // opens config.queue once, on first use; shared by the routes
+};
+
+// Records live in the API's store under <key prefix>jobs/, kept IMAGEGEN_JOB_RETENTION seconds
+// after they finish. The queue is opened lazily, so attaching the routes never touches it.
+JobRoutes AttachJobRoutes(Api& api, const Config& config);
+
+}  // namespace imagegen
