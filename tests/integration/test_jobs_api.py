@@ -2,6 +2,7 @@
 embedded queue: status URL and Location, progress, results with URLs, Idempotency-Key and
 client job ids, cancellation of queued and running jobs, pagination, retention."""
 import concurrent.futures
+import json
 import time
 
 import pytest
@@ -179,3 +180,37 @@ def test_serve_with_in_process_workers_completes_jobs_alone(setup):
     wait_until(lambda: all(get(server, i).json()["status"] == "succeeded" for i in ids),
                timeout=30, what="jobs done in-process")
     assert server.stop() == 0
+
+
+def test_job_records_live_in_s3_when_the_store_is_s3(tmp_path, serve, moto_server):
+    """The same routes over an S3 store (moto): records are objects under jobs/, visible to
+    any worker that shares the bucket."""
+    import uuid
+
+    import boto3
+    from queue_support import CREDS
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1",
+                      aws_access_key_id=CREDS["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=CREDS["AWS_SECRET_ACCESS_KEY"])
+    bucket = "jobs-" + uuid.uuid4().hex[:10]
+    s3.create_bucket(Bucket=bucket)
+    env = dict(CREDS, AWS_ENDPOINT_URL_S3=moto_server, BUCKET_NAME=bucket, KEY_PREFIX="team-a",
+               IMAGEGEN_QUEUE=f"sqlite://{tmp_path}/queue.db", IMAGEGEN_SERVE_WORKERS="1",
+               AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    server = serve("--model", "test", env=env)
+    headers = {"Idempotency-Key": "s3-key"}
+    job = requests.post(server.url + "/jobs", json={"prompt": "in s3"}, headers=headers).json()
+    wait_until(lambda: get(server, job["job_id"]).json()["status"] == "succeeded", timeout=30,
+               what="succeeded")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert f"team-a/jobs/{job['job_id']}.json" in keys
+    assert f"team-a/{job['job_id']}.png" in keys
+    record = json.loads(s3.get_object(Bucket=bucket,
+                                      Key=f"team-a/jobs/{job['job_id']}.json")["Body"].read())
+    assert record["status"] == "succeeded"
+    again = requests.post(server.url + "/jobs", json={"prompt": "in s3"}, headers=headers)
+    assert again.json()["job_id"] == job["job_id"]
+    assert requests.delete(server.url + "/jobs/nope").status_code == 404
+    page = requests.get(server.url + "/jobs", params={"limit": 5}).json()
+    assert [j["job_id"] for j in page["jobs"]] == [job["job_id"]]
