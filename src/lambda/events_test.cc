@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "lambda/emf.h"
@@ -119,6 +120,7 @@ class ScriptedApi : public RuntimeApi {
   std::vector<std::string> posted;
   Result<NextEvent> Next() override {
     NextEvent e;
+    e.invocation.trace_id = next_ == 1 ? "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1" : "";
     e.invocation.request_id = "id" + std::to_string(next_++);
     e.event = events.at(next_ - 1);
     return e;
@@ -140,20 +142,26 @@ class ScriptedApi : public RuntimeApi {
 
 TEST(Runtime, OneBadEventDoesNotEndTheLoop) {
   ScriptedApi api;
-  api.events = {"boom", "fine"};
+  api.events = {"boom", "fine", "fine"};
   LoopOptions options;
-  options.max_invocations = 2;
+  options.max_invocations = 3;
+  std::vector<std::string> traces;
   int rc = RunLoop(
       api,
-      [](const std::string& event, const Invocation&) -> InvocationResult {
+      [&traces](const std::string& event, const Invocation&) -> InvocationResult {
+        const char* trace = std::getenv("_X_AMZN_TRACE_ID");
+        traces.push_back(trace == nullptr ? "-" : trace);
         if (event == "boom") throw std::runtime_error("bad event");
         return InvocationResult{true, "{}", {}, {}};
       },
       options);
   EXPECT_EQ(rc, 0);
-  ASSERT_EQ(api.posted.size(), 2u);
+  ASSERT_EQ(api.posted.size(), 3u);
   EXPECT_EQ(api.posted[0], "id0 error Runtime.UnhandledException");
   EXPECT_EQ(api.posted[1], "id1 ok {}");
+  // The trace id is set for its invocation only.
+  EXPECT_EQ(traces, (std::vector<std::string>{
+                        "-", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1", "-"}));
 }
 
 }  // namespace

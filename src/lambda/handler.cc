@@ -153,7 +153,8 @@ InvocationResult LambdaHandler::HandleSqs(const json& event, const Invocation& i
       Log(IsRetryable(error.code) ? "warn" : "error", msg, log);
       GlobalMetrics().Add("imagegen_errors_total", {{"code", code}});
       RecordFailure(code);
-      // An empty id cannot be reported; failing the whole batch is the only safe answer.
+      // A record without a messageId makes the answer malformed, and SQS then retries the
+      // whole batch: the safe outcome when we cannot say which record failed.
       failures.push_back({{"itemIdentifier", message_id}});
     };
     if (Clock::now() >= invocation.deadline) {
