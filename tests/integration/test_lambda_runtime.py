@@ -429,3 +429,28 @@ def test_bedrock_bad_signature_is_forbidden(lambda_fn, bedrock):
     status, err = error_of(fn.invoke(apigw_v1("POST", "/generate", {"prompt": "a cat"})))
     assert (status, err["code"]) == (403, "forbidden")
     assert bedrock.calls[-1]["verified"] is False
+
+
+def test_bedrock_call_is_bounded_by_the_invocation_deadline(lambda_fn, bedrock):
+    fn = lambda_fn("bedrock:" + STABILITY, AWS_LAMBDA_FUNCTION_TIMEOUT=3)
+    fn.invoke(apigw_v1("GET", "/healthz"))
+    event = apigw_v1("POST", "/generate", {"prompt": "[slow:8000] a snail"})
+    start = time.time()
+    status, err = error_of(fn.invoke(event))
+    assert (status, err["code"]) == (504, "deadline_exceeded")
+    assert time.time() - start < 3.0
+    assert fn.invoke(apigw_v1("GET", "/healthz"))["statusCode"] == 200
+
+
+def test_function_url_event(lambda_fn):
+    """Function URLs send the 2.0 shape with stage $default on their own domain."""
+    fn = lambda_fn("test")
+    event = apigw_v2("POST", "/generate", {"prompt": "a kite", "width": 64, "height": 64})
+    domain = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
+    event["requestContext"]["domainName"] = domain
+    event["headers"]["host"] = domain
+    event["routeKey"] = "$default"
+    out = fn.invoke(event)
+    assert out["statusCode"] == 200, out
+    key = json.loads(out["body"])["images"][0]["key"]
+    assert json.loads(out["body"])["images"][0]["url"] == f"https://{domain}/images/{key}"
