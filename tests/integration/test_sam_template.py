@@ -25,8 +25,20 @@ VENV = ROOT / ".venv" / "bin"
 
 
 def translate(params=None, region="us-west-2"):
-    """The CloudFormation that SAM would deploy (CodeUri packaged as `sam package` does)."""
-    os.environ.setdefault("AWS_DEFAULT_REGION", region)
+    """The CloudFormation that SAM would deploy (CodeUri packaged as `sam package` does). The
+    translator needs a region for its pseudo-parameters."""
+    saved = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = region
+    try:
+        return _translate(params)
+    finally:
+        if saved is None:
+            os.environ.pop("AWS_DEFAULT_REGION", None)
+        else:
+            os.environ["AWS_DEFAULT_REGION"] = saved
+
+
+def _translate(params):
     from samtranslator.translator.transform import transform
     from samtranslator.yaml_helper import yaml_parse
 
