@@ -83,9 +83,9 @@ def event(body):
     return json.loads(out.stdout)
 
 
-def run_once(command, env, cwd, the_event, warm_n, noop_event=None):
+def run_once(command, env, cwd, the_event, warm_n, noop_event=None, log_dir=None):
     port = free_port()
-    log_path = pathlib.Path(cwd) / f"rie-{port}.log"
+    log_path = pathlib.Path(log_dir or cwd) / f"rie-{port}.log"
     with open(log_path, "w") as log:
         rie = subprocess.Popen([str(RIE), "--runtime-interface-emulator-address", f"127.0.0.1:{port}",
                                 "--runtime-api-address", f"127.0.0.1:{free_port()}", *command],
@@ -204,7 +204,7 @@ def main():
         for i in range(args.runs):
             for name, (command, env) in commands.items():
                 results[name].append(run_once(command, env, py_dir if "Python" in name else work,
-                                              the_event, args.warm, noop_event))
+                                              the_event, args.warm, noop_event, log_dir=work))
                 print(f"run {i + 1}/{args.runs} {name}: cold {results[name][-1]['cold_ms']:.1f} ms", flush=True)
         summary = {name: summarize(runs) for name, runs in results.items()}
 
