@@ -87,6 +87,8 @@ def image(base_image):
     if not has_model:
         args += ["--build-arg", "IMAGEGEN_TEST_MODEL=ON"]
     podman(*args, "-t", tag, str(ROOT), timeout=5400)
+    size = int(podman("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip())
+    print(f"\nimage {tag}: {size / 1e6:.0f} MB")
     yield tag, ([] if has_model else ["--model", "test"])
     podman("rmi", "-f", tag, check=False)
 
@@ -127,7 +129,7 @@ def test_serve_in_the_container_answers_generate_and_jobs(image, container):
     tag, model_args = image
     port = free_port()
     name = container("serve", "--host", "127.0.0.1", "--port", str(port), *model_args,
-                     env={"IMAGEGEN_SERVE_WORKERS": "1"})
+                     env={"IMAGEGEN_SERVE_WORKERS": "1", "IMAGEGEN_HEALTH_PORT": str(port)})
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, name)
     r = requests.post(url + "/generate", json={"prompt": "a red circle", "seed": 3}, timeout=300)
