@@ -12,8 +12,12 @@ echo "== schemathesis against /openapi.json ($MAX_EXAMPLES examples per operatio
 MAX_EXAMPLES="$MAX_EXAMPLES" .venv/bin/pytest -q tests/fuzz/test_contract.py -p no:cacheprovider
 
 echo "== libFuzzer: request parser for ${FUZZ_SECONDS}s"
-CC=clang-14 CXX=clang++-14 BUILD_DIR=build-fuzz IMAGEGEN_TARGETS=request_fuzz \
+CC=clang-14 CXX=clang++-14 BUILD_DIR=build-fuzz IMAGEGEN_TARGETS="request_fuzz aws_parsers_fuzz" \
   scripts/build.sh -DIMAGEGEN_FUZZ=ON -DIMAGEGEN_BUILD_TESTS=OFF -DIMAGEGEN_WERROR=OFF
 mkdir -p build-fuzz/corpus
 cp tests/fuzz/seeds/* build-fuzz/corpus/ 2>/dev/null || true
 build-fuzz/request_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=4096 build-fuzz/corpus
+
+echo "== libFuzzer: AWS layer parsers for ${FUZZ_SECONDS}s"
+mkdir -p build-fuzz/corpus-aws
+build-fuzz/aws_parsers_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=8192 build-fuzz/corpus-aws
