@@ -80,8 +80,8 @@ def image(base_image):
     tag = f"localhost/imagegen:test-{uuid.uuid4().hex[:8]}"
     # The bundled model makes `serve` work out of the box; without it (models/ not trained yet)
     # the test builds the deterministic test model in and serves that.
-    has_model = any((ROOT / "models" / "local").glob("*")) if (ROOT / "models" / "local").exists() \
-        else False
+    local = ROOT / "models" / "local"
+    has_model = (local / "config.json").exists() and any(local.glob("*.safetensors"))
     args = ["build", "--format", "docker", "--network=host", "--build-arg", f"BASE_IMAGE={base_image}",
             "--build-arg", f"JOBS={os.environ.get('IMAGEGEN_CONTAINER_JOBS', '2')}"]
     if not has_model:
