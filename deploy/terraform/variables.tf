@@ -136,9 +136,9 @@ variable "job_retention_days" {
 }
 
 variable "model_id" {
-  description = "Bedrock model id the function generates with (MODEL_ID); empty: the bundled local model."
+  description = "Bedrock model id the function generates with (MODEL_ID). The CI package leaves the LibTorch engine out (over the 250 MB zip limit), so keep a Bedrock model."
   type        = string
-  default     = "amazon.nova-canvas-v1:0"
+  default     = "stability.stable-image-core-v1:1"
 }
 
 variable "alarm_age_threshold_s" {
