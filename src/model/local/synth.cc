@@ -333,7 +333,30 @@ Reading Check(const Image& image) {
     ++border[cls[static_cast<size_t>(y) * w]], ++border[cls[static_cast<size_t>(y) * w + w - 1]];
   int bg = static_cast<int>(std::max_element(border.begin(), border.end()) - border.begin());
   r.background = static_cast<Colour>(bg);
-  // Blobs: 4-connected components of non-background pixels, ignoring specks (edge blends).
+  // The shape colour: the most common non-background colour. Pixels are then split into
+  // shape and background by which of the two colours is nearer, so blended edges (a red
+  // shape on yellow shows orange rims) fall on the right side of the midpoint.
+  std::array<int, kNumColours> fg_votes{};
+  for (int c : cls) {
+    if (c != bg) ++fg_votes[c];
+  }
+  const int fg =
+      static_cast<int>(std::max_element(fg_votes.begin(), fg_votes.end()) - fg_votes.begin());
+  std::vector<uint8_t> is_fg(cls.size(), 0);
+  if (fg_votes[fg] > 0) {
+    const Rgb f = kColourRgb[fg], b = kColourRgb[bg];
+    for (int y = 0; y < h; ++y) {
+      for (int x = 0; x < w; ++x) {
+        const uint8_t* p = image.Pixel(x, y);
+        auto dist = [&](Rgb c) {
+          int dr = p[0] - c.r, dg = p[1] - c.g, db = p[2] - c.b;
+          return dr * dr + dg * dg + db * db;
+        };
+        is_fg[static_cast<size_t>(y) * w + x] = dist(f) < dist(b);
+      }
+    }
+  }
+  // Blobs: 4-connected components of shape pixels, ignoring specks.
   const double min_area = 16 * scale * scale;
   std::vector<int> label(cls.size(), -1);
   std::array<int, kNumColours> colour_votes{};
@@ -341,7 +364,7 @@ Reading Check(const Image& image) {
   double sum_x = 0, sum_y = 0, sum_side = 0, total = 0;
   std::vector<int> stack;
   for (int start = 0; start < w * h; ++start) {
-    if (cls[start] == bg || label[start] >= 0) continue;
+    if (!is_fg[static_cast<size_t>(start)] || label[start] >= 0) continue;
     std::vector<int> pixels;
     stack.push_back(start);
     label[start] = start;
@@ -354,7 +377,7 @@ Reading Check(const Image& image) {
       for (auto& n : nbr) {
         if (n[0] < 0 || n[1] < 0 || n[0] >= w || n[1] >= h) continue;
         int j = n[1] * w + n[0];
-        if (cls[j] != bg && label[j] < 0) label[j] = start, stack.push_back(j);
+        if (is_fg[static_cast<size_t>(j)] && label[j] < 0) label[j] = start, stack.push_back(j);
       }
     }
     if (static_cast<double>(pixels.size()) < min_area) continue;
