@@ -6,6 +6,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "jobs/jobs_http.h"
 #include "model/testing/test_model.h"
 #include "store/file_store.h"
 
@@ -192,6 +193,9 @@ TEST_F(ApiTest, OpenAiShapes) {
 
 TEST_F(ApiTest, HandlerRoutesMatchOpenApiDocument) {
   auto api = MakeApi({});
+  Config config;
+  config.queue = "sqlite://" + (root_ / "queue.db").string();
+  AttachJobRoutes(*api, config);  // what `serve` attaches: the document covers it too
   auto doc_req = Get("/openapi.json");
   json doc = json::parse(api->Handle(doc_req).body);
   for (const auto& [method, pattern] : api->router().Routes()) {

@@ -89,7 +89,7 @@ HttpServer::HttpServer(std::shared_ptr<Api> api, ServerOptions options)
   server.set_error_handler(on_error);
   server.set_payload_max_length(impl_->options.max_body_bytes);
   server.set_read_timeout(impl_->options.read_timeout_s, 0);
-  server.set_keep_alive_timeout(5);
+  server.set_keep_alive_timeout(2);
   // Without TCP_NODELAY, small responses wait for the delayed ACK: ~40 ms per request.
   server.set_tcp_nodelay(true);
   int threads = impl_->options.threads;
