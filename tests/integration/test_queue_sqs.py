@@ -89,7 +89,8 @@ def test_submit_plain_text_prompt_and_seed_style_messages(tmp_path, sqs_endpoint
     message_id = sqs.send_message(QueueUrl=url, MessageBody="a croissant")["MessageId"]
     w = workers("--queue", url, "--store", f"file://{store}", "--model", "test", "--wait", "1",
                 env=env)
-    wait_until(lambda: len(pngs(store)) == 2, timeout=60, what="two images")
+    wait_until(lambda: all((job_record(store, j) or {}).get("status") == "succeeded"
+                           for j in (job_id, message_id)), timeout=60, what="two jobs done")
     assert pngs(store) == sorted([f"{job_id}.png", f"{message_id}.png"])
     record = job_record(store, job_id)
     assert record["status"] == "succeeded"
@@ -111,6 +112,8 @@ def test_poison_messages_reach_the_dead_letter_queue_via_redrive(tmp_path, sqs_e
     w = workers("--queue", url, "--store", f"file://{store}", "--model", "test", "--wait", "1",
                 "--max-attempts", "2", env=env)
     wait_until(lambda: depth(sqs, dlq)[0] == 2, timeout=60, what="two dead letters")
+    wait_until(lambda: (job_record(store, "ok-1") or {}).get("status") == "succeeded",
+               timeout=30, what="the good job")
     assert pngs(store) == ["ok-1.png"]
     dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
     assert sorted(m["Body"] for m in dead) == sorted(['{"prompt": ""}',
