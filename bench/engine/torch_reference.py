@@ -197,8 +197,11 @@ def main():
         generate(net, cfg, a.prompt, a.seed, 2, guidance, 1)  # warm-up, as the C++ bench does
         pixels = []
         start = time.perf_counter()
+        best = float("inf")
         for i in range(a.images):  # one image per call, as a service request with count 1
+            ti = time.perf_counter()
             pixels.append(generate(net, cfg, a.prompt, a.seed + i, steps, guidance, 1))
+            best = min(best, time.perf_counter() - ti)
         secs = time.perf_counter() - start
     if a.out:
         with open(a.out, "wb") as f:
@@ -206,7 +209,8 @@ def main():
                 f.write(p.numpy().tobytes())
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"impl": "pytorch-python", "threads": a.threads, "steps": steps, "images": a.images,
-                      "seconds_per_image": secs / a.images, "peak_rss_mb": rss_mb}))
+                      "seconds_per_image": secs / a.images,
+                      "best_seconds_per_image": best, "peak_rss_mb": rss_mb}))
 
 
 if __name__ == "__main__":
