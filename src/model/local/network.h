@@ -29,8 +29,8 @@ struct ModelConfig {
   int groups = 8;
   int timesteps = 1000;
   int default_steps = 20;
-  double default_guidance = 3.0;
-  std::string json_extra;  // training provenance, carried through unchanged
+  double default_guidance = 2.0;  // tuned on training-split prompts (MODEL_CARD.md)
+  std::string json_extra;         // training provenance, carried through unchanged
 
   static Result<ModelConfig> FromJson(const std::string& text);
   std::string ToJson() const;
