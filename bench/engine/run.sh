@@ -8,6 +8,7 @@
 #        alternative libblas.so.3, e.g. OpenBLAS, put first on LD_LIBRARY_PATH for both sides)
 # Needs: the imagegen-engine-bench target built, Debian's python3-torch (/usr/bin/python3).
 set -euo pipefail
+"$(dirname "$0")/../../scripts/setup.sh" bench >&2
 record=0
 if [[ "${1:-}" == "--record" ]]; then record=1; shift; fi
 build=${1:-build-engine}
