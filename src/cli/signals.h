@@ -1,6 +1,6 @@
-// Graceful shutdown. main() blocks SIGTERM and SIGINT before any thread starts (so every
-// thread inherits the mask) and one watcher thread takes them: it runs the callbacks that
-// commands registered (stop accepting; in-flight work finishes), or exits 130/143 if none.
+// Graceful shutdown. main() installs handlers for SIGTERM and SIGINT that wake one watcher
+// thread: it runs the callbacks that commands registered (stop accepting; in-flight work
+// finishes), or exits 130/143 if none.
 #pragma once
 
 #include <functional>
