@@ -10,7 +10,9 @@ Result<nlohmann::json> ParseJsonObject(const std::string& text) {
     auto json = nlohmann::json::parse(text);
     if (!json.is_object()) return Error::Invalid("body", "request body must be a JSON object");
     return json;
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, but also out_of_range for numbers beyond double (found by the fuzzer:
+    // {"seed": 3e333} escaped as an uncaught exception, i.e. a 500).
     return Error::Invalid("body", std::string("malformed JSON: ") + e.what());
   }
 }
@@ -104,7 +106,8 @@ Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
   return req;
 }
 
-Result<GenerateRequest> ParseJobMessage(const std::string& body, const std::string& fallback_job_id) {
+Result<GenerateRequest> ParseJobMessage(const std::string& body,
+                                        const std::string& fallback_job_id) {
   GenerateRequest request;
   auto json = nlohmann::json::parse(body, nullptr, false);
   if (!json.is_discarded() && json.is_object()) {

@@ -133,6 +133,14 @@ TEST(ParseGenerateJsonTest, StrictFieldsAndTypes) {
   EXPECT_FALSE(ParseGenerateJson(nlohmann::json::parse(R"({})")).ok());
 }
 
+TEST(ParseJsonObjectTest, HugeNumbersAreInvalidNotExceptions) {
+  auto r = ParseJsonObject(R"({"prompt":"x","seed":3e333})");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidRequest);
+  EXPECT_FALSE(ParseJobMessage(R"({"prompt":"x","seed":1e999})", "m").ok() &&
+               ParseJobMessage(R"({"prompt":"x","seed":1e999})", "m")->seed.has_value());
+}
+
 TEST(ParseJobMessageTest, JsonOrPlainText) {
   auto plain = ParseJobMessage("A croissant", "msg-1");
   ASSERT_TRUE(plain.ok());

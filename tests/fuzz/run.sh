@@ -13,7 +13,7 @@ MAX_EXAMPLES="$MAX_EXAMPLES" .venv/bin/pytest -q tests/fuzz/test_contract.py -p 
 
 echo "== libFuzzer: request parser for ${FUZZ_SECONDS}s"
 CC=clang-14 CXX=clang++-14 BUILD_DIR=build-fuzz IMAGEGEN_TARGETS="request_fuzz aws_parsers_fuzz" \
-  scripts/build.sh -DIMAGEGEN_FUZZ=ON -DIMAGEGEN_BUILD_TESTS=OFF -DIMAGEGEN_WERROR=OFF
+  scripts/build.sh -DIMAGEGEN_FUZZ=ON -DIMAGEGEN_BUILD_TESTS=OFF -DIMAGEGEN_WERROR=OFF -DIMAGEGEN_ENGINE=OFF
 mkdir -p build-fuzz/corpus
 cp tests/fuzz/seeds/* build-fuzz/corpus/ 2>/dev/null || true
 build-fuzz/request_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=4096 build-fuzz/corpus
