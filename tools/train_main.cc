@@ -39,6 +39,10 @@ struct Options {
   int ckpt_every = 100;
   double max_minutes = 0;  // stop (with a checkpoint) after this much wall time; 0 = no limit
   std::string channels = "32,64,96";
+  bool word_context = false;
+  double omit_colour = 0;  // probability of a caption without the shapes' colour word
+  std::string t_sampling = "uniform";
+  std::string init;  // a model directory to start from instead of random weights
   bool bench_only = false;
 };
 
@@ -72,6 +76,9 @@ void MakeBatch(const ModelConfig& config, const Options& o, int64_t step, torch:
   for (int b = 0; b < o.batch; ++b) {
     synth::Scene scene = synth::RandomScene(rng, /*held_out=*/false);
     std::string caption = synth::RandomCaption(scene, rng, /*full=*/false, nullptr);
+    if (o.omit_colour > 0 && rng.UniformReal() < o.omit_colour) {
+      caption = synth::WithoutShapeColour(caption, scene);
+    }
     // Condition dropout teaches the unconditional prediction used by guidance.
     if (rng.UniformReal() < o.drop_prompt) caption.clear();
     imagegen::Image img = synth::Render(scene, s, &rng);
@@ -88,6 +95,35 @@ void MakeBatch(const ModelConfig& config, const Options& o, int64_t step, torch:
     }
     for (int i = 0; i < config.max_tokens; ++i) tok_a[b][i] = tok.ids[static_cast<size_t>(i)];
   }
+}
+
+// Training timesteps. "mid" spends half the batch around the middle of the schedule
+// (t/T = sigmoid(N(0.4, 0.8)), median 0.6), where count, size and shape are decided; near
+// t = 0 the flat-colour images are almost clean and the loss teaches little.
+torch::Tensor SampleTimesteps(const Options& o, int timesteps, at::Generator& gen) {
+  if (o.t_sampling == "uniform") return torch::randint(0, timesteps, {o.batch}, gen, torch::kInt64);
+  auto uniform = torch::rand({o.batch}, gen);
+  auto mid = torch::sigmoid(torch::randn({o.batch}, gen) * 0.8 + 0.4);
+  auto pick_mid = torch::rand({o.batch}, gen) < 0.5;
+  auto frac = torch::where(pick_mid, mid, uniform);
+  return (frac * timesteps).to(torch::kInt64).clamp(0, timesteps - 1);
+}
+
+// Copies a model directory's weights (same architecture) into both networks.
+bool InitFrom(const std::string& dir, Network& net, Network& ema) {
+  auto file = imagegen::ReadSafetensors((fs::path(dir) / "model.safetensors").string());
+  if (!file.ok()) {
+    std::cerr << "--init: " << file.error().message << "\n";
+    return false;
+  }
+  for (Network* n : {&net, &ema}) {
+    auto st = imagegen::local::LoadWeights(**n, *file);
+    if (!st.ok()) {
+      std::cerr << "--init: " << st.error().message << "\n";
+      return false;
+    }
+  }
+  return true;
 }
 
 double LrAt(const Options& o, int64_t step) {
@@ -113,6 +149,14 @@ int main(int argc, char** argv) {
   app.add_option("--ckpt-every", o.ckpt_every, "Checkpoint interval in steps");
   app.add_option("--max-minutes", o.max_minutes, "Stop after this many minutes (checkpointed)");
   app.add_option("--channels", o.channels, "UNet channels per level, e.g. 32,64,96");
+  app.add_flag("--word-context", o.word_context,
+               "The UNet also attends to plain word embeddings (config word_context)");
+  app.add_option("--omit-colour", o.omit_colour,
+                 "Probability of dropping the shapes' colour word from a caption");
+  app.add_option("--t-sampling", o.t_sampling, "Training timesteps: uniform or mid")
+      ->check(CLI::IsMember({"uniform", "mid"}));
+  app.add_option("--init", o.init,
+                 "Start from this model directory's weights (same architecture) on a fresh run");
   app.add_flag("--bench", o.bench_only, "Time 5 steps and exit");
   CLI11_PARSE(app, argc, argv);
 
@@ -120,6 +164,7 @@ int main(int argc, char** argv) {
   ModelConfig config;
   config.vocab = synth::Vocabulary();
   config.native_size = synth::kNativeSize;
+  config.word_context = o.word_context;
   config.channels.clear();
   {
     std::stringstream ss(o.channels);
@@ -135,6 +180,8 @@ int main(int argc, char** argv) {
     auto dst = ema->parameters();
     for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
   }
+  const bool resuming = fs::exists(fs::path(o.out) / "ckpt" / "progress.json");
+  if (!o.init.empty() && !resuming && !InitFrom(o.init, net, ema)) return 1;
   int64_t nparams = 0;
   for (auto& p : net->parameters()) nparams += p.numel();
   torch::optim::AdamW opt(net->parameters(),
@@ -170,6 +217,13 @@ int main(int argc, char** argv) {
 
   const auto ab = imagegen::local::AlphaBar(config.timesteps);
   auto ab_t = torch::tensor(std::vector<float>(ab.begin(), ab.end()));
+  // The starting model's own provenance, kept in the new config.json.
+  nlohmann::json init_training = nullptr;
+  if (!o.init.empty()) {
+    std::ifstream in(fs::path(o.init) / "config.json");
+    auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("training")) init_training = j["training"];
+  }
   const bool tty = isatty(2) != 0;
   auto start = std::chrono::steady_clock::now();
   auto since_start = [&] {
@@ -186,6 +240,11 @@ int main(int argc, char** argv) {
         {"lr", o.lr},
         {"ema", o.ema},
         {"threads", o.threads},
+        {"word_context", o.word_context},
+        {"omit_colour", o.omit_colour},
+        {"t_sampling", o.t_sampling},
+        {"init", o.init},
+        {"init_training", init_training},
         {"train_seconds", elapsed_before + since_start()},
         {"images_seen",
          at * o.batch}}.dump();
@@ -210,7 +269,7 @@ int main(int argc, char** argv) {
     MakeBatch(config, o, step, &x0, &tokens);
     auto gen = at::detail::createCPUGenerator(o.seed * 1000003ULL + static_cast<uint64_t>(step));
     auto noise = torch::randn(x0.sizes(), gen);
-    auto t = torch::randint(0, config.timesteps, {o.batch}, gen, torch::kInt64);
+    auto t = SampleTimesteps(o, config.timesteps, gen);
     auto a = ab_t.index_select(0, t).view({-1, 1, 1, 1});
     auto xt = a.sqrt() * x0 + (1 - a).sqrt() * noise;
     auto v_target = a.sqrt() * noise - (1 - a).sqrt() * x0;

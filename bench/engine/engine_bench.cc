@@ -19,7 +19,8 @@ namespace {
 double UnetFlops(const imagegen::local::ModelConfig& c) {
   const double s0 = c.native_size * c.native_size, s1 = s0 / 4, s2 = s0 / 16;
   const double c0 = c.channels[0], c1 = c.channels[1], c2 = c.channels[2];
-  const double td = c.time_dim, d = c.text_dim, l = c.max_tokens;
+  const double td = c.time_dim, d = c.text_dim;
+  const double l = c.max_tokens * (c.word_context ? 2.0 : 1.0);  // context rows
   auto conv = [](double in, double out, double k, double hw) { return 2 * in * out * k * k * hw; };
   auto res = [&](double in, double out, double hw) {
     return conv(in, out, 3, hw) + conv(out, out, 3, hw) + (in != out ? conv(in, out, 1, hw) : 0) +

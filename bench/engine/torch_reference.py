@@ -114,7 +114,11 @@ class Net:
             q, k, v = self.lin(self.ln(h, p + "ln1"), p + "qkv").chunk(3, -1)
             h = h + self.lin(self.attend(q, k, v, mask, self.c["text_heads"]), p + "proj")
             h = h + self.lin(F.gelu(self.lin(self.ln(h, p + "ln2"), p + "fc1")), p + "fc2")
-        return self.ln(h, "text.ln_f"), mask
+        ctx = self.ln(h, "text.ln_f")
+        if self.c.get("word_context", False):
+            words = self.ln(F.embedding(tokens, self.w["text.tok_emb.weight"]), "text.ln_f")
+            return torch.cat([ctx, words], 1), torch.cat([mask, mask], 1)
+        return ctx, mask
 
     def res(self, x, t, p):
         h = self.conv(F.silu(self.gn(x, p + ".norm1")), p + ".conv1") + self.lin(t, p + ".temb")[:, :, None, None]

@@ -88,7 +88,7 @@ class LocalModel final : public ImageModel {
     }
     // The text encoder runs once per request, not once per step.
     auto ctx_emb = net_->text(tokens);
-    auto mask = tokens.ne(0);
+    auto mask = net_->text->KeyMask(tokens);
     const std::vector<int> ts = local::DdimTimesteps(config_.timesteps, request.steps);
     const int total = static_cast<int>(ts.size());
     for (int i = 0; i < total; ++i) {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -68,6 +69,33 @@ class LocalModelTest : public ::testing::Test {
   static std::string* dir_;
 };
 std::string* LocalModelTest::dir_ = nullptr;
+
+TEST(NetworkTest, WordContextAddsOnePlainRowPerTokenAndSurvivesConfigJson) {
+  local::ModelConfig c = TinyConfig();
+  c.word_context = true;
+  auto parsed = local::ModelConfig::FromJson(c.ToJson());
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_TRUE(parsed->word_context);
+  local::Network net(*parsed);
+  auto tokens = torch::tensor(local::Tokenize(c, "a red circle").ids).view({1, -1});
+  auto ctx = net->text(tokens);
+  auto mask = net->text->KeyMask(tokens);
+  EXPECT_EQ(ctx.size(1), 2 * c.max_tokens);
+  EXPECT_EQ(mask.size(1), 2 * c.max_tokens);
+  EXPECT_EQ(mask.sum().item<int64_t>(), 2 * 4);  // <s> a red circle, twice
+  // The plain rows are the same for "circle" beside any colour; the contextual ones are not.
+  auto other = torch::tensor(local::Tokenize(c, "a blue circle").ids).view({1, -1});
+  auto ctx2 = net->text(other);
+  const int64_t circle = 3, plain = c.max_tokens + circle;
+  EXPECT_TRUE(torch::equal(ctx[0][plain], ctx2[0][plain]));
+  EXPECT_FALSE(torch::equal(ctx[0][circle], ctx2[0][circle]));
+  // A config written before word_context existed loads as the contextual-only network.
+  auto old_json = nlohmann::json::parse(TinyConfig().ToJson());
+  ASSERT_EQ(old_json.erase("word_context"), 1u);
+  auto old = local::ModelConfig::FromJson(old_json.dump());
+  ASSERT_TRUE(old.ok()) << old.error().message;
+  EXPECT_FALSE(old->word_context);
+}
 
 TEST_F(LocalModelTest, SameSeedSameBytesDifferentSeedDifferentImage) {
   auto model = LoadLocalModel(*dir_, 1);

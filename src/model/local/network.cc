@@ -25,6 +25,7 @@ Result<ModelConfig> ModelConfig::FromJson(const std::string& text) {
     c.text_dim = j.at("text_dim").get<int>();
     c.text_layers = j.at("text_layers").get<int>();
     c.text_heads = j.at("text_heads").get<int>();
+    c.word_context = j.value("word_context", false);
     c.channels = j.at("channels").get<std::vector<int>>();
     c.time_dim = j.at("time_dim").get<int>();
     c.attn_heads = j.at("attn_heads").get<int>();
@@ -63,6 +64,7 @@ std::string ModelConfig::ToJson() const {
             {"text_dim", text_dim},
             {"text_layers", text_layers},
             {"text_heads", text_heads},
+            {"word_context", word_context},
             {"channels", channels},
             {"time_dim", time_dim},
             {"attn_heads", attn_heads},
@@ -152,7 +154,7 @@ torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x, const torch::T
   return h + fc2(F::gelu(fc1(ln2(h))));
 }
 
-TextEncoderImpl::TextEncoderImpl(const ModelConfig& c) {
+TextEncoderImpl::TextEncoderImpl(const ModelConfig& c) : word_context(c.word_context) {
   tok_emb = register_module(
       "tok_emb", torch::nn::Embedding(static_cast<int64_t>(c.vocab.size()) + 2, c.text_dim));
   pos_emb = register_parameter("pos_emb", torch::randn({c.max_tokens, c.text_dim}) * 0.02);
@@ -166,7 +168,13 @@ torch::Tensor TextEncoderImpl::forward(const torch::Tensor& tokens) {
   auto mask = tokens.ne(0);
   auto h = tok_emb(tokens) + pos_emb.slice(0, 0, tokens.size(1)).unsqueeze(0);
   for (auto& layer : *layers) h = layer->as<AttentionBlock>()->forward(h, mask);
-  return ln_f(h);
+  if (!word_context) return ln_f(h);
+  return torch::cat({ln_f(h), ln_f(tok_emb(tokens))}, 1);
+}
+
+torch::Tensor TextEncoderImpl::KeyMask(const torch::Tensor& tokens) const {
+  auto mask = tokens.ne(0);
+  return word_context ? torch::cat({mask, mask}, 1) : mask;
 }
 
 ResBlockImpl::ResBlockImpl(int in, int out, int time_dim, int groups) {
@@ -251,7 +259,7 @@ NetworkImpl::NetworkImpl(const ModelConfig& c) {
 
 torch::Tensor NetworkImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
                                    const torch::Tensor& tokens) {
-  return unet(x, t, text(tokens), tokens.ne(0));
+  return unet(x, t, text(tokens), text->KeyMask(tokens));
 }
 
 std::vector<double> AlphaBar(int timesteps) {

@@ -23,6 +23,9 @@ struct ModelConfig {
   int text_dim = 64;
   int text_layers = 2;
   int text_heads = 4;
+  // The UNet also attends to the plain word embeddings beside the contextual ones, so a
+  // shape word looks the same to it next to any colour word (composition of unseen pairs).
+  bool word_context = false;
   std::vector<int> channels = {32, 64, 96};  // per UNet level: full, 1/2, 1/4 resolution
   int time_dim = 128;
   int attn_heads = 4;
@@ -56,8 +59,11 @@ TORCH_MODULE(AttentionBlock);
 
 struct TextEncoderImpl : torch::nn::Module {
   explicit TextEncoderImpl(const ModelConfig& c);
-  // tokens [B, L] int64 -> [B, L, text_dim]
+  // tokens [B, L] int64 -> context [B, L, text_dim] ([B, 2L, text_dim] with word_context).
   torch::Tensor forward(const torch::Tensor& tokens);
+  // Which context rows are real words: [B, L] or [B, 2L] bool, matching forward().
+  torch::Tensor KeyMask(const torch::Tensor& tokens) const;
+  bool word_context;
   torch::nn::Embedding tok_emb{nullptr};
   torch::Tensor pos_emb;
   torch::nn::ModuleList layers;

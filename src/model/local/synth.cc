@@ -188,6 +188,15 @@ std::string RandomCaption(const Scene& scene, Rng& rng, bool full, Mentioned* me
   }
 }
 
+std::string WithoutShapeColour(const std::string& caption, const Scene& scene) {
+  std::string noun(scene.count == 1 ? ShapeName(scene.shape)
+                                    : kShapePlurals[static_cast<int>(scene.shape)]);
+  const std::string coloured = std::string(ColourName(scene.colour)) + " " + noun;
+  const size_t at = caption.find(coloured);
+  if (at == std::string::npos) return caption;
+  return caption.substr(0, at) + caption.substr(at + coloured.size() - noun.size());
+}
+
 std::string CanonicalCaption(const Scene& scene) {
   std::string noun(scene.count == 1 ? ShapeName(scene.shape)
                                     : kShapePlurals[static_cast<int>(scene.shape)]);

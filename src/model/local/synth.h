@@ -89,6 +89,10 @@ Scene RandomScene(Rng& rng, bool held_out);
 // A random caption for `scene` in one of several phrasings, with some attributes left
 // unstated (reported in `mentioned`). `full` states every attribute.
 std::string RandomCaption(const Scene& scene, Rng& rng, bool full, Mentioned* mentioned);
+// `caption` (from RandomCaption for `scene`) without the shapes' colour word: "two small
+// triangles at the top on a blue background". Training on some such captions teaches the
+// shape words apart from the colour words they were seen with.
+std::string WithoutShapeColour(const std::string& caption, const Scene& scene);
 // The canonical caption, e.g. "two small yellow squares at the top on a blue background".
 std::string CanonicalCaption(const Scene& scene);
 

@@ -86,6 +86,23 @@ TEST(SynthTest, CaptionsUseOnlyVocabularyWordsAndSeveralPhrasings) {
   EXPECT_GE(openings.size(), 5u);
 }
 
+TEST(SynthTest, WithoutShapeColourDropsOnlyTheShapesColour) {
+  Scene s{Colour::kRed, Shape::kTriangle, 2, Position::kTop, Size::kSmall, Colour::kBlue};
+  EXPECT_EQ(WithoutShapeColour(CanonicalCaption(s), s),
+            "two small triangles at the top on a blue background");
+  Rng rng(4);
+  for (int i = 0; i < 2000; ++i) {
+    Scene scene = RandomScene(rng, false);
+    std::string caption = RandomCaption(scene, rng, i % 2 == 0, nullptr);
+    ParsedCaption without = ParseCaption(WithoutShapeColour(caption, scene));
+    ParsedCaption with = ParseCaption(caption);
+    ASSERT_FALSE(without.colour.has_value()) << caption;
+    ASSERT_EQ(without.shape, with.shape) << caption;
+    ASSERT_EQ(without.count, with.count) << caption;
+    ASSERT_EQ(without.background, with.background) << caption;
+  }
+}
+
 TEST(SynthTest, RenderIsDeterministic) {
   Scene s;
   Rng a(1), b(1);
