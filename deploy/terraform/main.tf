@@ -225,6 +225,8 @@ resource "aws_lambda_function" "worker" {
       KEY_PREFIX    = var.key_prefix
       MODEL_ID      = var.model_id
       SQS_QUEUE_URL = aws_sqs_queue.jobs.url
+      # A retryable failure on the last receive is recorded as failed in the job record.
+      IMAGEGEN_MAX_ATTEMPTS = tostring(var.max_receive_count)
     }
   }
 

@@ -26,6 +26,7 @@ RegisterCommand registration(70, [](CLI::App& app) {
   args->options.runtime_api = runtime_api == nullptr ? "" : runtime_api;
   args->options.deadline_margin_ms = EnvInt("IMAGEGEN_DEADLINE_MARGIN_MS", 500);
   args->options.api_gateway_timeout_ms = EnvInt("IMAGEGEN_API_GATEWAY_TIMEOUT_MS", 29000);
+  args->options.max_attempts = EnvInt("IMAGEGEN_MAX_ATTEMPTS", 5);
   CLI::App* cmd =
       app.add_subcommand("lambda",
                          "Run as an AWS Lambda bootstrap: serve the Runtime API loop (API Gateway, "
@@ -41,6 +42,11 @@ RegisterCommand registration(70, [](CLI::App& app) {
                   "Stop API Gateway requests before the gateway's own timeout; 0: off "
                   "[env IMAGEGEN_API_GATEWAY_TIMEOUT_MS]")
       ->check(CLI::Range(0, 900000))
+      ->capture_default_str();
+  cmd->add_option("--max-attempts", args->options.max_attempts,
+                  "SQS records: receives after which a retryable failure is final (match the "
+                  "queue's maxReceiveCount) [env IMAGEGEN_MAX_ATTEMPTS]")
+      ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   cmd->add_option("--max-invocations", args->options.max_invocations,
                   "Exit after this many invocations (0: never)")

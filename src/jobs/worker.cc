@@ -1,15 +1,11 @@
 #include "jobs/worker.h"
 
-#include <unistd.h>
-
 #include <iostream>
 #include <thread>
 #include <vector>
 
 #include "core/ids.h"
 #include "core/metrics.h"
-#include "core/request_json.h"
-#include "jobs/job_service.h"
 #include "queue/sqlite_queue.h"
 
 namespace imagegen {
@@ -20,18 +16,6 @@ using json = nlohmann::json;
 void Log(json line) {
   line["ts"] = NowEpochMs();
   std::cerr << line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n" << std::flush;
-}
-
-std::string DefaultWorkerId() {
-  char host[256] = {};
-  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
-  return std::string(host) + ":" + std::to_string(::getpid());
-}
-
-std::string Reason(const Error& error) {
-  std::string reason = std::string(ErrorCodeName(error.code)) + ": " + error.message;
-  if (!error.field.empty()) reason += " (field " + error.field + ")";
-  return reason;
 }
 
 void DescribeMetrics() {
@@ -53,29 +37,13 @@ void DescribeMetrics() {
 
 }  // namespace
 
-std::string_view JobOutcomeName(JobOutcome outcome) {
-  switch (outcome) {
-    case JobOutcome::kSucceeded:
-      return "succeeded";
-    case JobOutcome::kCancelled:
-      return "cancelled";
-    case JobOutcome::kFailed:
-      return "failed";
-    case JobOutcome::kRetry:
-      return "retried";
-    case JobOutcome::kDuplicate:
-      return "duplicate";
-  }
-  return "failed";
-}
-
 Worker::Worker(std::shared_ptr<Pipeline> pipeline, std::shared_ptr<JobQueue> queue,
                std::shared_ptr<JobStore> jobs, WorkerOptions options)
-    : pipeline_(std::move(pipeline)),
-      queue_(std::move(queue)),
-      jobs_(std::move(jobs)),
-      options_(std::move(options)) {
-  if (options_.worker_id.empty()) options_.worker_id = DefaultWorkerId();
+    : queue_(std::move(queue)),
+      options_(std::move(options)),
+      runner_(std::move(pipeline), std::move(jobs),
+              JobRunnerOptions{options_.max_attempts, options_.progress_interval_ms,
+                               options_.worker_id}) {
   options_.concurrency = std::max(1, options_.concurrency);
   options_.visibility_s = std::max(3, options_.visibility_s);
   DescribeMetrics();
@@ -110,7 +78,7 @@ void Worker::Run() {
           GlobalMetrics().Add("imagegen_queue_errors_total", {{"op", "change_visibility"}});
           Log({{"level", "warn"},
                {"msg", "visibility not extended"},
-               {"error", Reason(s.error())}});
+               {"error", ErrorReason(s.error())}});
         }
       }
       lock.lock();
@@ -165,7 +133,7 @@ void Worker::Loop() {
     auto got = queue_->Receive(1, options_.visibility_s, options_.wait_s);
     if (!got.ok()) {
       GlobalMetrics().Add("imagegen_queue_errors_total", {{"op", "receive"}});
-      Log({{"level", "error"}, {"msg", "receive failed"}, {"error", Reason(got.error())}});
+      Log({{"level", "error"}, {"msg", "receive failed"}, {"error", ErrorReason(got.error())}});
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_.load(); });
       continue;
@@ -189,7 +157,7 @@ void Worker::Loop() {
 void Worker::DeadLetter(const QueueMessage& message, const std::string& reason) {
   if (auto* sqlite = dynamic_cast<SqliteQueue*>(queue_.get())) {
     if (auto s = sqlite->DeadLetterMessage(message.receipt, reason); !s) {
-      Log({{"level", "warn"}, {"msg", "dead-letter failed"}, {"error", Reason(s.error())}});
+      Log({{"level", "warn"}, {"msg", "dead-letter failed"}, {"error", ErrorReason(s.error())}});
     }
     return;
   }
@@ -198,32 +166,24 @@ void Worker::DeadLetter(const QueueMessage& message, const std::string& reason) 
   (void)queue_->ChangeVisibility(message.receipt, 0);
 }
 
-JobOutcome Worker::Finish(const QueueMessage& message, JobRecord* record, const Error& error) {
-  int64_t now = NowEpochMs();
-  if (error.code == ErrorCode::kCancelled) {
-    record->status = JobStatus::kCancelled;
-    record->finished_ms = now;
-    (void)jobs_->Put(*record);
-    (void)queue_->Delete(message.receipt);
-    return JobOutcome::kCancelled;
+void Worker::Carry(const QueueMessage& message, const Disposition& disposition) {
+  switch (disposition.action) {
+    case Disposition::Action::kDelete:
+      if (auto s = queue_->Delete(message.receipt); !s) {
+        // Redelivered meanwhile (visibility lapsed): the new holder finds the image.
+        Log({{"level", "warn"},
+             {"msg", "delete failed"},
+             {"job_id", disposition.job_id},
+             {"error", ErrorReason(s.error())}});
+      }
+      return;
+    case Disposition::Action::kRelease:
+      (void)queue_->ChangeVisibility(message.receipt, disposition.delay_s);
+      return;
+    case Disposition::Action::kDeadLetter:
+      DeadLetter(message, disposition.reason);
+      return;
   }
-  record->error = error;
-  if (!IsRetryable(error.code) || message.receive_count >= options_.max_attempts) {
-    record->status = JobStatus::kFailed;
-    record->finished_ms = now;
-    (void)jobs_->Put(*record);
-    std::string reason = Reason(error);
-    if (IsRetryable(error.code)) {
-      reason += " (after " + std::to_string(message.receive_count) + " attempts)";
-    }
-    DeadLetter(message, reason);
-    return JobOutcome::kFailed;
-  }
-  record->status = JobStatus::kQueued;
-  (void)jobs_->Put(*record);
-  int backoff_s = std::min(60, 1 << std::min(message.receive_count - 1, 6));
-  (void)queue_->ChangeVisibility(message.receipt, backoff_s);
-  return JobOutcome::kRetry;
 }
 
 JobOutcome Worker::Process(const QueueMessage& message) {
@@ -239,85 +199,9 @@ JobOutcome Worker::Process(const QueueMessage& message) {
                     std::max<int64_t>(0, NowEpochMs() - message.sent_ms) / 1000.0);
   }
 
-  auto outcome = [&]() -> std::pair<JobOutcome, std::string> {
-    auto parsed = ParseJobMessage(message.body, message.id);
-    if (parsed.ok()) {
-      if (auto s = CheckJobId(parsed->job_id); !s) parsed = s.error();
-    }
-    std::string job_id = parsed.ok() ? parsed->job_id : message.id;
-    auto existing = jobs_->Get(job_id);
-    if (!existing.ok() && existing.error().code != ErrorCode::kNotFound) {
-      // The store is down: try again later rather than run a job we cannot record.
-      (void)queue_->ChangeVisibility(message.receipt, 5);
-      return {JobOutcome::kRetry, job_id};
-    }
-    JobRecord record;
-    if (existing.ok()) {
-      record = std::move(existing.value());
-    } else {
-      // Sent straight to the queue (imagegen submit, aws sqs send-message): no record yet.
-      record.job_id = job_id;
-      record.created_ms = message.sent_ms > 0 ? message.sent_ms : NowEpochMs();
-      record.request = parsed.ok() ? GenerateRequestToJson(parsed.value())
-                                   : json{{"body", message.body.substr(0, 1024)}};
-    }
-    record.attempts = message.receive_count;
-    record.worker = options_.worker_id;
-    if (!parsed.ok()) return {Finish(message, &record, parsed.error()), job_id};
-
-    if (record.status == JobStatus::kSucceeded) {
-      // Redelivered after its image and record were written but before the delete landed.
-      (void)queue_->Delete(message.receipt);
-      return {JobOutcome::kDuplicate, job_id};
-    }
-    if (record.status == JobStatus::kCancelled || record.cancel_requested) {
-      return {Finish(message, &record, Error::Make(ErrorCode::kCancelled, "cancelled")), job_id};
-    }
-
-    record.status = JobStatus::kRunning;
-    record.started_ms = NowEpochMs();
-    record.finished_ms = 0;
-    record.error.reset();
-    record.step = 0;
-    record.total_steps = 0;
-    (void)jobs_->Put(record);
-
-    std::atomic<bool> cancelled{false};
-    auto last_sync = Clock::now();
-    GenerateContext ctx;
-    ctx.cancelled = &cancelled;
-    ctx.deadline = Clock::now() + std::chrono::seconds(options_.job_timeout_s);
-    ctx.on_progress = [&](int step, int total) {
-      record.step = step;
-      record.total_steps = total;
-      if (Clock::now() - last_sync < std::chrono::milliseconds(options_.progress_interval_ms)) {
-        return;
-      }
-      last_sync = Clock::now();
-      if (auto c = jobs_->CancelRequested(job_id); c.ok() && c.value()) cancelled = true;
-      (void)jobs_->Put(record);
-    };
-    auto result = pipeline_->Run(parsed.value(), ctx);
-    if (!result.ok()) return {Finish(message, &record, result.error()), job_id};
-
-    record.status = JobStatus::kSucceeded;
-    record.finished_ms = NowEpochMs();
-    record.result = ResultToJson(result.value(), nullptr);
-    if (record.total_steps > 0) record.step = record.total_steps;
-    if (auto s = jobs_->Put(record); !s) {
-      // The image is stored; the record is not. A redelivery finds the image and records it.
-      (void)queue_->ChangeVisibility(message.receipt, 2);
-      return {JobOutcome::kRetry, job_id};
-    }
-    if (auto s = queue_->Delete(message.receipt); !s) {
-      // Redelivered meanwhile (visibility lapsed): the new holder will find the image.
-      Log({{"level", "warn"},
-           {"msg", "delete failed"},
-           {"job_id", job_id},
-           {"error", Reason(s.error())}});
-    }
-    return {JobOutcome::kSucceeded, job_id};
-  }();
+  Disposition disposition =
+      runner_.Run(message, Clock::now() + std::chrono::seconds(options_.job_timeout_s));
+  Carry(message, disposition);
 
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -325,17 +209,17 @@ JobOutcome Worker::Process(const QueueMessage& message) {
   }
   metrics.Add("imagegen_worker_jobs_in_flight", {}, -1);
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  std::string name(JobOutcomeName(outcome.first));
+  std::string name(JobOutcomeName(disposition.outcome));
   metrics.Add("imagegen_jobs_total", {{"outcome", name}});
   metrics.Observe("imagegen_job_duration_seconds", {{"outcome", name}}, seconds);
-  Log({{"level", outcome.first == JobOutcome::kFailed ? "warn" : "info"},
+  Log({{"level", disposition.outcome == JobOutcome::kFailed ? "warn" : "info"},
        {"msg", "job"},
-       {"job_id", outcome.second},
+       {"job_id", disposition.job_id},
        {"message_id", message.id},
        {"attempt", message.receive_count},
        {"outcome", name},
        {"duration_ms", seconds * 1000}});
-  return outcome.first;
+  return disposition.outcome;
 }
 
 }  // namespace imagegen

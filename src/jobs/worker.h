@@ -1,5 +1,6 @@
 // The queue consumer: receive a job message, keep it invisible while generating (heartbeat),
-// run the pipeline with the job id naming the output, record the outcome, then acknowledge.
+// run it through the JobRunner (pipeline + job record), then carry out the runner's
+// disposition on the queue: delete, release with backoff, or dead-letter.
 //
 // Delivery guarantees, given an at-least-once queue:
 //  - never lost: a message is deleted only after its image is stored and its record written;
@@ -9,10 +10,8 @@
 //    Pipeline::Run returns an existing image instead of generating again, so a redelivery
 //    finds the first attempt's image, or (if that attempt died before storing) writes the one
 //    image itself, atomically.
-// Outcomes: succeeded / cancelled -> deleted; not retryable (IsRetryable) -> record failed and
-// dead-lettered with the reason (sqlite:// at once; SQS through its redrive policy after
-// maxReceiveCount fast redeliveries); retryable -> released with exponential backoff, and
-// final (failed + dead-lettered) once the receive count reaches max_attempts.
+// Dead letters: sqlite:// moves the message at once; SQS has no such call, so the message is
+// released and the queue's redrive policy moves it after maxReceiveCount receives.
 #pragma once
 
 #include <atomic>
@@ -23,6 +22,7 @@
 #include <string>
 
 #include "core/pipeline.h"
+#include "jobs/job_runner.h"
 #include "jobs/job_store.h"
 #include "queue/job_queue.h"
 
@@ -39,9 +39,6 @@ struct WorkerOptions {
   bool drain = false;               // exit once a receive finds the queue empty
   std::string worker_id;            // recorded in job records ("" : host:pid)
 };
-
-enum class JobOutcome { kSucceeded, kCancelled, kFailed, kRetry, kDuplicate };
-std::string_view JobOutcomeName(JobOutcome outcome);
 
 class Worker {
  public:
@@ -62,13 +59,12 @@ class Worker {
   void Loop();
   void Heartbeat();
   void RefreshStats();
-  JobOutcome Finish(const QueueMessage& message, JobRecord* record, const Error& error);
+  void Carry(const QueueMessage& message, const Disposition& disposition);
   void DeadLetter(const QueueMessage& message, const std::string& reason);
 
-  std::shared_ptr<Pipeline> pipeline_;
   std::shared_ptr<JobQueue> queue_;
-  std::shared_ptr<JobStore> jobs_;
   WorkerOptions options_;
+  JobRunner runner_;
 
   std::atomic<bool> stopping_{false};
   std::mutex mu_;

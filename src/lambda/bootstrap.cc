@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "http/api.h"
+#include "jobs/job_runner.h"
+#include "jobs/job_store.h"
 #include "lambda/emf.h"
 #include "lambda/handler.h"
 #include "lambda/runtime.h"
@@ -71,7 +73,14 @@ int RunBootstrap(const Config& config, const BootstrapOptions& options) {
   HandlerOptions handler_options;
   handler_options.api_gateway_timeout_ms = options.api_gateway_timeout_ms;
   handler_options.deadline_margin_ms = options.deadline_margin_ms;
-  LambdaHandler handler(api, emf, handler_options);
+  JobStoreOptions job_store_options;
+  job_store_options.prefix = pipeline->options().key_prefix + "jobs/";
+  auto job_store = std::make_shared<JobStore>(pipeline->store(), job_store_options);
+  JobRunnerOptions runner_options;
+  runner_options.max_attempts = options.max_attempts;
+  runner_options.worker_id = "lambda:" + Env("AWS_LAMBDA_LOG_STREAM_NAME");
+  auto jobs = std::make_shared<JobRunner>(pipeline, job_store, runner_options);
+  LambdaHandler handler(api, jobs, emf, handler_options);
 
   std::cerr << json{{"level", "info"},
                     {"msg", "lambda runtime ready"},

@@ -16,6 +16,9 @@ struct BootstrapOptions {
   int deadline_margin_ms = 500;
   int api_gateway_timeout_ms = 29000;
   int max_invocations = 0;  // 0: serve forever
+  // SQS records: a retryable failure on this receive count is recorded as final (match the
+  // queue's maxReceiveCount, after which the redrive moves the message to the DLQ).
+  int max_attempts = 5;
 };
 
 // Reads IMAGEGEN_API_KEYS / IMAGEGEN_API_KEYS_FILE like `serve`. Returns the exit code.

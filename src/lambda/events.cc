@@ -234,4 +234,28 @@ json ProxyResponse(const HttpResponse& response, EventKind kind) {
   return out;
 }
 
+QueueMessage MessageFromSqsRecord(const json& record) {
+  auto text = [&](const json& object, const char* key) {
+    return object.is_object() && object.contains(key) && object[key].is_string()
+               ? object[key].get<std::string>()
+               : std::string();
+  };
+  auto number = [](const std::string& digits, int64_t fallback) {
+    if (digits.empty() || digits.size() > 18 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      return fallback;
+    }
+    return static_cast<int64_t>(std::stoll(digits));
+  };
+  QueueMessage message;
+  message.id = text(record, "messageId");
+  message.body = text(record, "body");
+  const json attrs =
+      record.is_object() && record.contains("attributes") ? record["attributes"] : json();
+  message.receive_count = static_cast<int>(
+      std::clamp<int64_t>(number(text(attrs, "ApproximateReceiveCount"), 1), 1, 1000000));
+  message.sent_ms = number(text(attrs, "SentTimestamp"), 0);
+  return message;
+}
+
 }  // namespace imagegen::lambda

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "http/http_types.h"
+#include "queue/job_queue.h"
 
 namespace imagegen::lambda {
 
@@ -40,6 +41,11 @@ Result<HttpRequest> RequestFromApiGatewayV2(const nlohmann::json& event);
 // base64 with isBase64Encoded: true, which REST APIs turn back into bytes for the media types in
 // binaryMediaTypes (the SAM stack declares "*/*").
 nlohmann::json ProxyResponse(const HttpResponse& response, EventKind kind);
+
+// One record of an SQS event as a queue message: messageId, body, and the attributes
+// ApproximateReceiveCount and SentTimestamp (strings in the event; 1 and 0 when absent or
+// malformed). The receipt stays empty: the event source mapping deletes or keeps the message.
+QueueMessage MessageFromSqsRecord(const nlohmann::json& record);
 
 // Whether a Content-Type is carried as text (true) or base64 (false).
 bool IsTextContentType(const std::string& content_type);

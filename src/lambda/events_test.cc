@@ -164,5 +164,26 @@ TEST(Runtime, OneBadEventDoesNotEndTheLoop) {
                         "-", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1", "-"}));
 }
 
+TEST(EventsTest, SqsRecordBecomesAQueueMessage) {
+  auto record = nlohmann::json::parse(R"({"messageId": "m-1", "body": "a red circle",
+      "attributes": {"ApproximateReceiveCount": "3", "SentTimestamp": "1700000000123"}})");
+  QueueMessage m = MessageFromSqsRecord(record);
+  EXPECT_EQ(m.id, "m-1");
+  EXPECT_EQ(m.body, "a red circle");
+  EXPECT_EQ(m.receive_count, 3);
+  EXPECT_EQ(m.sent_ms, 1700000000123);
+  EXPECT_TRUE(m.receipt.empty());
+  // Missing or malformed attributes read as a first delivery at an unknown time.
+  for (const char* text : {R"({"messageId": "m"})", R"({"attributes": {"ApproximateReceiveCount":
+      "-2", "SentTimestamp": 5}})",
+                           R"({"attributes": {"ApproximateReceiveCount":
+      "99999999999999999999"}})",
+                           R"([1, 2])", R"("text")"}) {
+    QueueMessage bad = MessageFromSqsRecord(nlohmann::json::parse(text));
+    EXPECT_EQ(bad.receive_count, 1) << text;
+    EXPECT_EQ(bad.sent_ms, 0) << text;
+  }
+}
+
 }  // namespace
 }  // namespace imagegen::lambda

@@ -43,9 +43,9 @@ class PropertiesScope {
 
 }  // namespace
 
-LambdaHandler::LambdaHandler(std::shared_ptr<Api> api, std::shared_ptr<EmfWriter> emf,
-                             HandlerOptions options)
-    : api_(std::move(api)), emf_(std::move(emf)), options_(options) {}
+LambdaHandler::LambdaHandler(std::shared_ptr<Api> api, std::shared_ptr<JobRunner> jobs,
+                             std::shared_ptr<EmfWriter> emf, HandlerOptions options)
+    : api_(std::move(api)), jobs_(std::move(jobs)), emf_(std::move(emf)), options_(options) {}
 
 std::map<std::string, std::string> LambdaHandler::CurrentProperties() { return t_properties; }
 
@@ -127,60 +127,39 @@ InvocationResult LambdaHandler::HandleHttp(const json& event, EventKind kind,
 
 InvocationResult LambdaHandler::HandleSqs(const json& event, const Invocation& invocation) {
   json failures = json::array();
-  Pipeline& pipeline = api_->pipeline();
   for (const auto& record : event["Records"]) {
-    std::string message_id = record.contains("messageId") && record["messageId"].is_string()
-                                 ? record["messageId"].get<std::string>()
-                                 : "";
-    std::string body = record.contains("body") && record["body"].is_string()
-                           ? record["body"].get<std::string>()
-                           : "";
-    json log = {{"lambda_request_id", invocation.request_id}, {"message_id", message_id}};
-    if (record.contains("attributes") && record["attributes"].is_object()) {
-      const json& attrs = record["attributes"];
-      if (attrs.contains("ApproximateReceiveCount")) {
-        log["receive_count"] = attrs["ApproximateReceiveCount"];
-      }
-    }
-    auto fail = [&](const Error& error, const char* msg) {
+    QueueMessage message = MessageFromSqsRecord(record);
+    json log = {{"lambda_request_id", invocation.request_id},
+                {"message_id", message.id},
+                {"receive_count", message.receive_count}};
+    auto fail = [&](const Error& error, const char* msg, bool final) {
       std::string code(ErrorCodeName(error.code));
       log["error_code"] = code;
       log["error"] = error.message;
-      log["retryable"] = IsRetryable(error.code);
-      // A non-retryable failure is reported too: SQS's redrive moves it to the DLQ after
+      // A final failure is reported too: SQS's redrive moves it to the DLQ after
       // maxReceiveCount receives, and this log line carries its reason.
-      log["disposition"] = IsRetryable(error.code) ? "retry" : "dead-letter";
-      Log(IsRetryable(error.code) ? "warn" : "error", msg, log);
+      log["disposition"] = final ? "dead-letter" : "retry";
+      Log(final ? "error" : "warn", msg, log);
       GlobalMetrics().Add("imagegen_errors_total", {{"code", code}});
       RecordFailure(code);
       // A record without a messageId makes the answer malformed, and SQS then retries the
       // whole batch: the safe outcome when we cannot say which record failed.
-      failures.push_back({{"itemIdentifier", message_id}});
+      failures.push_back({{"itemIdentifier", message.id}});
     };
     if (Clock::now() >= invocation.deadline) {
       fail(Error::Make(ErrorCode::kDeadlineExceeded,
                        "not attempted: the invocation's deadline is too close"),
-           "job skipped");
+           "job skipped", false);
       continue;
     }
-    auto request = ParseJobMessage(body, message_id);
-    if (!request.ok()) {
-      fail(request.error(), "job rejected");
+    Disposition done = jobs_->Run(message, invocation.deadline);
+    log["job_id"] = done.job_id;
+    log["outcome"] = JobOutcomeName(done.outcome);
+    if (done.action != Disposition::Action::kDelete) {
+      fail(done.error.value_or(Error::Make(ErrorCode::kInternal, done.reason)), "job failed",
+           done.action == Disposition::Action::kDeadLetter);
       continue;
     }
-    GenerateContext ctx;
-    ctx.deadline = invocation.deadline;
-    auto result = pipeline.Run(request.value(), ctx);
-    if (!result.ok()) {
-      fail(result.error(), "job failed");
-      continue;
-    }
-    json keys = json::array();
-    for (const auto& image : result->images) keys.push_back(image.key);
-    log["job_id"] = result->job_id;
-    log["keys"] = keys;
-    log["reused"] = result->reused;
-    log["total_ms"] = result->timings.total_ms;
     Log("info", "job done", log);
   }
   return InvocationResult{true, Dump({{"batchItemFailures", failures}}), {}, {}};

@@ -4,15 +4,17 @@
 // Event routing:
 //   API Gateway REST (1.0), HTTP API (2.0), Function URL -> Api::Handle, the same handlers and
 //       error contract as `imagegen serve`; the answer is the proxy response shape.
-//   SQS -> for each record ParseJobMessage(body, messageId) -> Pipeline::Run, answering
+//   SQS -> for each record the JobRunner (the worker's: pipeline + job record, so GET /jobs/{id}
+//       reads the same whichever consumer ran the job), answering
 //       {"batchItemFailures": [{"itemIdentifier": messageId}, ...]} (ReportBatchItemFailures).
-//       Every failed record is reported, retryable or not: a retryable one comes back after the
-//       visibility timeout; a non-retryable one (invalid message, content rejected) is logged
-//       with its reason and, being reported on every receive, is moved by SQS's redrive policy
-//       to the dead-letter queue after maxReceiveCount receives. (Sending it to the DLQ directly
-//       would need the queue URL and sqs:SendMessage; the redrive keeps the function's IAM to
-//       what the event source mapping already needs.) Records left when the deadline is near are
-//       reported without being attempted.
+//       Every record not finished is reported, retryable or not: a retryable one comes back
+//       after the visibility timeout; a final one (invalid message, content rejected, or
+//       max_attempts reached) is recorded failed, logged with its reason and, being reported on
+//       every receive, is moved by SQS's redrive policy to the dead-letter queue after
+//       maxReceiveCount receives. (Sending it to the DLQ directly would need the queue URL and
+//       sqs:SendMessage; the redrive keeps the function's IAM to what the event source mapping
+//       already needs.) Records left when the deadline is near are reported without being
+//       attempted.
 //   {"prompt": ...} (aws lambda invoke) -> Pipeline::Run; the result JSON, or an invocation
 //       error whose errorType is the taxonomy's code ("content_rejected", ...).
 //   anything else -> invocation error "imagegen.UnsupportedEvent".
@@ -25,6 +27,7 @@
 #include <string>
 
 #include "http/api.h"
+#include "jobs/job_runner.h"
 #include "lambda/emf.h"
 #include "lambda/events.h"
 
@@ -66,7 +69,8 @@ struct HandlerOptions {
 
 class LambdaHandler {
  public:
-  LambdaHandler(std::shared_ptr<Api> api, std::shared_ptr<EmfWriter> emf, HandlerOptions options);
+  LambdaHandler(std::shared_ptr<Api> api, std::shared_ptr<JobRunner> jobs,
+                std::shared_ptr<EmfWriter> emf, HandlerOptions options);
 
   // Never throws (a throwing handler becomes a 500 proxy response or an invocation error).
   InvocationResult Handle(const std::string& event, const Invocation& invocation);
@@ -83,6 +87,7 @@ class LambdaHandler {
   void RecordFailure(const std::string& code);
 
   std::shared_ptr<Api> api_;
+  std::shared_ptr<JobRunner> jobs_;
   std::shared_ptr<EmfWriter> emf_;
   HandlerOptions options_;
 };

@@ -341,11 +341,28 @@ def test_sqs_batch_reports_exactly_the_failed_records(lambda_fn, s3, bedrock):
     assert by_id[ids[2]]["disposition"] == "dead-letter" and "bogus" in by_id[ids[2]]["error"]
     assert by_id[ids[3]]["error_code"] == "content_rejected"
     assert by_id[ids[4]]["disposition"] == "retry" and by_id[ids[4]]["error_code"] == "rate_limited"
+    # Job records, the same the worker writes: GET /jobs/{id} reads them whoever ran the job.
+    record = lambda i: json.loads(
+        s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/jobs/{ids[i]}.json")["Body"].read())
+    for i in (0, 1):
+        assert record(i)["status"] == "succeeded", record(i)
+        assert record(i)["result"]["images"][0]["key"] == f"{PREFIX}/{ids[i]}.png"
+    assert record(2)["status"] == "failed" and record(2)["error"]["code"] == "invalid_request"
+    assert record(3)["status"] == "failed" and record(3)["error"]["code"] == "content_rejected"
+    assert record(4)["status"] == "queued" and record(4)["error"]["code"] == "rate_limited"
     # A redelivered good message finds its image instead of generating a second one.
     calls = len(bedrock.calls)
     again = fn.invoke({"Records": [event["Records"][0]]})
     assert again == {"batchItemFailures": []}
     assert len(bedrock.calls) == calls
+    # The last allowed receive of a retryable failure is final: recorded failed, dead-lettered.
+    last = json.loads(json.dumps(event["Records"][4]))
+    last["attributes"]["ApproximateReceiveCount"] = "5"
+    out = fn.invoke({"Records": [last]}, timeout=120)
+    assert [f["itemIdentifier"] for f in out["batchItemFailures"]] == [ids[4]]
+    assert record(4)["status"] == "failed" and record(4)["attempts"] == 5
+    final = [l for l in fn.json_lines() if l.get("message_id") == ids[4]][-1]
+    assert final["disposition"] == "dead-letter", final
 
 
 # ---------------------------------------------------------------------------------------------

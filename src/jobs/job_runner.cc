@@ -1,0 +1,158 @@
+#include "jobs/job_runner.h"
+
+#include <unistd.h>
+
+#include <atomic>
+
+#include "core/ids.h"
+#include "core/request_json.h"
+#include "jobs/job_service.h"
+
+namespace imagegen {
+namespace {
+
+using json = nlohmann::json;
+using Action = Disposition::Action;
+
+std::string DefaultWorkerId() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return std::string(host) + ":" + std::to_string(::getpid());
+}
+
+Disposition Release(std::string job_id, int delay_s, Error error) {
+  return {Action::kRelease, delay_s, "", JobOutcome::kRetry, std::move(job_id), std::move(error)};
+}
+
+Disposition Delete(JobOutcome outcome, std::string job_id) {
+  return {Action::kDelete, 0, "", outcome, std::move(job_id), std::nullopt};
+}
+
+}  // namespace
+
+std::string ErrorReason(const Error& error) {
+  std::string reason = std::string(ErrorCodeName(error.code)) + ": " + error.message;
+  if (!error.field.empty()) reason += " (field " + error.field + ")";
+  return reason;
+}
+
+std::string_view JobOutcomeName(JobOutcome outcome) {
+  switch (outcome) {
+    case JobOutcome::kSucceeded:
+      return "succeeded";
+    case JobOutcome::kCancelled:
+      return "cancelled";
+    case JobOutcome::kFailed:
+      return "failed";
+    case JobOutcome::kRetry:
+      return "retried";
+    case JobOutcome::kDuplicate:
+      return "duplicate";
+  }
+  return "failed";
+}
+
+JobRunner::JobRunner(std::shared_ptr<Pipeline> pipeline, std::shared_ptr<JobStore> jobs,
+                     JobRunnerOptions options)
+    : pipeline_(std::move(pipeline)), jobs_(std::move(jobs)), options_(std::move(options)) {
+  if (options_.worker_id.empty()) options_.worker_id = DefaultWorkerId();
+  options_.max_attempts = std::max(1, options_.max_attempts);
+}
+
+Disposition JobRunner::Finish(const QueueMessage& message, JobRecord* record,
+                              const Error& error) const {
+  int64_t now = NowEpochMs();
+  if (error.code == ErrorCode::kCancelled) {
+    record->status = JobStatus::kCancelled;
+    record->finished_ms = now;
+    (void)jobs_->Put(*record);
+    return Delete(JobOutcome::kCancelled, record->job_id);
+  }
+  record->error = error;
+  if (!IsRetryable(error.code) || message.receive_count >= options_.max_attempts) {
+    record->status = JobStatus::kFailed;
+    record->finished_ms = now;
+    (void)jobs_->Put(*record);
+    std::string reason = ErrorReason(error);
+    if (IsRetryable(error.code)) {
+      reason += " (after " + std::to_string(message.receive_count) + " attempts)";
+    }
+    return {Action::kDeadLetter, 0, reason, JobOutcome::kFailed, record->job_id, error};
+  }
+  record->status = JobStatus::kQueued;
+  (void)jobs_->Put(*record);
+  int backoff_s = std::min(60, 1 << std::clamp(message.receive_count - 1, 0, 6));
+  return Release(record->job_id, backoff_s, error);
+}
+
+Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadline) const {
+  auto parsed = ParseJobMessage(message.body, message.id);
+  if (parsed.ok()) {
+    if (auto s = CheckJobId(parsed->job_id); !s) parsed = s.error();
+  }
+  std::string job_id = parsed.ok() ? parsed->job_id : message.id;
+  auto existing = jobs_->Get(job_id);
+  if (!existing.ok() && existing.error().code != ErrorCode::kNotFound) {
+    // The store is down: try again later rather than run a job we cannot record.
+    return Release(job_id, 5, existing.error());
+  }
+  JobRecord record;
+  if (existing.ok()) {
+    record = std::move(existing.value());
+  } else {
+    // Sent straight to the queue (imagegen submit, aws sqs send-message): no record yet.
+    record.job_id = job_id;
+    record.created_ms = message.sent_ms > 0 ? message.sent_ms : NowEpochMs();
+    record.request = parsed.ok() ? GenerateRequestToJson(parsed.value())
+                                 : json{{"body", message.body.substr(0, 1024)}};
+  }
+  record.attempts = message.receive_count;
+  record.worker = options_.worker_id;
+  if (!parsed.ok()) return Finish(message, &record, parsed.error());
+
+  if (record.status == JobStatus::kSucceeded) {
+    // Redelivered after its image and record were written but before the delete landed.
+    return Delete(JobOutcome::kDuplicate, job_id);
+  }
+  if (record.status == JobStatus::kCancelled || record.cancel_requested) {
+    return Finish(message, &record, Error::Make(ErrorCode::kCancelled, "cancelled"));
+  }
+
+  record.status = JobStatus::kRunning;
+  record.started_ms = NowEpochMs();
+  record.finished_ms = 0;
+  record.error.reset();
+  record.step = 0;
+  record.total_steps = 0;
+  (void)jobs_->Put(record);
+
+  std::atomic<bool> cancelled{false};
+  auto last_sync = Clock::now();
+  GenerateContext ctx;
+  ctx.cancelled = &cancelled;
+  ctx.deadline = deadline;
+  ctx.on_progress = [&](int step, int total) {
+    record.step = step;
+    record.total_steps = total;
+    if (Clock::now() - last_sync < std::chrono::milliseconds(options_.progress_interval_ms)) {
+      return;
+    }
+    last_sync = Clock::now();
+    if (auto c = jobs_->CancelRequested(job_id); c.ok() && c.value()) cancelled = true;
+    (void)jobs_->Put(record);
+  };
+  auto result = pipeline_->Run(parsed.value(), ctx);
+  if (!result.ok()) return Finish(message, &record, result.error());
+
+  record.status = JobStatus::kSucceeded;
+  record.finished_ms = NowEpochMs();
+  record.result = ResultToJson(result.value(), nullptr);
+  if (record.total_steps > 0) record.step = record.total_steps;
+  if (auto s = jobs_->Put(record); !s) {
+    // The image is stored; the record is not. A redelivery finds the image and records it.
+    return Release(job_id, 2, s.error());
+  }
+  return Delete(JobOutcome::kSucceeded, job_id);
+}
+
+}  // namespace imagegen
