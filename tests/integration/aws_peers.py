@@ -17,12 +17,12 @@ import dataclasses
 import json
 import os
 import pathlib
-import socket
 import subprocess
-import time
 
 import pytest
 import requests
+
+from procs import Child, free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MOTO_SERVER = ROOT / ".venv" / "bin" / "moto_server"
@@ -46,44 +46,16 @@ class AwsPeer:
                             aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _Moto:
+class _Moto(Child):
     def __init__(self, log_dir):
         assert MOTO_SERVER.exists(), f"{MOTO_SERVER} missing: run scripts/setup.sh test"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = pathlib.Path(log_dir) / f"moto-{self.port}.log"
-        self.log = open(self.log_path, "w")
-        env = dict(os.environ, **DUMMY_KEYS, AWS_DEFAULT_REGION=REGION)
-        self.proc = subprocess.Popen([str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"moto_server exited {self.proc.returncode}: "
-                                   + self.log_path.read_text())
-            try:
-                if requests.get(self.url + "/moto-api/", timeout=1).status_code < 500:
-                    return
-            except requests.RequestException:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("moto_server did not start: " + self.log_path.read_text())
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+        super().__init__([MOTO_SERVER, "-H", "127.0.0.1", "-p", str(self.port)],
+                         pathlib.Path(log_dir) / f"moto-{self.port}.log",
+                         env=dict(DUMMY_KEYS, AWS_DEFAULT_REGION=REGION))
+        self.wait_ready(lambda: requests.get(self.url + "/moto-api/", timeout=1).status_code < 500,
+                        "moto_server")
 
 
 @pytest.fixture(scope="session")

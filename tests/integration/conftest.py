@@ -1,14 +1,12 @@
 """Shared fixtures: the imagegen binary, free ports, and an `imagegen serve` process."""
-import json
 import os
 import pathlib
-import signal
-import socket
 import subprocess
-import time
 
 import pytest
 import requests
+
+from procs import Child, free_port  # noqa: F401 (free_port: re-exported for tests)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 _here = pathlib.Path(__file__).parent
@@ -26,12 +24,6 @@ def imagegen_bin():
     return path
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def port():
     return free_port()
@@ -45,54 +37,17 @@ def run_cli(*args, env=None, cwd=None, timeout=120, input=None):
                           cwd=cwd, timeout=timeout, input=input)
 
 
-class Server:
+class Server(Child):
     """`imagegen serve` on a free loopback port, stopped with SIGTERM at the end."""
 
     def __init__(self, args, env, cwd):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        full_env = dict(os.environ)
-        full_env.update(env or {})
-        self.log_path = pathlib.Path(cwd) / f"serve-{self.port}.log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
+        super().__init__(
             [binary_path(), "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
-            stdout=self.log, stderr=subprocess.STDOUT, env=full_env, cwd=cwd)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"serve exited {self.proc.returncode}: {self.log_path.read_text()}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("serve did not become healthy: " + self.log_path.read_text())
-
-    def logs(self):
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def log_lines(self):
-        lines = []
-        for line in self.logs().splitlines():
-            try:
-                lines.append(json.loads(line))
-            except ValueError:
-                pass
-        return lines
-
-    def stop(self, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+            pathlib.Path(cwd) / f"serve-{self.port}.log", env=env, cwd=cwd)
+        self.wait_ready(lambda: requests.get(self.url + "/healthz", timeout=1).status_code == 200,
+                        "imagegen serve")
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def test_request_id_header_and_one_json_log_line_per_request(serve):
     generated = requests.post(server.url + "/generate", json={"prompt": "x"})
     rid = generated.headers["X-Request-Id"]
     time.sleep(0.2)
-    lines = [l for l in server.log_lines() if l.get("msg") == "request"]
+    lines = [l for l in server.json_lines() if l.get("msg") == "request"]
     assert [l["request_id"] for l in lines].count(rid) == 1
     entry = next(l for l in lines if l["request_id"] == rid)
     assert entry["status"] == 200 and entry["route"] == "/generate" and entry["duration_ms"] > 0

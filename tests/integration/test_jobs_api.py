@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from queue_support import job_record, pngs, wait_until, workers  # noqa: F401
+from queue_support import pngs, wait_until, workers  # noqa: F401
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ import uuid
 import pytest
 import requests
 
-from conftest import ROOT, free_port
+from conftest import ROOT
+from procs import Child, free_port
 from fake_bedrock import FakeBedrock
 
 RIE = ROOT / ".tools" / "bin" / "aws-lambda-rie"
@@ -79,56 +80,24 @@ def sqs_batch(bodies):
     return {"Records": records}
 
 
-class Rie:
+class Rie(Child):
     """aws-lambda-rie running the bootstrap on loopback ports the OS chose."""
 
     def __init__(self, bootstrap, env, cwd):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/2015-03-31/functions/function/invocations"
-        self.log_path = pathlib.Path(cwd) / f"rie-{self.port}.log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [str(RIE), "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
+        super().__init__(
+            [RIE, "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
              "--runtime-api-address", f"127.0.0.1:{free_port()}", "--log-level", "info", bootstrap],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("aws-lambda-rie exited: " + self.logs())
-            try:
-                requests.get(f"http://127.0.0.1:{self.port}/", timeout=1)
-                return
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("aws-lambda-rie did not listen: " + self.logs())
+            pathlib.Path(cwd) / f"rie-{self.port}.log", env=env, cwd=cwd, inherit_env=False)
+        # Any HTTP answer means it listens.
+        self.wait_ready(lambda: requests.get(f"http://127.0.0.1:{self.port}/", timeout=1) is not None,
+                        "aws-lambda-rie", timeout=30)
 
     def invoke(self, event, timeout=60):
         r = requests.post(self.url, data=json.dumps(event), timeout=timeout)
         assert r.status_code == 200, r.text
         return r.json()
-
-    def logs(self):
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def json_lines(self):
-        out = []
-        for line in self.logs().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-        return out
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")

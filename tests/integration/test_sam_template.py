@@ -15,7 +15,6 @@ import stat
 import subprocess
 import zipfile
 
-import pytest
 
 from conftest import ROOT
 

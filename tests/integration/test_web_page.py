@@ -1,7 +1,5 @@
 """The web page in headless Chromium: type a prompt, click Generate, see the image in the gallery."""
 import json
-import os
-import pathlib
 import subprocess
 
 from conftest import ROOT
@@ -28,7 +26,6 @@ def test_generate_from_the_page(serve):
 def test_page_works_with_api_keys(serve):
     """A protected server: the page's key field is sent as a bearer token."""
     server = serve("--model", "test", env={"IMAGEGEN_API_KEYS": "page-key"})
-    script = ROOT / "tests/e2e/gallery.mjs"
     r = subprocess.run(["node", "-e", f"""
       import('playwright-core').then(async ({{ chromium }}) => {{
         const b = await chromium.launch({{ executablePath: '/usr/bin/chromium',

@@ -1,7 +1,6 @@
 """The GitHub Actions workflows pass actionlint (built from its Go module by
 scripts/setup.d/lambda.sh), and the SAM pipeline keeps its promises: tests on every push and PR,
 deploy only from main through OIDC role assumption, no long-lived keys anywhere."""
-import pathlib
 import subprocess
 
 import pytest
