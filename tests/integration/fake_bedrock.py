@@ -166,11 +166,13 @@ class FakeBedrock:
         except ValueError:
             return error(400, "ValidationException", "Malformed input request: not JSON")
         call["body"] = req
-        if model in self.legacy:
+        # A foundation-model ARN names the model by its id after the '/'.
+        base = model.rsplit("/", 1)[1] if model.startswith("arn:") and "/" in model else model
+        if base in self.legacy:
             return error(404, "ResourceNotFoundException", LEGACY_MESSAGE)
-        if model.startswith("stability."):
+        if base.startswith("stability."):
             prompt = req.get("prompt", "")
-        elif model.startswith(("amazon.titan-image-generator", "amazon.nova-canvas")):
+        elif base.startswith(("amazon.titan-image-generator", "amazon.nova-canvas")):
             prompt = req.get("textToImageParams", {}).get("text", "")
         else:
             return error(404, "ResourceNotFoundException", "The requested model %s was not found" % model)
@@ -192,9 +194,9 @@ class FakeBedrock:
         if "[model-timeout]" in prompt:
             return error(408, "ModelTimeoutException", "Model has timed out in processing the request.")
         call["status"] = 200
-        if model.startswith("stability."):
+        if base.startswith("stability."):
             return self._stability(req, prompt)
-        return self._titan_nova(model, req, prompt)
+        return self._titan_nova(base, req, prompt)
 
     def _titan_nova(self, model, req, prompt):
         if req.get("taskType") != "TEXT_IMAGE":

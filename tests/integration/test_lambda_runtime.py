@@ -354,6 +354,19 @@ def test_bedrock_stability_success_signed_with_double_encoded_model_id(lambda_fn
     assert stored.startswith(b"\x89PNG") and b"a lighthouse" in stored
 
 
+def test_bedrock_model_arn_travels_as_one_encoded_segment(lambda_fn, bedrock):
+    """A model ARN holds '/', which must go as %2F inside the one path segment (and %252F in the
+    canonical request); botocore's signer, in the fake, must agree with ours."""
+    arn = "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-canvas-v1:0"
+    fn = lambda_fn("bedrock:" + arn)
+    out = fn.invoke(apigw_v1("POST", "/generate", {"prompt": "a kite", "width": 1024, "height": 1024}))
+    assert out["statusCode"] == 200, (out, fn.logs())
+    call = bedrock.calls[-1]
+    assert call["verified"] is True and call["model"] == arn
+    assert call["path"] == ("/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A%3Afoundation-model"
+                            "%2Famazon.nova-canvas-v1%3A0/invoke")
+
+
 @pytest.mark.parametrize("model,size,check", [
     ("amazon.titan-image-generator-v2:0", (1152, 768),
      lambda b: b["taskType"] == "TEXT_IMAGE" and b["imageGenerationConfig"]["width"] == 1152

@@ -113,14 +113,17 @@ class BedrockModel final : public ImageModel {
     aws::SignableRequest signable;
     signable.method = "POST";
     signable.host = aws::HostHeaderForUrl(endpoint_);
-    // The model id is one path segment: ':' travels as %3A and is encoded again (%253A) in the
-    // canonical URI, which the signer does for non-S3 services.
-    signable.path = parts->path + "/model/" + model_id_ + "/invoke";
+    // The model id (or ARN) is one path segment: ':' travels as %3A and '/' as %2F, and the
+    // signer encodes the wire path again (%253A, %252F) for the canonical URI, as non-S3
+    // services expect.
+    signable.path = aws::UriEncode(parts->path, /*keep_slash=*/true) + "/model/" +
+                    aws::UriEncode(model_id_, /*keep_slash=*/false) + "/invoke";
+    signable.path_encoded = true;
     signable.body = payload;
     aws::SigningParams params;
     params.service = "bedrock";  // not "bedrock-runtime"
     params.region = region_;
-    std::string url = parts->scheme + "://" + parts->authority + aws::WirePath(signable.path);
+    std::string url = parts->scheme + "://" + parts->authority + signable.path;
 
     Attempts limits;
     int attempts = 0;
@@ -305,12 +308,6 @@ Result<std::unique_ptr<ImageModel>> MakeBedrockModel(const std::string& spec) {
   if (model_id.empty()) model_id = bedrock::kDefaultModelId;
   if (model_id.find('/') != std::string::npos && model_id.rfind("arn:", 0) != 0) {
     return Error::Invalid("model", "invalid Bedrock model id \"" + model_id + "\"");
-  }
-  if (model_id.find('/') != std::string::npos) {
-    // A '/' must travel as %2F inside the single path segment, which the signer's raw-path
-    // interface cannot express yet; ARNs would be refused with InvalidSignatureException.
-    return Error::Invalid("model", "Bedrock ARNs are not supported yet; use the model id (e.g. " +
-                                       std::string(bedrock::kDefaultModelId) + ")");
   }
   if (bedrock::FamilyOf(model_id) == bedrock::Family::kUnknown) {
     return Error::Invalid("model", "unsupported Bedrock model \"" + model_id +
