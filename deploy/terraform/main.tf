@@ -168,6 +168,13 @@ data "aws_iam_policy_document" "function" {
     resources = ["${local.bucket_arn}/${var.key_prefix}*"]
   }
 
+  # Expired job records found on a read are deleted; images are never deleted by the function.
+  statement {
+    sid       = "ExpireJobRecords"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${local.bucket_arn}/${var.key_prefix}jobs/*"]
+  }
+
   # HeadObject on a missing key answers 404 (not 403) only with ListBucket; the pipeline relies
   # on that to tell "not generated yet" from "forbidden". Limited to the prefix.
   statement {

@@ -22,23 +22,6 @@ constexpr std::array<std::pair<JobStatus, std::string_view>, 5> kStatusNames = {
 
 constexpr std::string_view kRecordSuffix = ".json";
 
-// ObjectStore has no Delete yet; when it gains one (Status Delete(const std::string&)), expired
-// records are removed as they are found, without a change here.
-template <typename Store>
-concept HasDelete = requires(Store& store, const std::string& key) {
-  {store.Delete(key)};
-};
-
-template <typename Store>
-void DeleteIfSupported(Store& store, const std::string& key) {
-  if constexpr (HasDelete<Store>) {
-    (void)store.Delete(key);
-  } else {
-    (void)store;
-    (void)key;
-  }
-}
-
 json ErrorToJson(const Error& error) {
   json j = {{"code", ErrorCodeName(error.code)}, {"message", error.message}};
   if (!error.field.empty()) j["field"] = error.field;
@@ -151,8 +134,10 @@ bool JobStore::Expired(const JobRecord& record, int64_t now_ms) const {
 }
 
 void JobStore::Forget(const std::string& job_id) {
-  DeleteIfSupported(store_, RecordKey(job_id));
-  DeleteIfSupported(store_, CancelKey(job_id));
+  // Best effort: a record that stays (a failed delete, or no s3:DeleteObject) is still hidden,
+  // and an S3 lifecycle rule on the prefix removes it in the end.
+  (void)store_.Delete(RecordKey(job_id));
+  (void)store_.Delete(CancelKey(job_id));
 }
 
 Result<JobRecord> JobStore::Get(const std::string& job_id) {

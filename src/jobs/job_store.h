@@ -12,8 +12,9 @@
 // compare-and-swap); while a message is held, only its holder writes the record.
 //
 // Retention: a finished record (succeeded / failed / cancelled) is kept `retention_s` after it
-// finished; after that Get answers kNotFound, List skips it, and it is deleted where the store
-// can delete (for S3, deploy/terraform also sets a lifecycle rule on the prefix). Unfinished
+// finished; after that Get answers kNotFound, List skips it, and the read that finds it expired
+// deletes it (best effort; for S3, deploy/terraform also sets a lifecycle rule on the prefix).
+// Unfinished
 // records are kept until they finish.
 #pragma once
 

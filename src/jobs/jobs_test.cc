@@ -57,6 +57,7 @@ class FaultyStore final : public ObjectStore {
     return base_->Get(key, info);
   }
   Result<ObjectInfo> Head(const std::string& key) override { return base_->Head(key); }
+  Status Delete(const std::string& key) override { return base_->Delete(key); }
   Result<ListPage> List(const std::string& prefix, int limit, const std::string& cursor) override {
     return base_->List(prefix, limit, cursor);
   }
@@ -281,9 +282,19 @@ TEST_F(JobsTest, ListingPaginatesAndHidesExpiredRecords) {
   done.status = JobStatus::kSucceeded;
   done.finished_ms = NowEpochMs() - 5000;
   ASSERT_TRUE(expiring.Put(done).ok());
+  ASSERT_TRUE(store_->Head("jobs/" + ids[0] + ".json").ok());
   EXPECT_EQ(expiring.Get(ids[0]).error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(expiring.List(100, "")->jobs.size(), 4u);
-  EXPECT_TRUE(jobs_->Get(ids[0]).ok());  // the default retention still keeps it
+  // Found expired: deleted from the store, not only hidden.
+  EXPECT_EQ(store_->Head("jobs/" + ids[0] + ".json").error().code, ErrorCode::kNotFound);
+  JobRecord cancelled = expiring.Get(ids[1]).value();
+  ASSERT_TRUE(expiring.RequestCancel(ids[1]).ok());
+  cancelled.status = JobStatus::kCancelled;
+  cancelled.finished_ms = NowEpochMs() - 5000;
+  ASSERT_TRUE(expiring.Put(cancelled).ok());
+  EXPECT_EQ(expiring.List(100, "")->jobs.size(), 3u);
+  EXPECT_FALSE(store_->Head("jobs/" + ids[1] + ".json").ok());
+  EXPECT_FALSE(store_->Head("jobs/" + ids[1] + ".cancel").ok());
+  EXPECT_TRUE(jobs_->Get(ids[2]).ok());
 }
 
 }  // namespace

@@ -117,6 +117,18 @@ class FileStore final : public ObjectStore {
     return info;
   }
 
+  Status Delete(const std::string& key) override {
+    if (auto s = CheckKey(key); !s) return s;
+    // The object first, then its sidecar: an object that exists always has its metadata.
+    for (const fs::path& path : {root_ / key, MetaPath(key)}) {
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+        return Error::Make(ErrorCode::kInternal,
+                           "delete " + path.string() + ": " + std::strerror(errno));
+      }
+    }
+    return Status::Ok();
+  }
+
   Result<ListPage> List(const std::string& prefix, int limit, const std::string& cursor) override {
     std::vector<std::string> keys;
     std::error_code ec;

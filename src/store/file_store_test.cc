@@ -37,6 +37,15 @@ TEST_F(FileStoreTest, PutGetHeadWithMetadata) {
   EXPECT_EQ(store_->Head("missing.png").error().code, ErrorCode::kNotFound);
 }
 
+TEST_F(FileStoreTest, DeleteRemovesObjectAndMetadataAndIgnoresAbsentKeys) {
+  ASSERT_TRUE(store_->Put("jobs/j1.json", "{}", "application/json", {{"a", "b"}}).ok());
+  ASSERT_TRUE(store_->Delete("jobs/j1.json").ok());
+  EXPECT_EQ(store_->Head("jobs/j1.json").error().code, ErrorCode::kNotFound);
+  EXPECT_FALSE(fs::exists(root_ / ".meta" / "jobs" / "j1.json.json"));
+  EXPECT_TRUE(store_->Delete("jobs/j1.json").ok());  // already gone: fine, as in S3
+  EXPECT_EQ(store_->Delete("../escape").error().code, ErrorCode::kInvalidRequest);
+}
+
 TEST_F(FileStoreTest, KeysNeverEscapeTheRoot) {
   for (const char* key :
        {"../x", "a/../../x", "/etc/passwd", "a//b", "./a", "a/.", ".meta/x", "a\\b", "", "a\nb"}) {

@@ -36,6 +36,8 @@ class ObjectStore {
   // kNotFound when absent. `info` (optional) receives size, etag, type and metadata.
   virtual Result<std::string> Get(const std::string& key, ObjectInfo* info) = 0;
   virtual Result<ObjectInfo> Head(const std::string& key) = 0;
+  // Removes the object (and its metadata). An absent key is not an error, as in S3.
+  virtual Status Delete(const std::string& key) = 0;
   // Keys under `prefix` in ascending order, at most `limit`, starting after `cursor`.
   virtual Result<ListPage> List(const std::string& prefix, int limit,
                                 const std::string& cursor) = 0;

@@ -126,6 +126,13 @@ class S3Store : public ObjectStore {
     return InfoFromHeaders(key, *resp);
   }
 
+  Status Delete(const std::string& key) override {
+    if (Status s = CheckKey(key); !s) return s;
+    auto resp = client_->Send(ObjectRequest("S3.DeleteObject", "DELETE", key));
+    if (!resp.ok() && resp.error().code != ErrorCode::kNotFound) return resp.error();
+    return Status::Ok();
+  }
+
   Result<ListPage> List(const std::string& prefix, int limit, const std::string& cursor) override {
     aws::Request req;
     req.operation = "S3.ListObjectsV2";

@@ -110,6 +110,15 @@ TEST_F(S3ITest, OverwriteReplacesWhole) {
   EXPECT_EQ(info.metadata["v"], "2");
 }
 
+TEST_F(S3ITest, DeleteRemovesTheObjectAndAbsentKeysAreFine) {
+  ASSERT_TRUE(store_->Put("jobs/a b+.json", "{}", "application/json", {}).ok());
+  Status deleted = store_->Delete("jobs/a b+.json");
+  ASSERT_TRUE(deleted.ok()) << deleted.error().message;
+  EXPECT_EQ(store_->Head("jobs/a b+.json").error().code, ErrorCode::kNotFound);
+  Status again = store_->Delete("jobs/a b+.json");
+  EXPECT_TRUE(again.ok()) << again.error().message;
+}
+
 TEST_F(S3ITest, MissingObjectIsNotFound) {
   auto got = store_->Get("does/not/exist.png", nullptr);
   ASSERT_FALSE(got.ok());
@@ -205,6 +214,8 @@ TEST_F(S3VerifyingServerITest, SignedCallsPassAndWrongSecretIsForbidden) {
   ASSERT_FALSE(page->next_cursor.empty());
   auto next = store_->List("", 3, page->next_cursor);  // the cursor is signed too
   ASSERT_TRUE(next.ok()) << next.error().message;
+  Status deleted = store_->Delete(kOddKeys[0]);
+  ASSERT_TRUE(deleted.ok()) << deleted.error().message;
 
   aws::ClientOptions bad;
   aws::Credentials wrong;

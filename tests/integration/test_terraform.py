@@ -118,6 +118,9 @@ def test_iam_is_least_privilege(main):
     objects = by_sid["ImagesAndJobRecords"]
     assert set(one(objects["actions"])) == {"s3:GetObject", "s3:PutObject"}
     assert one(objects["resources"]) == "${local.bucket_arn}/${var.key_prefix}*"
+    expire = by_sid["ExpireJobRecords"]  # deletes job records only, never images
+    assert one(expire["actions"]) == "s3:DeleteObject"
+    assert one(expire["resources"]) == "${local.bucket_arn}/${var.key_prefix}jobs/*"
     listing = by_sid["ListOwnPrefix"]
     assert "s3:prefix" in str(listing["condition"])
     logs = by_sid["WriteLogs"]
