@@ -4,6 +4,9 @@
 //  --model PATH       generates images for the held-out prompts (every held-out colour x shape
 //                     pair, --prompts-per-pair scenes each, --seeds seeds each) and prints the
 //                     per-attribute adherence table in markdown.
+//                     --draw N picks another set of prompts and noise seeds: draw 0 is the one
+//                     settings and checkpoints are chosen on; a fresh draw is an estimate that
+//                     no choice has seen.
 //  --image FILE --prompt TEXT  checks one PNG against one prompt.
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -105,8 +108,18 @@ int GroundTruth(int n, uint64_t seed) {
   return tally.total == tally.all_ok ? 0 : (tally.all_ok * 100 >= tally.total * 99 ? 0 : 1);
 }
 
-int EvalModel(const std::string& path, int threads, int seeds, int per_pair, int steps,
-              double guidance, bool train_split, const std::string& save_dir) {
+struct EvalOptions {
+  int threads = 1, seeds = 4, per_pair = 8, steps = 0, draw = 0;
+  double guidance = -1;
+  bool train_split = false;
+  std::string save_dir;
+};
+
+int EvalModel(const std::string& path, const EvalOptions& o) {
+  const int threads = o.threads, seeds = o.seeds, per_pair = o.per_pair, steps = o.steps;
+  const double guidance = o.guidance;
+  const bool train_split = o.train_split;
+  const std::string& save_dir = o.save_dir;
   auto model = imagegen::LoadLocalModel(path, threads);
   if (!model.ok()) {
     std::cerr << model.error().message << "\n";
@@ -116,7 +129,7 @@ int EvalModel(const std::string& path, int threads, int seeds, int per_pair, int
   const auto& limits = (*model)->Limits();
   Tally total;
   std::map<std::string, Tally> by_pair;
-  synth::Rng rng(train_split ? 777 : 2024);
+  synth::Rng rng((train_split ? 777 : 2024) + 7919 * static_cast<uint64_t>(o.draw));
   auto start = std::chrono::steady_clock::now();
   std::vector<std::pair<synth::Colour, synth::Shape>> pairs = synth::HeldOutPairs();
   if (train_split) {
@@ -142,7 +155,7 @@ int EvalModel(const std::string& path, int threads, int seeds, int per_pair, int
       imagegen::ValidRequest req;
       req.prompt = prompt;
       req.width = req.height = limits.sizes.front().first;
-      req.seed = 1000 * index++;
+      req.seed = 1000 * static_cast<uint64_t>(index++) + 100 * static_cast<uint64_t>(o.draw);
       req.steps = steps > 0 ? steps : limits.default_steps;
       req.guidance = guidance >= 0 ? guidance : limits.default_guidance;
       req.count = seeds;  // image i uses seed + i
@@ -171,7 +184,7 @@ int EvalModel(const std::string& path, int threads, int seeds, int per_pair, int
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "Prompt adherence on " << (train_split ? "training-distribution" : "held-out")
-            << " combinations: " << pairs.size() << " colour x shape pairs x " << per_pair
+            << " combinations (draw " << o.draw << "): " << pairs.size() << " colour x shape pairs x " << per_pair
             << " prompts x " << seeds << " seeds = " << total.total << " images, "
             << (steps > 0 ? steps : limits.default_steps) << " DDIM steps, guidance "
             << (guidance >= 0 ? guidance : limits.default_guidance) << " ("
@@ -189,26 +202,26 @@ int main(int argc, char** argv) {
   int ground_truth = 0;
   uint64_t seed = 7;
   std::string model_path;
-  int threads = 1, seeds = 4, per_pair = 8, steps = 0;
-  double guidance = -1;
-  bool train_split = false;
-  std::string image_path, prompt, save_dir;
+  EvalOptions o;
+  std::string image_path, prompt;
   app.add_option("--ground-truth", ground_truth, "Validate the checker on N dataset images");
   app.add_option("--seed", seed, "Seed for --ground-truth scenes");
   app.add_option("--model", model_path, "Model directory or .safetensors to evaluate");
-  app.add_option("--threads", threads, "Torch threads for generation");
-  app.add_option("--seeds", seeds, "Seeds per prompt");
-  app.add_option("--prompts-per-pair", per_pair, "Prompts per held-out colour x shape pair");
-  app.add_option("--steps", steps, "Sampler steps (default: the model's)");
-  app.add_option("--guidance", guidance, "Guidance scale (default: the model's)");
-  app.add_flag("--train-split", train_split, "Evaluate on training pairs instead of held-out");
-  app.add_option("--save", save_dir, "Write the generated images (128x128 PNG) here");
+  app.add_option("--threads", o.threads, "Torch threads for generation");
+  app.add_option("--seeds", o.seeds, "Seeds per prompt")->check(CLI::Range(1, 99));
+  app.add_option("--prompts-per-pair", o.per_pair, "Prompts per held-out colour x shape pair");
+  app.add_option("--steps", o.steps, "Sampler steps (default: the model's)");
+  app.add_option("--guidance", o.guidance, "Guidance scale (default: the model's)");
+  app.add_option("--draw", o.draw, "Which set of prompts and noise seeds (0: the tuning set)")
+      ->check(CLI::Range(0, 1000));
+  app.add_flag("--train-split", o.train_split, "Evaluate on training pairs instead of held-out");
+  app.add_option("--save", o.save_dir, "Write the generated images (128x128 PNG) here");
   app.add_option("--image", image_path, "Check one PNG ...");
   app.add_option("--prompt", prompt, "... against this prompt");
   CLI11_PARSE(app, argc, argv);
   if (ground_truth > 0) return GroundTruth(ground_truth, seed);
   if (!model_path.empty()) {
-    return EvalModel(model_path, threads, seeds, per_pair, steps, guidance, train_split, save_dir);
+    return EvalModel(model_path, o);
   }
   if (!image_path.empty()) {
     std::ifstream in(image_path, std::ios::binary);

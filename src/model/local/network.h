@@ -32,7 +32,7 @@ struct ModelConfig {
   int groups = 8;
   int timesteps = 1000;
   int default_steps = 20;
-  double default_guidance = 2.0;  // tuned on training-split prompts (MODEL_CARD.md)
+  double default_guidance = 2.0;  // chosen on validation draws (MODEL_CARD.md)
   std::string json_extra;         // training provenance, carried through unchanged
 
   static Result<ModelConfig> FromJson(const std::string& text);
