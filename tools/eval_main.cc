@@ -112,6 +112,7 @@ struct EvalOptions {
   int threads = 1, seeds = 4, per_pair = 8, steps = 0, draw = 0;
   double guidance = -1;
   bool train_split = false;
+  bool natural = false;  // captions leave attributes unstated as often as in training
   std::string save_dir;
 };
 
@@ -150,7 +151,7 @@ int EvalModel(const std::string& path, const EvalOptions& o) {
         scene.colour = colour;
         scene.shape = shape;
       } while (!synth::IsValidScene(scene));
-      std::string prompt = synth::RandomCaption(scene, rng, /*full=*/true, nullptr);
+      std::string prompt = synth::RandomCaption(scene, rng, /*full=*/!o.natural, nullptr);
       auto expected = synth::ParseCaption(prompt);
       imagegen::ValidRequest req;
       req.prompt = prompt;
@@ -184,8 +185,9 @@ int EvalModel(const std::string& path, const EvalOptions& o) {
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "Prompt adherence on " << (train_split ? "training-distribution" : "held-out")
-            << " combinations (draw " << o.draw << "): " << pairs.size() << " colour x shape pairs x " << per_pair
-            << " prompts x " << seeds << " seeds = " << total.total << " images, "
+            << " combinations (draw " << o.draw << (o.natural ? ", natural captions" : "")
+            << "): " << pairs.size() << " colour x shape pairs x " << per_pair << " prompts x "
+            << seeds << " seeds = " << total.total << " images, "
             << (steps > 0 ? steps : limits.default_steps) << " DDIM steps, guidance "
             << (guidance >= 0 ? guidance : limits.default_guidance) << " ("
             << static_cast<int>(secs) << " s)\n\n";
@@ -214,6 +216,8 @@ int main(int argc, char** argv) {
   app.add_option("--guidance", o.guidance, "Guidance scale (default: the model's)");
   app.add_option("--draw", o.draw, "Which set of prompts and noise seeds (0: the tuning set)")
       ->check(CLI::Range(0, 1000));
+  app.add_flag("--natural", o.natural,
+               "Captions that leave size, position or background unstated, as in training");
   app.add_flag("--train-split", o.train_split, "Evaluate on training pairs instead of held-out");
   app.add_option("--save", o.save_dir, "Write the generated images (128x128 PNG) here");
   app.add_option("--image", image_path, "Check one PNG ...");

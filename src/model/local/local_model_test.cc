@@ -296,13 +296,15 @@ TEST(LocalModelShippedTest, RedCircleOnBlueBackground) {
 }
 
 // Green triangles never appear in training (synth::HeldOutPairs): the model has to compose the
-// colour and the shape it learnt separately.
+// colour and the shape it learnt separately. The prompt states every attribute, like the
+// evaluation's headline table; shorter prompts are followed less often (MODEL_CARD.md).
 TEST(LocalModelShippedTest, HeldOutGreenTriangleOnBlack) {
   ASSERT_TRUE(synth::IsHeldOut(synth::Scene{.colour = synth::Colour::kGreen,
                                             .shape = synth::Shape::kTriangle,
                                             .background = synth::Colour::kBlack}));
-  int good = ShippedModelMatches("a green triangle on a black background", synth::Colour::kGreen,
-                                 synth::Shape::kTriangle, synth::Colour::kBlack);
+  int good =
+      ShippedModelMatches("a large green triangle in the centre on a black background",
+                          synth::Colour::kGreen, synth::Shape::kTriangle, synth::Colour::kBlack);
   if (good < 0) GTEST_SKIP() << "no shipped model";
   EXPECT_GE(good, 3) << "of 4 seeds, fewer than 3 show one green triangle on black";
 }
