@@ -20,8 +20,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [[ -n "${BLAS_DIR:-}" ]]; then
   export LD_LIBRARY_PATH="$BLAS_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  export OPENBLAS_NUM_THREADS=1  # parallelism comes from torch's own threads
 fi
+# Parallelism comes from torch's own threads; OpenBLAS (the libblas.so.3 that scripts/setup.sh
+# installs) would otherwise start its own per-core threads inside each torch thread.
+export OPENBLAS_NUM_THREADS=1
 blas=$(ldd "$build/imagegen-engine-bench" | awk '/libblas.so.3/ {print $3}')
 blas=$(readlink -f "$blas")
 for threads in 1 2; do
