@@ -117,23 +117,19 @@ struct EvalOptions {
 };
 
 int EvalModel(const std::string& path, const EvalOptions& o) {
-  const int threads = o.threads, seeds = o.seeds, per_pair = o.per_pair, steps = o.steps;
-  const double guidance = o.guidance;
-  const bool train_split = o.train_split;
-  const std::string& save_dir = o.save_dir;
-  auto model = imagegen::LoadLocalModel(path, threads);
+  auto model = imagegen::LoadLocalModel(path, o.threads);
   if (!model.ok()) {
     std::cerr << model.error().message << "\n";
     return 1;
   }
-  if (!save_dir.empty()) std::filesystem::create_directories(save_dir);
+  if (!o.save_dir.empty()) std::filesystem::create_directories(o.save_dir);
   const auto& limits = (*model)->Limits();
   Tally total;
   std::map<std::string, Tally> by_pair;
-  synth::Rng rng((train_split ? 777 : 2024) + 7919 * static_cast<uint64_t>(o.draw));
+  synth::Rng rng((o.train_split ? 777 : 2024) + 7919 * static_cast<uint64_t>(o.draw));
   auto start = std::chrono::steady_clock::now();
   std::vector<std::pair<synth::Colour, synth::Shape>> pairs = synth::HeldOutPairs();
-  if (train_split) {
+  if (o.train_split) {
     pairs = {{synth::Colour::kRed, synth::Shape::kCircle},
              {synth::Colour::kBlue, synth::Shape::kSquare},
              {synth::Colour::kYellow, synth::Shape::kCircle},
@@ -144,7 +140,7 @@ int EvalModel(const std::string& path, const EvalOptions& o) {
   for (const auto& [colour, shape] : pairs) {
     std::string pair_name =
         std::string(synth::ColourName(colour)) + " " + std::string(synth::ShapeName(shape));
-    for (int k = 0; k < per_pair; ++k) {
+    for (int k = 0; k < o.per_pair; ++k) {
       synth::Scene scene;
       do {
         scene = synth::RandomScene(rng, /*held_out=*/false);
@@ -156,40 +152,41 @@ int EvalModel(const std::string& path, const EvalOptions& o) {
       imagegen::ValidRequest req;
       req.prompt = prompt;
       req.width = req.height = limits.sizes.front().first;
-      req.seed = 1000 * static_cast<uint64_t>(index++) + 100 * static_cast<uint64_t>(o.draw);
-      req.steps = steps > 0 ? steps : limits.default_steps;
-      req.guidance = guidance >= 0 ? guidance : limits.default_guidance;
-      req.count = seeds;  // image i uses seed + i
+      // Prompt k of a draw uses seeds 1000k + 100·draw + (0..seeds-1): disjoint across draws.
+      req.seed = 1000 * index++ + 100 * o.draw;
+      req.steps = o.steps > 0 ? o.steps : limits.default_steps;
+      req.guidance = o.guidance >= 0 ? o.guidance : limits.default_guidance;
+      req.count = o.seeds;  // image i uses seed + i
       auto out = (*model)->Generate(req, imagegen::GenerateContext{});
       if (!out.ok()) {
         std::cerr << out.error().message << "\n";
         return 1;
       }
-      for (int i = 0; i < seeds; ++i) {
+      for (int i = 0; i < o.seeds; ++i) {
         const auto& img = out->images[static_cast<size_t>(i)];
         synth::Verdict v = synth::Judge(expected, synth::Check(img));
         total.Add(v);
         by_pair[pair_name].Add(v);
-        if (!save_dir.empty()) {
+        if (!o.save_dir.empty()) {
           auto png =
               imagegen::EncodePng(imagegen::ResizeNearest(img, 128, 128), {{"prompt", prompt}});
-          std::string name = save_dir + "/" + std::to_string(index) + "_" + std::to_string(i) +
+          std::string name = o.save_dir + "/" + std::to_string(index) + "_" + std::to_string(i) +
                              (v.All() ? "_ok" : "_miss") + ".png";
           if (png.ok()) std::ofstream(name, std::ios::binary) << *png;
           if (i == 0)
-            std::ofstream(save_dir + "/prompts.txt", std::ios::app)
+            std::ofstream(o.save_dir + "/prompts.txt", std::ios::app)
                 << name << "\t" << prompt << "\n";
         }
       }
     }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cout << "Prompt adherence on " << (train_split ? "training-distribution" : "held-out")
+  std::cout << "Prompt adherence on " << (o.train_split ? "training-distribution" : "held-out")
             << " combinations (draw " << o.draw << (o.natural ? ", natural captions" : "")
-            << "): " << pairs.size() << " colour x shape pairs x " << per_pair << " prompts x "
-            << seeds << " seeds = " << total.total << " images, "
-            << (steps > 0 ? steps : limits.default_steps) << " DDIM steps, guidance "
-            << (guidance >= 0 ? guidance : limits.default_guidance) << " ("
+            << "): " << pairs.size() << " colour x shape pairs x " << o.per_pair << " prompts x "
+            << o.seeds << " seeds = " << total.total << " images, "
+            << (o.steps > 0 ? o.steps : limits.default_steps) << " DDIM steps, guidance "
+            << (o.guidance >= 0 ? o.guidance : limits.default_guidance) << " ("
             << static_cast<int>(secs) << " s)\n\n";
   Tally::PrintHeader("pair");
   for (auto& [name, t] : by_pair) t.PrintRow(name);
@@ -215,7 +212,7 @@ int main(int argc, char** argv) {
   app.add_option("--steps", o.steps, "Sampler steps (default: the model's)");
   app.add_option("--guidance", o.guidance, "Guidance scale (default: the model's)");
   app.add_option("--draw", o.draw, "Which set of prompts and noise seeds (0: the tuning set)")
-      ->check(CLI::Range(0, 1000));
+      ->check(CLI::Range(0, 9));
   app.add_flag("--natural", o.natural,
                "Captions that leave size, position or background unstated, as in training");
   app.add_flag("--train-split", o.train_split, "Evaluate on training pairs instead of held-out");

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <string>
 
+#include "model/local/local_model.h"
 #include "model/local/network.h"
 #include "model/local/synth.h"
 
@@ -160,7 +161,7 @@ int main(int argc, char** argv) {
   app.add_flag("--bench", o.bench_only, "Time 5 steps and exit");
   CLI11_PARSE(app, argc, argv);
 
-  torch::set_num_threads(o.threads);
+  imagegen::SetEngineThreads(o.threads);
   ModelConfig config;
   config.vocab = synth::Vocabulary();
   config.native_size = synth::kNativeSize;

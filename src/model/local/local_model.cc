@@ -130,18 +130,16 @@ class LocalModel final : public ImageModel {
   ModelLimits limits_;
 };
 
-// OpenBLAS, when it is the system libblas.so.3 (scripts/setup.sh installs it), starts its own
-// thread per core inside every torch thread: with 2 torch threads on 2 cores generation was
-// 2.8x slower (bench/engine). Torch's threads are the parallelism, so BLAS gets one. Looked up
-// at run time because the reference BLAS has no such function.
-void PinBlasToOneThread() {
+}  // namespace
+
+void SetEngineThreads(int threads) {
+  // Looked up at run time: the reference BLAS has no such function.
   using SetThreads = void (*)(int);
   if (void* fn = dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) {
     reinterpret_cast<SetThreads>(fn)(1);
   }
+  if (threads > 0) torch::set_num_threads(threads);
 }
-
-}  // namespace
 
 Result<std::unique_ptr<ImageModel>> LoadLocalModel(const std::string& path, int threads) {
   fs::path weights = path;
@@ -163,8 +161,7 @@ Result<std::unique_ptr<ImageModel>> LoadLocalModel(const std::string& path, int 
   auto file = ReadSafetensors(weights.string());
   if (!file.ok()) return file.error();
   try {
-    PinBlasToOneThread();
-    if (threads > 0) torch::set_num_threads(threads);
+    SetEngineThreads(threads);
     Network net(*config);
     Status st = local::LoadWeights(*net, *file);
     if (!st.ok()) {

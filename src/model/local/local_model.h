@@ -23,10 +23,16 @@
 
 namespace imagegen {
 
+// Sets LibTorch's intra-op thread count (process-wide; `threads` <= 0 leaves it) and keeps
+// OpenBLAS, when it is the system BLAS, at one thread of its own: torch's threads are the
+// parallelism, and OpenBLAS's per-core threads inside each of them made 2-thread generation
+// 2.8x slower (BENCHMARKS.md).
+void SetEngineThreads(int threads);
+
 // Loads config.json + model.safetensors from `path` (a directory, or a .safetensors file with
 // config.json beside it). Refuses (kInvalidRequest / kNotFound, with a message naming the file
-// and the problem) a missing, corrupt, truncated or mismatched file. `threads` > 0 sets
-// LibTorch's intra-op thread count (process-wide); 0 leaves it as it is.
+// and the problem) a missing, corrupt, truncated or mismatched file. `threads` goes to
+// SetEngineThreads.
 Result<std::unique_ptr<ImageModel>> LoadLocalModel(const std::string& path, int threads);
 
 // Directory of the bundled model: $IMAGEGEN_MODEL_DIR if set, else the first existing of

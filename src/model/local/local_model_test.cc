@@ -1,5 +1,6 @@
 #include "model/local/local_model.h"
 
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -256,6 +257,20 @@ TEST(LocalModelLoaderTest, RefusesWrongDtypeAndMissingTensor) {
   st = local::LoadWeights(*net, *f);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("missing tensor"), std::string::npos) << st.error().message;
+}
+
+// OpenBLAS (the system BLAS that scripts/setup.sh installs) must not add threads inside torch's.
+TEST(LocalModelThreadsTest, SetEngineThreadsLeavesOpenBlasOneThread) {
+  using GetThreads = int (*)();
+  using SetThreads = void (*)(int);
+  void* get = dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+  void* set = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+  if (get == nullptr || set == nullptr) GTEST_SKIP() << "the BLAS in use is not OpenBLAS";
+  reinterpret_cast<SetThreads>(set)(2);  // as OpenBLAS starts on a 2-core machine
+  ASSERT_EQ(reinterpret_cast<GetThreads>(get)(), 2);
+  SetEngineThreads(2);
+  EXPECT_EQ(reinterpret_cast<GetThreads>(get)(), 1);
+  EXPECT_EQ(torch::get_num_threads(), 2);
 }
 
 // End to end with the shipped model: the prompt from the issue, checked by the evaluator.
