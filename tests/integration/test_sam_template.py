@@ -10,10 +10,14 @@ the packaging, not the release compile.
 import json
 import os
 import pathlib
+import re
 import shutil
 import stat
 import subprocess
+import tomllib
 import zipfile
+
+import pytest
 
 
 from conftest import ROOT
@@ -47,7 +51,8 @@ def _translate(params):
 
     template = yaml_parse(TEMPLATE.read_text())
     template["Resources"]["ImagegenFunction"]["Properties"]["CodeUri"] = "s3://artifacts/imagegen.zip"
-    return transform(template, dict({"BucketName": "my-bucket"}, **(params or {})), NoManagedPolicies())
+    return transform(template, dict({"BucketName": "my-bucket", "KeyPrefix": "candidate-42"}, **(params or {})),
+                     NoManagedPolicies())
 
 
 def test_cfn_lint_passes():
@@ -81,14 +86,18 @@ def test_sam_translator_transforms_to_least_privilege_stack():
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     invoke = [s for s in statements if isinstance(s, dict) and s.get("Action") == "bedrock:InvokeModel"]
     assert len(invoke) == 1
-    assert invoke[0]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/${ModelId}"}
+    # The model's ARN names the Bedrock region, not the stack's.
+    assert invoke[0]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:bedrock:${BedrockRegion}::foundation-model/${ModelId}"}
     s3 = [s for s in statements if isinstance(s, dict) and "s3:PutObject" in s.get("Action", [])]
     assert s3[0]["Action"] == ["s3:PutObject", "s3:GetObject"]
     assert s3[0]["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${BucketName}/${KeyPrefix}/*"}
-    # No wildcard actions or resources anywhere in the inline policy.
+    # No wildcard actions anywhere, and no wildcard resource in what is granted by default (the
+    # opt-in Marketplace statement is checked in its own test).
     text = json.dumps(role["Policies"])
-    assert '"Action": "*"' not in text and '"Resource": "*"' not in text
+    assert '"Action": "*"' not in text
     assert '"s3:*"' not in text and '"bedrock:*"' not in text
+    default_statements = [s for s in statements if "Fn::If" not in s]
+    assert '"Resource": "*"' not in json.dumps(default_statements)
     # Managed policies: logs, and X-Ray write (added by SAM because Tracing is a parameter).
     assert set(role["ManagedPolicyArns"]) <= {
         "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
@@ -102,7 +111,109 @@ def test_sam_translator_transforms_to_least_privilege_stack():
     params = out["Parameters"]
     assert params["Architecture"]["Default"] == "arm64"
     assert set(params["Architecture"]["AllowedValues"]) == {"arm64", "x86_64"}
-    assert {"BucketName", "KeyPrefix", "ModelId", "Tracing"} <= set(params)
+    assert {"BucketName", "KeyPrefix", "ModelId", "Tracing", "BedrockRegion", "BucketRegion",
+            "AllowMarketplaceSubscription"} <= set(params)
+
+
+def _conditional_statements(out):
+    role = out["Resources"]["ImagegenFunctionRole"]["Properties"]
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    return {s["Fn::If"][0]: s["Fn::If"] for s in statements if "Fn::If" in s}
+
+
+def test_regions_bedrock_in_us_west_2_bucket_in_the_stack_region_by_default():
+    out = translate()
+    params = out["Parameters"]
+    assert params["ModelId"]["Default"] == "stability.stable-image-core-v1:1"
+    # Stability's models are served in us-west-2 only: the default pairing must work together.
+    assert params["BedrockRegion"]["Default"] == "us-west-2"
+    assert params["BucketRegion"]["Default"] == ""
+    env = out["Resources"]["ImagegenFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["IMAGEGEN_BEDROCK_REGION"] == {"Ref": "BedrockRegion"}
+    assert env["IMAGEGEN_S3_REGION"] == {"Fn::If": ["BucketInStackRegion", {"Ref": "AWS::Region"},
+                                                    {"Ref": "BucketRegion"}]}
+    assert out["Conditions"]["BucketInStackRegion"] == {"Fn::Equals": [{"Ref": "BucketRegion"}, ""]}
+    for name in ("BedrockRegion", "BucketRegion"):
+        pattern = params[name]["AllowedPattern"]
+        assert re.fullmatch(pattern, "us-west-2") and re.fullmatch(pattern, "eu-central-1")
+        assert not re.fullmatch(pattern, "us-west-2a") and not re.fullmatch(pattern, "US-WEST-2")
+    assert re.fullmatch(params["BucketRegion"]["AllowedPattern"], "")
+    assert not re.fullmatch(params["BedrockRegion"]["AllowedPattern"], "")
+
+
+def test_rule_refuses_a_stability_model_outside_us_west_2():
+    """CloudFormation evaluates Rules before it creates anything; evaluate this one here for the
+    defaults and for a wrong region."""
+    out = translate()
+    rule = out["Rules"]["StabilityModelsInUsWest2"]
+    models, ref = rule["RuleCondition"]["Fn::Contains"]
+    assert ref == {"Ref": "ModelId"}
+    assert set(models) == {"stability.stable-image-core-v1:1", "stability.stable-image-ultra-v1:1",
+                           "stability.sd3-5-large-v1:0"}
+    (assertion,) = rule["Assertions"]
+    regions, ref = assertion["Assert"]["Fn::Contains"]
+    assert ref == {"Ref": "BedrockRegion"} and regions == ["us-west-2"]
+    assert "BedrockRegion" in assertion["AssertDescription"]
+
+    def allowed(model, region):
+        return model not in models or region in regions
+    params = out["Parameters"]
+    assert allowed(params["ModelId"]["Default"], params["BedrockRegion"]["Default"])
+    assert not allowed("stability.stable-image-core-v1:1", "us-east-1")
+    assert allowed("amazon.titan-image-generator-v2:0", "us-east-1")
+
+
+def test_marketplace_subscription_is_opt_in_and_only_through_bedrock():
+    out = translate()
+    params = out["Parameters"]
+    assert params["AllowMarketplaceSubscription"]["Default"] == "false"
+    assert set(params["AllowMarketplaceSubscription"]["AllowedValues"]) == {"true", "false"}
+    assert out["Conditions"]["MarketplaceSubscriptionAllowed"] == {
+        "Fn::Equals": [{"Ref": "AllowMarketplaceSubscription"}, "true"]}
+    name, granted, otherwise = _conditional_statements(out)["MarketplaceSubscriptionAllowed"]
+    assert otherwise == {"Ref": "AWS::NoValue"}  # "false" (the default): no Marketplace rights
+    assert sorted(granted["Action"]) == ["aws-marketplace:Subscribe", "aws-marketplace:Unsubscribe",
+                                         "aws-marketplace:ViewSubscriptions"]
+    # Marketplace has no resource-level permissions; the condition narrows the grant to calls
+    # Bedrock makes on the function's behalf (the subscription on a model's first invocation).
+    assert granted["Resource"] == "*"
+    assert granted["Condition"] == {"StringEquals": {"aws:CalledViaLast": "bedrock.amazonaws.com"}}
+    # Nothing else in the policy is conditional on it.
+    role = out["Resources"]["ImagegenFunctionRole"]["Properties"]
+    assert json.dumps(role).count("aws-marketplace:") == 3
+
+
+def test_guided_deploy_asks_for_the_owner_prefix():
+    """KeyPrefix (the candidate number) has no default, and samconfig.toml does not fill it in, so
+    `sam deploy --guided` asks for it instead of deploying under someone else's prefix."""
+    from samtranslator.yaml_helper import yaml_parse
+    template = yaml_parse(TEMPLATE.read_text())
+    key_prefix = template["Parameters"]["KeyPrefix"]
+    assert "Default" not in key_prefix
+    assert "candidate" in key_prefix["Description"].lower()
+    assert "Default" not in template["Parameters"]["BucketName"]
+    config = tomllib.loads((SAM_DIR / "samconfig.toml").read_text())
+    deploy = config["default"]["deploy"]["parameters"]
+    overrides = deploy.get("parameter_overrides", "")
+    assert "KeyPrefix" not in overrides and "BucketName" not in overrides
+    # The stack's region and the Bedrock region agree with the default model.
+    assert deploy["region"] == "us-west-2"
+    assert 'BedrockRegion="us-west-2"' in overrides
+    assert 'AllowMarketplaceSubscription="false"' in overrides
+    # Every override names a real parameter.
+    for item in overrides.split():
+        assert item.split("=", 1)[0] in template["Parameters"], item
+
+
+def test_sam_validate_lint_passes():
+    sam = VENV / "sam"
+    if not sam.exists():
+        pytest.skip("sam CLI not installed in the venv")
+    r = subprocess.run([str(sam), "validate", "--lint", "-t", str(TEMPLATE), "--region", "us-west-2"],
+                       capture_output=True, text=True, timeout=300, cwd=SAM_DIR,
+                       env=dict(os.environ, SAM_CLI_TELEMETRY="0"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "valid SAM Template" in r.stdout + r.stderr
 
 
 def test_sam_metadata_selects_the_makefile_build():
