@@ -16,8 +16,18 @@ locals {
   visibility_timeout_s = max(var.visibility_timeout_s, 6 * var.lambda_timeout_s)
 
   log_group_name = "/aws/lambda/${var.name}"
+
+  # Bedrock may be called in another region than the stack's (the Stability models are served
+  # in us-west-2 only); the one model the role may invoke is named in that region.
   model_arn = var.model_id == "" ? "" : (
-    "arn:${data.aws_partition.current.partition}:bedrock:${var.region}::foundation-model/${var.model_id}"
+    "arn:${data.aws_partition.current.partition}:bedrock:${var.bedrock_region}::foundation-model/${var.model_id}"
+  )
+  # A bucket the stack creates lives in the stack's region; an existing one wherever bucket_region says.
+  bucket_region = var.bucket_region == "" ? var.region : var.bucket_region
+
+  # What `make -C deploy/sam zip ARCH=<architecture>` writes at the repository root.
+  lambda_zip_path = var.lambda_zip_path != "" ? var.lambda_zip_path : (
+    "${path.module}/../../build-sam-${var.architecture}/imagegen-lambda-${var.architecture}.zip"
   )
 }
 
@@ -202,6 +212,23 @@ data "aws_iam_policy_document" "function" {
       resources = [statement.value]
     }
   }
+
+  # Opt-in (allow_marketplace_subscription): a third-party model's one-time AWS Marketplace
+  # subscription is made on its first invocation, by Bedrock, with the caller's permissions.
+  # Marketplace has no resource-level permissions; the condition admits only calls Bedrock makes.
+  dynamic "statement" {
+    for_each = var.allow_marketplace_subscription ? [true] : []
+    content {
+      sid       = "FirstUseMarketplaceSubscriptionThroughBedrockOnly"
+      actions   = ["aws-marketplace:Subscribe", "aws-marketplace:Unsubscribe", "aws-marketplace:ViewSubscriptions"]
+      resources = ["*"]
+      condition {
+        test     = "StringEquals"
+        variable = "aws:CalledViaLast"
+        values   = ["bedrock.amazonaws.com"]
+      }
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "function" {
@@ -217,11 +244,11 @@ resource "aws_lambda_function" "worker" {
   #checkov:skip=CKV_AWS_173:The environment holds names (bucket, prefix, model), no secrets.
   function_name                  = var.name
   role                           = aws_iam_role.function.arn
-  filename                       = var.lambda_zip_path
-  source_code_hash               = filebase64sha256(var.lambda_zip_path)
+  filename                       = local.lambda_zip_path
+  source_code_hash               = filebase64sha256(local.lambda_zip_path)
   runtime                        = "provided.al2023"
   handler                        = "bootstrap"
-  architectures                  = [var.lambda_architecture]
+  architectures                  = [var.architecture]
   memory_size                    = var.lambda_memory_mb
   timeout                        = var.lambda_timeout_s
   reserved_concurrent_executions = var.lambda_reserved_concurrency
@@ -232,6 +259,9 @@ resource "aws_lambda_function" "worker" {
       KEY_PREFIX    = var.key_prefix
       MODEL_ID      = var.model_id
       SQS_QUEUE_URL = aws_sqs_queue.jobs.url
+      # Regions of the Bedrock calls and of the bucket (each defaults to AWS_REGION in imagegen).
+      IMAGEGEN_BEDROCK_REGION = var.bedrock_region
+      IMAGEGEN_S3_REGION      = local.bucket_region
       # A retryable failure on the last receive is recorded as failed in the job record.
       IMAGEGEN_MAX_ATTEMPTS = tostring(var.max_receive_count)
     }
@@ -254,6 +284,8 @@ resource "aws_lambda_event_source_mapping" "jobs" {
   # {"batchItemFailures": [...]} and only those messages return to the queue.
   function_response_types = ["ReportBatchItemFailures"]
 
+  # This bounds the function's concurrency (and its load on the model) without reserving any:
+  # reserved concurrency fails on accounts whose quota is the new-account 10.
   scaling_config {
     maximum_concurrency = var.max_concurrency
   }
@@ -261,9 +293,48 @@ resource "aws_lambda_event_source_mapping" "jobs" {
 
 # --- alarm and dashboard --------------------------------------------------------------------
 
+# CloudWatch alarms cannot publish to a topic encrypted with the AWS managed key alias/aws/sns
+# (its policy cannot be changed to admit cloudwatch.amazonaws.com): the topic has its own key.
+data "aws_iam_policy_document" "alarms_key" {
+  #checkov:skip=CKV_AWS_109:A key policy names only its own key ("*" is this key); the account root statement is what keeps the key manageable.
+  #checkov:skip=CKV_AWS_111:A key policy names only its own key ("*" is this key); the account root statement is what keeps the key manageable.
+  #checkov:skip=CKV_AWS_356:A key policy names only its own key ("*" is this key), so resources cannot be narrowed further.
+  statement {
+    sid       = "AccountAdministersTheKey"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid       = "CloudWatchAlarmsPublishToTheTopic"
+    actions   = ["kms:GenerateDataKey*", "kms:Decrypt"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_kms_key" "alarms" {
+  description             = "${var.name}: encrypts the alarm topic; CloudWatch alarms may use it to publish"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.alarms_key.json
+}
+
+resource "aws_kms_alias" "alarms" {
+  name          = "alias/${var.name}-alarms"
+  target_key_id = aws_kms_key.alarms.key_id
+}
+
 resource "aws_sns_topic" "alarms" {
   name              = "${var.name}-alarms"
-  kms_master_key_id = "alias/aws/sns"
+  kms_master_key_id = aws_kms_key.alarms.arn
 }
 
 resource "aws_sns_topic_subscription" "email" {

@@ -10,9 +10,26 @@ variable "name" {
 }
 
 variable "region" {
-  description = "AWS region of the stack."
+  description = "AWS region of the stack (queues, function, alarm, and the bucket when the stack creates it)."
   type        = string
   default     = "us-east-1"
+}
+
+variable "bedrock_region" {
+  description = "Region the function calls Bedrock in (IMAGEGEN_BEDROCK_REGION); the model must be served there. The Stability models are served in us-west-2 only (late 2026)."
+  type        = string
+  default     = "us-west-2"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$", var.bedrock_region))
+    error_message = "bedrock_region must be a region name such as us-west-2."
+  }
+
+  # The model and the region go together: refuse a pairing that would deploy and then fail every job.
+  validation {
+    condition     = !startswith(var.model_id, "stability.") || var.bedrock_region == "us-west-2"
+    error_message = "Stability models (model_id stability.*) are served in us-west-2: set bedrock_region = \"us-west-2\" (the stack and the bucket may stay in any region)."
+  }
 }
 
 variable "tags" {
@@ -22,19 +39,24 @@ variable "tags" {
 }
 
 variable "lambda_zip_path" {
-  description = "Path of the Lambda package: a zip whose `bootstrap` is the imagegen binary (provided.al2023)."
+  description = "Path of the Lambda package: a zip whose `bootstrap` is the imagegen binary (provided.al2023). Empty: ../../build-sam-<architecture>/imagegen-lambda-<architecture>.zip, what `make -C deploy/sam zip ARCH=<architecture>` writes."
   type        = string
-  default     = "../../build-lambda/imagegen-lambda.zip"
-}
-
-variable "lambda_architecture" {
-  description = "Instruction set the imagegen binary was built for: arm64 or x86_64."
-  type        = string
-  default     = "x86_64"
+  default     = ""
 
   validation {
-    condition     = contains(["arm64", "x86_64"], var.lambda_architecture)
-    error_message = "lambda_architecture must be arm64 or x86_64."
+    condition     = var.lambda_zip_path == "" || endswith(var.lambda_zip_path, ".zip")
+    error_message = "lambda_zip_path must be a .zip file (deploy/sam/.aws-sam/build/ImagegenFunction/ is a directory: use make -C deploy/sam zip)."
+  }
+}
+
+variable "architecture" {
+  description = "Instruction set the imagegen binary was built for: arm64 or x86_64 (the ARCH of `make -C deploy/sam zip`)."
+  type        = string
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be arm64 or x86_64."
   }
 }
 
@@ -56,9 +78,14 @@ variable "lambda_timeout_s" {
 }
 
 variable "lambda_reserved_concurrency" {
-  description = "Reserved concurrent executions of the function (caps spend and load on the model); -1: unreserved."
+  description = "Reserved concurrent executions of the function; -1 (the default): unreserved. Reserving any fails on accounts with the new-account quota of 10 (AWS keeps 10 unreserved); max_concurrency bounds the queue's load instead."
   type        = number
-  default     = 10
+  default     = -1
+
+  validation {
+    condition     = var.lambda_reserved_concurrency >= -1
+    error_message = "lambda_reserved_concurrency must be -1 (unreserved) or a number of executions."
+  }
 }
 
 variable "log_retention_days" {
@@ -79,7 +106,7 @@ variable "batch_size" {
 }
 
 variable "max_concurrency" {
-  description = "Most concurrent invocations the event source mapping drives (2..1000)."
+  description = "Most concurrent invocations the event source mapping drives (2..1000): the bound on the function's concurrency, with none reserved. The default fits an account whose quota is 10."
   type        = number
   default     = 5
 
@@ -113,9 +140,25 @@ variable "message_retention_s" {
 }
 
 variable "bucket_name" {
-  description = "Existing S3 bucket for images and job records; empty: the stack creates one."
+  description = "Existing S3 bucket for images and job records; empty: the stack creates one (in region)."
   type        = string
   default     = ""
+}
+
+variable "bucket_region" {
+  description = "Region of an existing bucket_name when it is not the stack's region (IMAGEGEN_S3_REGION); empty: region."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.bucket_region == "" || can(regex("^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$", var.bucket_region))
+    error_message = "bucket_region must be empty or a region name such as eu-west-1."
+  }
+
+  validation {
+    condition     = var.bucket_region == "" || var.bucket_name != ""
+    error_message = "bucket_region applies to an existing bucket_name; a bucket the stack creates is in region."
+  }
 }
 
 variable "key_prefix" {
@@ -136,9 +179,15 @@ variable "job_retention_days" {
 }
 
 variable "model_id" {
-  description = "Bedrock model id the function generates with (MODEL_ID). The CI package leaves the LibTorch engine out (over the 250 MB zip limit), so keep a Bedrock model."
+  description = "Bedrock model id the function generates with (MODEL_ID), served in bedrock_region. The CI package leaves the LibTorch engine out (over the 250 MB zip limit), so keep a Bedrock model."
   type        = string
   default     = "stability.stable-image-core-v1:1"
+}
+
+variable "allow_marketplace_subscription" {
+  description = "Let the function's role make the one-time AWS Marketplace subscription a third-party model (Stability) needs on its first invocation: aws-marketplace:Subscribe/Unsubscribe/ViewSubscriptions, only in calls made by Bedrock (aws:CalledViaLast)."
+  type        = bool
+  default     = false
 }
 
 variable "alarm_age_threshold_s" {

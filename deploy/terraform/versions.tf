@@ -1,5 +1,7 @@
 terraform {
-  required_version = ">= 1.6.0"
+  # 1.10: use_lockfile (S3-native state locking) in the S3 backend; 1.9: validations that refer
+  # to other variables (bedrock_region, bucket_region).
+  required_version = ">= 1.10.0"
 
   required_providers {
     aws = {

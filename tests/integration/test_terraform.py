@@ -1,6 +1,7 @@
 """deploy/terraform: parsed HCL asserts the properties the stack exists for (alarm metric and
 variables, redrive policy, partial batch responses, visibility >= 6x timeout, IAM scope, S3
-backend), the README documents every input and output, `terraform fmt -check` (or `tofu fmt`)
+backend) and the defaults a new account needs (model/region pairing, no reserved concurrency, an
+alarm topic key CloudWatch may use, Marketplace rights off, required_version), the README documents every input and output, `terraform fmt -check` (or `tofu fmt`)
 and checkov pass, and the workflows pass actionlint."""
 import json
 import os
@@ -92,9 +93,125 @@ def test_event_source_mapping_reports_partial_batch_failures(main):
     fn = resources(main, "aws_lambda_function")["worker"]
     assert one(fn["runtime"]) == "provided.al2023"
     assert one(fn["handler"]) == "bootstrap"
-    assert "lambda_zip_path" in one(fn["filename"])
+    assert one(fn["filename"]) == "${local.lambda_zip_path}"
+    assert one(fn["architectures"]) == "${var.architecture}"
     env = one(one(fn["environment"])["variables"])
     assert {"BUCKET_NAME", "KEY_PREFIX", "SQS_QUEUE_URL"} <= set(env)
+
+
+def variables():
+    return {k: v for block in load("variables.tf")["variable"] for k, v in block.items()}
+
+
+def validations(variable):
+    found = variable.get("validation", [])
+    return [one(v["condition"]) for v in (found if isinstance(found, list) else [found])]
+
+
+def test_package_path_is_the_zip_the_makefile_writes_for_the_architecture(main):
+    v = variables()
+    assert one(v["architecture"]["default"]) == "arm64"
+    assert "contains(['arm64', 'x86_64'],var.architecture)" in validations(v["architecture"])[0]
+    assert one(v["lambda_zip_path"]["default"]) == ""
+    assert any("endswith(var.lambda_zip_path" in c for c in validations(v["lambda_zip_path"]))
+    path = one(one(main["locals"])["lambda_zip_path"])
+    # `make -C deploy/sam zip ARCH=<architecture>` writes build-sam-<arch>/imagegen-lambda-<arch>.zip
+    # at the repository root, two levels above this module.
+    assert "${path.module}/../../build-sam-${var.architecture}/imagegen-lambda-${var.architecture}.zip" in path
+    assert "lambda_architecture" not in v
+
+
+def test_regions_and_model_defaults_work_together(main):
+    v = variables()
+    model = one(v["model_id"]["default"])
+    bedrock_region = one(v["bedrock_region"]["default"])
+    assert model == "stability.stable-image-core-v1:1" and bedrock_region == "us-west-2"
+    # The pairing is validated: a Stability model outside us-west-2 is refused at plan time.
+    pairing = [c for c in validations(v["bedrock_region"]) if "var.model_id" in c]
+    assert pairing == ['${!startswith(var.model_id,"stability.") || var.bedrock_region == "us-west-2"}']
+
+    def allowed(model_id, region):  # the condition above, evaluated here
+        return not model_id.startswith("stability.") or region == "us-west-2"
+    assert allowed(model, bedrock_region)
+    assert not allowed("stability.sd3-5-large-v1:0", "us-east-1")
+    assert allowed("amazon.titan-image-generator-v2:0", "eu-west-1")
+    # The bucket's region: empty = the stack's; only meaningful for an existing bucket.
+    assert one(v["bucket_region"]["default"]) == ""
+    assert any('var.bucket_name != ""' in c for c in validations(v["bucket_region"]))
+    locals_ = one(main["locals"])
+    assert one(locals_["bucket_region"]) == '${var.bucket_region == "" ? var.region : var.bucket_region}'
+    assert "bedrock:${var.bedrock_region}::foundation-model/${var.model_id}" in one(locals_["model_arn"])
+    assert "${var.region}" not in one(locals_["model_arn"])
+    env = one(one(resources(main, "aws_lambda_function")["worker"]["environment"])["variables"])
+    assert env["IMAGEGEN_BEDROCK_REGION"] == "${var.bedrock_region}"
+    assert env["IMAGEGEN_S3_REGION"] == "${local.bucket_region}"
+    assert env["MODEL_ID"] == "${var.model_id}"
+
+
+def test_no_reserved_concurrency_by_default_the_mapping_bounds_it(main):
+    v = variables()
+    # New accounts often have 10 concurrent executions in all and AWS keeps 10 unreserved: any
+    # reserved value fails there. -1 is the provider's "unreserved".
+    assert one(v["lambda_reserved_concurrency"]["default"]) in (-1, "${-1}", None)
+    fn = resources(main, "aws_lambda_function")["worker"]
+    assert one(fn["reserved_concurrent_executions"]) == "${var.lambda_reserved_concurrency}"
+    esm = resources(main, "aws_lambda_event_source_mapping")["jobs"]
+    assert one(one(esm["scaling_config"])["maximum_concurrency"]) == "${var.max_concurrency}"
+    assert 2 <= one(v["max_concurrency"]["default"]) < 10
+
+
+def test_alarm_topic_uses_a_key_cloudwatch_may_use(main):
+    topic = resources(main, "aws_sns_topic")["alarms"]
+    assert one(topic["kms_master_key_id"]) == "${aws_kms_key.alarms.arn}"
+    # Not the AWS managed alias/aws/sns: alarms cannot publish to a topic encrypted with it.
+    assert "alias/aws/sns" not in str(topic)
+    key = resources(main, "aws_kms_key")["alarms"]
+    assert one(key["enable_key_rotation"]) is True
+    assert one(key["policy"]) == "${data.aws_iam_policy_document.alarms_key.json}"
+    policy = data_sources(main, "aws_iam_policy_document")["alarms_key"]
+    statements = {one(s["sid"]): s for s in policy["statement"]}
+    cw = statements["CloudWatchAlarmsPublishToTheTopic"]
+    principals = one(cw["principals"])
+    assert one(principals["type"]) == "Service"
+    assert one(principals["identifiers"]) == "cloudwatch.amazonaws.com"
+    assert set(one(cw["actions"])) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    # The account keeps control of its key (a key policy without it cannot be managed at all).
+    admin = statements["AccountAdministersTheKey"]
+    assert ":root" in str(admin["principals"])
+
+
+def test_marketplace_subscription_is_opt_in_and_only_through_bedrock(main):
+    v = variables()
+    assert one(v["allow_marketplace_subscription"]["default"]) is False
+    assert one(v["allow_marketplace_subscription"]["type"]) == "${bool}"
+    policy = data_sources(main, "aws_iam_policy_document")["function"]
+    dynamic = [one(d["statement"]) for d in policy["dynamic"]]
+    (market,) = [d for d in dynamic if "marketplace" in str(d["for_each"])]
+    assert one(market["for_each"]) == "${var.allow_marketplace_subscription ? [True] : []}" or \
+        one(market["for_each"]) == "${var.allow_marketplace_subscription ? [true] : []}"
+    content = one(market["content"])
+    assert set(one(content["actions"])) == {"aws-marketplace:Subscribe", "aws-marketplace:Unsubscribe",
+                                            "aws-marketplace:ViewSubscriptions"}
+    assert one(content["resources"]) == "*"  # Marketplace has no resource-level permissions
+    condition = one(content["condition"])
+    assert one(condition["test"]) == "StringEquals"
+    assert one(condition["variable"]) == "aws:CalledViaLast"
+    assert one(condition["values"]) == "bedrock.amazonaws.com"
+    # The static statements never mention Marketplace.
+    assert "aws-marketplace" not in str(policy["statement"])
+
+
+def test_required_version_matches_the_features_used():
+    versions = load("versions.tf")
+    required = one(one(versions["terraform"])["required_version"])
+    m = re.fullmatch(r">=\s*(\d+)\.(\d+)(?:\.\d+)?", required)
+    assert m, required
+    # use_lockfile in the S3 backend (backend.hcl.example, the workflow) needs 1.10.
+    assert (int(m.group(1)), int(m.group(2))) >= (1, 10)
+    assert "use_lockfile" in (TF / "backend.hcl.example").read_text()
+    workflow = (ROOT / ".github" / "workflows" / "terraform.yml").read_text()
+    pinned = re.search(r'TERRAFORM_VERSION: "(\d+)\.(\d+)\.\d+"', workflow)
+    assert pinned and (int(pinned.group(1)), int(pinned.group(2))) >= (1, 10)
 
 
 def test_iam_is_least_privilege(main):
