@@ -1,5 +1,6 @@
 #include "aws/credentials.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <mutex>
@@ -7,7 +8,11 @@
 #include <sstream>
 #include <vector>
 
+#include "aws/credentials_process.h"
+#include "aws/credentials_util.h"
 #include "aws/encoding.h"
+#include "aws/sso.h"
+#include "aws/sts.h"
 
 namespace imagegen::aws {
 namespace {
@@ -15,12 +20,6 @@ namespace {
 constexpr int64_t kRefreshMarginMs = 5 * 60 * 1000;
 constexpr const char* kEcsHost = "http://169.254.170.2";
 constexpr const char* kImdsDefault = "http://169.254.169.254";
-
-int64_t SystemNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 class StaticProvider : public CredentialsProvider {
  public:
@@ -47,21 +46,6 @@ SourceResult FromEnvironment(const EnvLookup& env) {
     Credentials c;
     c.keys = {*id, *secret, NonEmpty(env, "AWS_SESSION_TOKEN").value_or("")};
     c.source = "environment";
-    r.credentials = c;
-  }
-  return r;
-}
-
-SourceResult FromProfile(const EnvLookup& env) {
-  SourceResult r;
-  Profile profile = LoadProfile(env);
-  r.tried = "shared config/credentials files (profile " + profile.name + ")";
-  std::string id = profile.Get("aws_access_key_id");
-  std::string secret = profile.Get("aws_secret_access_key");
-  if (!id.empty() && !secret.empty()) {
-    Credentials c;
-    c.keys = {id, secret, profile.Get("aws_session_token")};
-    c.source = "profile:" + profile.name;
     r.credentials = c;
   }
   return r;
@@ -245,11 +229,219 @@ SourceResult FromImds(const EnvLookup& env, HttpTransport& transport, int timeou
   return r;
 }
 
+StsOptions MakeStsOptions(const ChainOptions& o) {
+  StsOptions sts;
+  sts.env = o.env;
+  sts.transport = o.transport;
+  sts.sleep_ms = o.sleep_ms;
+  sts.now_ms = o.now_ms;
+  return sts;
+}
+
+int ParseDurationSeconds(const std::string& text) {
+  if (text.empty()) return 0;
+  try {
+    size_t used = 0;
+    int v = std::stoi(text, &used);
+    return used == text.size() && v > 0 ? v : -1;
+  } catch (...) {
+    return -1;
+  }
+}
+
+// EKS IRSA (and any OIDC issuer): AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN.
+SourceResult FromWebIdentityEnv(const ChainOptions& o) {
+  SourceResult r;
+  r.tried = "web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN)";
+  auto file = NonEmpty(o.env, "AWS_WEB_IDENTITY_TOKEN_FILE");
+  auto role = NonEmpty(o.env, "AWS_ROLE_ARN");
+  if (!file || !role) {
+    if (file || role) r.tried += file ? " [AWS_ROLE_ARN unset]" : " [token file unset]";
+    return r;
+  }
+  WebIdentityParams p;
+  p.role_arn = *role;
+  p.token_file = *file;
+  p.session_name = NonEmpty(o.env, "AWS_ROLE_SESSION_NAME").value_or("");
+  auto c = AssumeRoleWithWebIdentity(p, MakeStsOptions(o));
+  if (!c.ok()) {
+    r.error = c.error();
+  } else {
+    r.credentials = *c;
+    r.credentials->source = "web-identity";
+  }
+  return r;
+}
+
+// The profile `name` from the shared files: LoadProfile with AWS_PROFILE pointed at it.
+Profile LoadNamedProfile(const EnvLookup& env, const std::string& name) {
+  return LoadProfile([env, name](const std::string& key) -> std::optional<std::string> {
+    if (key == "AWS_PROFILE") return name;
+    return env(key);
+  });
+}
+
+constexpr int kMaxRoleChain = 8;
+
+// One profile's credentials. Within a profile the kinds are tried as the AWS CLI does: a role
+// (role_arn with web_identity_token_file, source_profile or credential_source), then SSO, then
+// static keys, then credential_process. `chain` holds the profiles already on the way here
+// (source_profile cycles).
+SourceResult FromProfileNamed(const Profile& profile, const ChainOptions& o,
+                              std::vector<std::string>* chain) {
+  SourceResult r;
+  r.tried = "shared config/credentials files (profile " + profile.name + ")";
+  const std::string where = "profile " + profile.name;
+  auto fail = [&r](Error e) {
+    r.error = std::move(e);
+    return r;
+  };
+  auto static_keys = [&]() -> std::optional<Credentials> {
+    std::string id = profile.Get("aws_access_key_id");
+    std::string secret = profile.Get("aws_secret_access_key");
+    if (id.empty() || secret.empty()) return std::nullopt;
+    Credentials c;
+    c.keys = {id, secret, profile.Get("aws_session_token")};
+    c.source = "profile:" + profile.name;
+    return c;
+  };
+
+  if (std::string role_arn = profile.Get("role_arn"); !role_arn.empty()) {
+    int duration_s = ParseDurationSeconds(profile.Get("duration_seconds"));
+    if (duration_s < 0) {
+      return fail(Error::Invalid("duration_seconds",
+                                 where + ": duration_seconds is not a positive integer"));
+    }
+    if (std::string token_file = profile.Get("web_identity_token_file"); !token_file.empty()) {
+      WebIdentityParams p;
+      p.role_arn = role_arn;
+      p.token_file = ExpandUserPath(token_file, o.env);
+      p.session_name = profile.Get("role_session_name");
+      p.duration_s = duration_s;
+      auto c = AssumeRoleWithWebIdentity(p, MakeStsOptions(o));
+      if (!c.ok()) return fail(c.error());
+      r.credentials = *c;
+      r.credentials->source = "web-identity:" + profile.name;
+      return r;
+    }
+    if (!profile.Get("mfa_serial").empty()) {
+      return fail(Error::Invalid("mfa_serial", where + ": mfa_serial needs an interactive MFA "
+                                                       "code, which imagegen cannot ask for"));
+    }
+    std::optional<Credentials> source;
+    std::string source_profile = profile.Get("source_profile");
+    std::string credential_source = profile.Get("credential_source");
+    if (!source_profile.empty()) {
+      if (source_profile == profile.name) {
+        // A profile may name itself: its own static keys assume its own role.
+        source = static_keys();
+        if (!source) {
+          return fail(Error::Invalid("source_profile", where + ": source_profile is the profile "
+                                                               "itself but it has no keys"));
+        }
+      } else {
+        if (std::find(chain->begin(), chain->end(), source_profile) != chain->end() ||
+            chain->size() >= kMaxRoleChain) {
+          return fail(
+              Error::Invalid("source_profile", where + ": source_profile " + source_profile +
+                                                   " makes a cycle (or a chain over " +
+                                                   std::to_string(kMaxRoleChain) + " roles)"));
+        }
+        chain->push_back(profile.name);
+        SourceResult inner = FromProfileNamed(LoadNamedProfile(o.env, source_profile), o, chain);
+        chain->pop_back();
+        if (inner.error) return fail(*inner.error);
+        if (!inner.credentials) {
+          return fail(
+              Error::Make(ErrorCode::kForbidden, where + ": source_profile " + source_profile +
+                                                     " has no credentials (or does not exist)"));
+        }
+        source = inner.credentials;
+      }
+    } else if (!credential_source.empty()) {
+      SourceResult inner;
+      if (credential_source == "Environment") {
+        inner = FromEnvironment(o.env);
+      } else if (credential_source == "EcsContainer") {
+        inner = FromContainer(o.env, *o.transport, o.metadata_timeout_ms);
+      } else if (credential_source == "Ec2InstanceMetadata") {
+        inner = FromImds(o.env, *o.transport, o.metadata_timeout_ms);
+      } else {
+        return fail(
+            Error::Invalid("credential_source", where +
+                                                    ": credential_source must be Environment, "
+                                                    "EcsContainer or Ec2InstanceMetadata, not " +
+                                                    credential_source));
+      }
+      if (inner.error) return fail(*inner.error);
+      if (!inner.credentials) {
+        return fail(Error::Make(
+            ErrorCode::kForbidden,
+            where + ": credential_source " + credential_source + " has no credentials"));
+      }
+      source = inner.credentials;
+    } else {
+      return fail(Error::Invalid("role_arn", where +
+                                                 ": role_arn needs source_profile, "
+                                                 "credential_source or web_identity_token_file"));
+    }
+    AssumeRoleParams p;
+    p.role_arn = role_arn;
+    p.session_name = profile.Get("role_session_name");
+    p.external_id = profile.Get("external_id");
+    p.duration_s = duration_s;
+    auto c = AssumeRole(p, *source, MakeStsOptions(o));
+    if (!c.ok()) {
+      Error e = c.error();
+      e.message = where + ": " + e.message;
+      return fail(e);
+    }
+    r.credentials = *c;
+    r.credentials->source = "assume-role:" + profile.name;
+    return r;
+  }
+
+  if (!profile.Get("sso_session").empty() || !profile.Get("sso_start_url").empty() ||
+      !profile.Get("sso_account_id").empty()) {
+    auto sso = LoadSsoProfile(profile, o.env);
+    if (!sso.ok()) return fail(sso.error());
+    SsoOptions so;
+    so.env = o.env;
+    so.transport = o.transport;
+    so.now_ms = o.now_ms;
+    auto c = GetSsoCredentials(*sso, so);
+    if (!c.ok()) return fail(c.error());
+    r.credentials = *c;
+    return r;
+  }
+
+  if (auto c = static_keys()) {
+    r.credentials = *c;
+    return r;
+  }
+
+  if (std::string command = profile.Get("credential_process"); !command.empty()) {
+    ProcessOptions po;
+    po.timeout_ms = o.process_timeout_ms;
+    auto c = CredentialsFromProcess(command, where, po);
+    if (!c.ok()) return fail(c.error());
+    r.credentials = *c;
+    r.credentials->source = "process:" + profile.name;
+    return r;
+  }
+  return r;
+}
+
+SourceResult FromProfile(const ChainOptions& o) {
+  std::vector<std::string> chain;
+  return FromProfileNamed(LoadProfile(o.env), o, &chain);
+}
+
 class ChainProvider : public CredentialsProvider {
  public:
   explicit ChainProvider(ChainOptions options) : options_(std::move(options)) {
     if (!options_.transport) options_.transport = DefaultTransport();
-    if (!options_.now_ms) options_.now_ms = SystemNowMs;
+    if (!options_.now_ms) options_.now_ms = CredentialsNowMs;
   }
 
   Result<Credentials> Get() override {
@@ -280,7 +472,8 @@ class ChainProvider : public CredentialsProvider {
     std::vector<std::string> tried;
     std::vector<std::function<SourceResult()>> sources = {
         [&] { return FromEnvironment(env); },
-        [&] { return FromProfile(env); },
+        [&] { return FromWebIdentityEnv(options_); },
+        [&] { return FromProfile(options_); },
         [&] { return FromContainer(env, *options_.transport, options_.metadata_timeout_ms); },
         [&] { return FromImds(env, *options_.transport, options_.metadata_timeout_ms); },
     };

@@ -1,15 +1,27 @@
 // AWS credentials and the default provider chain.
 //
-// Order (the first source that yields keys wins, as in the AWS SDKs):
+// Order (the first source that is configured wins, as in the AWS SDKs):
 //   1. environment: AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY [+ AWS_SESSION_TOKEN]
-//   2. shared files: aws_access_key_id/aws_secret_access_key[/aws_session_token] of the active
-//      profile (AWS_PROFILE; AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE)
-//   3. container endpoint: AWS_CONTAINER_CREDENTIALS_FULL_URI or _RELATIVE_URI (ECS, EKS pod
+//   2. web identity: AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN [+ AWS_ROLE_SESSION_NAME]
+//      (EKS IRSA): STS AssumeRoleWithWebIdentity, the token file re-read at every refresh
+//   3. the active profile (AWS_PROFILE, else "default"; AWS_CONFIG_FILE,
+//      AWS_SHARED_CREDENTIALS_FILE), whose keys are tried in this order:
+//      a. role_arn + web_identity_token_file: AssumeRoleWithWebIdentity
+//         role_arn + source_profile (chained, or the profile itself) or credential_source
+//         (Environment, EcsContainer, Ec2InstanceMetadata): STS AssumeRole with those keys;
+//         role_session_name, external_id, duration_seconds honoured; mfa_serial refused
+//      b. SSO: sso_session + [sso-session NAME] (sso_start_url, sso_region), or the legacy
+//         sso_start_url/sso_region in the profile, with sso_account_id + sso_role_name: the
+//         token `aws sso login` cached in ~/.aws/sso/cache, exchanged at the SSO portal
+//      c. aws_access_key_id/aws_secret_access_key[/aws_session_token]
+//      d. credential_process: the command's JSON output (aws/credentials_process.h)
+//   4. container endpoint: AWS_CONTAINER_CREDENTIALS_FULL_URI or _RELATIVE_URI (ECS, EKS pod
 //      identity, Lambda SnapStart), with AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE)
-//   4. EC2 instance metadata, IMDSv2 only (token first), 1 s timeouts, skipped when
+//   5. EC2 instance metadata, IMDSv2 only (token first), 1 s timeouts, skipped when
 //      AWS_EC2_METADATA_DISABLED=true; AWS_EC2_METADATA_SERVICE_ENDPOINT overrides the address.
-// Not supported (yet): credential_process, role assumption (role_arn/source_profile), SSO,
-// web identity; a profile that uses them yields no keys and the chain goes on.
+// A source that is configured but fails is an error, never a reason to go on to the next one
+// (that would act as another identity). Endpoints: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL_SSO.
+// Not supported: SSO token refresh (the CLI's refresh token), MFA prompts, login_session.
 #pragma once
 
 #include <cstdint>
@@ -27,7 +39,9 @@ namespace imagegen::aws {
 struct Credentials {
   SigningKeys keys;
   int64_t expiration_ms = 0;  // epoch ms; 0 = does not expire
-  std::string source;         // "environment", "profile:NAME", "container", "imds"; for logs
+  // For logs: "environment", "web-identity", "web-identity:PROFILE", "assume-role:PROFILE",
+  // "sso:PROFILE", "profile:PROFILE", "process:PROFILE", "container", "imds".
+  std::string source;
 };
 
 class CredentialsProvider {
@@ -48,6 +62,8 @@ struct ChainOptions {
   std::shared_ptr<HttpTransport> transport;  // null: DefaultTransport()
   std::function<int64_t()> now_ms;           // null: system clock
   int metadata_timeout_ms = 1000;            // IMDS and container endpoint, per request
+  int process_timeout_ms = 60000;            // credential_process, then it is killed
+  std::function<void(int64_t ms)> sleep_ms;  // STS retry backoff; null: real sleep
 };
 
 // The chain above with a cache: credentials are kept until 5 minutes before they expire, then
