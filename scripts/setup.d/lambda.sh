@@ -17,6 +17,19 @@ export GOFLAGS="${GOFLAGS:--trimpath}"
 RIE_VERSION=${RIE_VERSION:-latest}
 ACTIONLINT_VERSION=${ACTIONLINT_VERSION:-latest}
 
+# `lambda.sh arm64`: also the arm64 RIE (.tools/bin/linux_arm64/), which the package test runs
+# inside an arm64 root under qemu-user-static.
+if [ "${1:-}" = arm64 ] && [ ! -x .tools/bin/linux_arm64/aws-lambda-rie ]; then
+  echo "setup: building aws-lambda-rie ($RIE_VERSION) for arm64"
+  # `go install` refuses cross-compiled installs into GOBIN; without it they go to GOPATH/bin/linux_arm64.
+  gopath=$(mktemp -d)
+  GOBIN= GOPATH="$gopath" GOMODCACHE="$("$GO" env GOMODCACHE)" GOARCH=arm64 CGO_ENABLED=0 "$GO" install \
+    "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$RIE_VERSION"
+  mkdir -p .tools/bin/linux_arm64
+  mv "$gopath/bin/linux_arm64/aws-lambda-rie" .tools/bin/linux_arm64/
+  chmod -R u+w "$gopath" && rm -rf "$gopath"
+fi
+
 if [ ! -x .tools/bin/aws-lambda-rie ]; then
   echo "setup: building aws-lambda-rie ($RIE_VERSION) from its Go module"
   # CGO off: a static binary, as AWS ships it.
