@@ -1,5 +1,6 @@
 #include "aws/sts.h"
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <thread>
