@@ -53,10 +53,11 @@ COPY --from=build /out/models/ /usr/share/imagegen/models/
 USER 10001:10001
 WORKDIR /var/lib/imagegen
 # Embedded defaults, inside the image's writable home; mount a volume at /var/lib/imagegen/data
-# to keep them, or point IMAGEGEN_STORE / IMAGEGEN_QUEUE (or BUCKET_NAME / SQS_QUEUE_URL) at S3
-# and SQS.
-ENV IMAGEGEN_STORE=file:///var/lib/imagegen/data/images \
-    IMAGEGEN_QUEUE=sqlite:///var/lib/imagegen/data/queue.db \
+# to keep them. They are baked under the IMAGEGEN_DEFAULT_* names, which rank below everything a
+# deployment passes: BUCKET_NAME / SQS_QUEUE_URL (or IMAGEGEN_STORE / IMAGEGEN_QUEUE) given to
+# the container always win, so a job is never written to a local file in their place.
+ENV IMAGEGEN_DEFAULT_STORE=file:///var/lib/imagegen/data/images \
+    IMAGEGEN_DEFAULT_QUEUE=sqlite:///var/lib/imagegen/data/queue.db \
     IMAGEGEN_HEALTH_PORT=8080
 EXPOSE 8080
 # GET /healthz on the serve port (a worker answers it on --metrics-port; set

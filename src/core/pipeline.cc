@@ -103,8 +103,7 @@ std::optional<GenerateResult> Pipeline::FindExisting(const ValidRequest& request
 }
 
 Result<StoredImage> Pipeline::StoreImage(const ValidRequest& request, int index, const Image& image,
-                                         Timings* timings) {
-  int64_t seed = request.seed + index;
+                                         int64_t seed, Timings* timings) {
   auto start = Clock::now();
   auto png = EncodePng(image, ProvenanceChunks(request, model_->Name(), seed));
   timings->encode_ms += MsSince(start);
@@ -142,12 +141,15 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
     GlobalMetrics().Observe("imagegen_generation_seconds", {{"model", model_->Name()}},
                             result.timings.generate_ms / 1000.0);
     for (int i = 0; i < static_cast<int>(output->images.size()); ++i) {
-      auto stored = StoreImage(req, i, output->images[static_cast<size_t>(i)], &result.timings);
+      // The model's own account of the seed where it gives one (Stability), else seed + index.
+      size_t at = static_cast<size_t>(i);
+      int64_t seed = at < output->seeds.size() ? output->seeds[at] : req.seed + i;
+      auto stored = StoreImage(req, i, output->images[at], seed, &result.timings);
       if (!stored.ok()) return stored.error();
       result.images.push_back(std::move(stored.value()));
     }
     result.warnings = std::move(output->warnings);
-    result.seed = req.seed;
+    result.seed = result.images.empty() ? req.seed : result.images.front().seed;
   }
   result.job_id = req.job_id;
   result.model = model_->Name();

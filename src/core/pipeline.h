@@ -63,7 +63,7 @@ class Pipeline {
  private:
   std::optional<GenerateResult> FindExisting(const ValidRequest& request);
   Result<StoredImage> StoreImage(const ValidRequest& request, int index, const Image& image,
-                                 Timings* timings);
+                                 int64_t seed, Timings* timings);
 
   std::shared_ptr<ImageModel> model_;
   std::shared_ptr<ObjectStore> store_;

@@ -366,11 +366,23 @@ HttpResponse Api::GetImage(HttpRequest& request) {
 }
 
 HttpResponse Api::Ready(HttpRequest&) {
-  // Ready when the store answers: a missing object is a healthy answer.
-  auto head = pipeline_->store().Head("readyz-probe.png");
-  if (!head.ok() && head.error().code != ErrorCode::kNotFound) {
+  // The probe stays inside the key prefix: a role scoped to BUCKET/PREFIX/* (the SAM stack's:
+  // s3:GetObject + s3:PutObject there, s3:ListBucket optional) cannot read the bucket root. Without
+  // s3:ListBucket S3 answers 403, not 404, for a missing key, so the probe object is written
+  // (PutObject is granted) when it cannot be read, and read from then on: ready means this
+  // service can both write and read where its images go.
+  const std::string key = pipeline_->options().key_prefix + kReadyProbeKey;
+  auto head = pipeline_->store().Head(key);
+  Status status = Status::Ok();
+  if (!head.ok()) {
+    ErrorCode code = head.error().code;
+    status = code == ErrorCode::kNotFound || code == ErrorCode::kForbidden
+                 ? pipeline_->store().Put(key, "ready\n", "text/plain", {})
+                 : Status(head.error());
+  }
+  if (!status.ok()) {
     return JsonResponse(503, Dump({{"status", "unavailable"},
-                                   {"store", std::string(ErrorCodeName(head.error().code))}}));
+                                   {"store", std::string(ErrorCodeName(status.error().code))}}));
   }
   return JsonResponse(200, Dump({{"status", "ready"}, {"model", pipeline_->model().Name()}}));
 }

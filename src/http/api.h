@@ -71,6 +71,9 @@ class Api {
   Admission admission_;
 };
 
+// GET /readyz reads (and, when absent, writes) this object under the key prefix; see Api::Ready.
+inline constexpr const char* kReadyProbeKey = "readyz.probe";
+
 // Keys: IMAGEGEN_API_KEYS (comma-separated) and/or a file with one key per line ('#' comments).
 Result<std::vector<std::string>> LoadApiKeys(const std::string& env_value, const std::string& file);
 

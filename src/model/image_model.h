@@ -39,6 +39,9 @@ struct GenerateContext {
 struct ModelOutput {
   std::vector<Image> images;          // request.count images of request.width x request.height
   std::vector<std::string> warnings;  // e.g. words the model does not know
+  // The seed each image was made with, where the model knows better than request.seed + index
+  // (Stability reports the seed it chose; seed 0 asks it for a random one). Empty: seed + index.
+  std::vector<int64_t> seeds;
 };
 
 class ImageModel {

@@ -41,6 +41,11 @@ class ObjectStore {
   // Keys under `prefix` in ascending order, at most `limit`, starting after `cursor`.
   virtual Result<ListPage> List(const std::string& prefix, int limit,
                                 const std::string& cursor) = 0;
+  // Checks that the store is where the configuration says it is, before paid work depends on
+  // it; writes nothing. true: confirmed, or nothing to check (file stores); false: the store did
+  // not answer, ask again later; an error: the configuration is wrong (S3: the bucket lives in
+  // another region; kInvalidRequest with field "IMAGEGEN_S3_REGION", naming the bucket's region).
+  virtual Result<bool> CheckLocation() { return true; }
   // A URI naming the object in the store's own scheme (file:///abs/path, s3://bucket/key).
   virtual std::string Uri(const std::string& key) const = 0;
   // A time-limited URL that fetches the object without credentials, where the store has one.

@@ -51,6 +51,18 @@ std::string DecodeMetaValue(const std::string& value) {
   return value;
 }
 
+constexpr const char* kRegionVariable = "IMAGEGEN_S3_REGION";
+
+Error WrongRegionError(const std::string& bucket, const std::string& bucket_region,
+                       const std::string& our_region) {
+  return Error::Invalid(
+      kRegionVariable, "S3 bucket \"" + bucket + "\" is in region " + bucket_region +
+                           ", but imagegen calls S3 in " + our_region + ": set " + kRegionVariable +
+                           "=" + bucket_region +
+                           " (the bucket's region; IMAGEGEN_BEDROCK_REGION is where Bedrock is "
+                           "called and may differ)");
+}
+
 ObjectInfo InfoFromHeaders(const std::string& key, const aws::Response& resp) {
   ObjectInfo info;
   info.key = key;
@@ -179,6 +191,40 @@ class S3Store : public ObjectStore {
     return page;
   }
 
+  // HeadBucket: x-amz-bucket-region says where the bucket lives, on a 200 and (in AWS) on the
+  // 301/400/403 a bucket elsewhere or a role without s3:ListBucket gets; refine_error (set up in
+  // MakeS3Store) has already turned a region that differs from ours into the error to report.
+  Result<bool> CheckLocation() override {
+    aws::Request req;
+    req.operation = "S3.HeadBucket";
+    req.resource = "s3://" + bucket_;
+    req.method = "HEAD";
+    req.path = path_style_ ? "/" + bucket_ : "/";
+    req.endpoint = vhost_endpoint_;
+    auto resp = client_->Send(req);
+    if (resp.ok()) {
+      std::string region = resp->Header("x-amz-bucket-region");
+      if (!region.empty() && region != client_->region()) {
+        return WrongRegionError(bucket_, region, client_->region());
+      }
+      return true;
+    }
+    const Error& e = resp.error();
+    if (e.field == kRegionVariable) return e;
+    switch (e.code) {
+      case ErrorCode::kUpstreamUnavailable:
+      case ErrorCode::kUpstreamTimeout:
+      case ErrorCode::kRateLimited:
+      case ErrorCode::kDeadlineExceeded:
+      case ErrorCode::kInternal:
+        return false;  // no answer yet: ask again before the next generation
+      default:
+        // S3 answered from the region we asked (403 without s3:ListBucket, 404 NoSuchBucket):
+        // the region is not what is wrong; Put/Get report their own errors.
+        return true;
+    }
+  }
+
   std::string Uri(const std::string& key) const override {
     return "s3://" + bucket_ + "/" + FullKey(key);
   }
@@ -247,6 +293,16 @@ Result<std::unique_ptr<ObjectStore>> MakeS3Store(const std::string& url, const S
     client_options.region = aws::ResolveRegion(client_options.env);
     if (client_options.region.empty()) client_options.region = "us-east-1";
   }
+  // Any answer that names another region for the bucket (a 301 PermanentRedirect, a 400
+  // AuthorizationHeaderMalformed) becomes an error saying which setting to change.
+  client_options.refine_error =
+      [previous = std::move(client_options.refine_error), bucket,
+       region = client_options.region](const aws::AwsFailure& f) -> std::optional<Error> {
+    if (!f.bucket_region.empty() && f.bucket_region != region) {
+      return WrongRegionError(bucket, f.bucket_region, region);
+    }
+    return previous ? previous(f) : std::nullopt;
+  };
   bool path_style =
       options.force_path_style || !IsVirtualHostable(bucket) ||
       aws::HasEndpointOverride(aws::S3Service(), client_options.endpoint, client_options.env);

@@ -159,3 +159,53 @@ TEST(S3Store, FactoryRejectsBadUrls) {
 
 }  // namespace
 }  // namespace imagegen
+
+namespace imagegen {
+namespace {
+
+// The bucket lives in us-west-2 but the store was configured for eu-west-1: S3 answers a
+// HeadBucket elsewhere with 301 + x-amz-bucket-region. The error names the real region and the
+// setting to change, and is not retried.
+TEST(S3Store, CheckLocationNamesTheBucketsRegion) {
+  S3Harness h("s3://my-bucket/p", {.endpoint = "", .region = "eu-west-1"});
+  h.transport->Push(301, "", {{"x-amz-bucket-region", "us-west-2"}});
+  auto checked = h.store->CheckLocation();
+  ASSERT_FALSE(checked.ok());
+  EXPECT_EQ(checked.error().field, "IMAGEGEN_S3_REGION");
+  EXPECT_NE(checked.error().message.find("IMAGEGEN_S3_REGION=us-west-2"), std::string::npos)
+      << checked.error().message;
+  EXPECT_NE(checked.error().message.find("my-bucket"), std::string::npos);
+  ASSERT_EQ(h.transport->requests.size(), 1u);
+  EXPECT_EQ(h.transport->requests[0].method, "HEAD");
+  EXPECT_EQ(h.transport->requests[0].url, "https://my-bucket.s3.eu-west-1.amazonaws.com/");
+
+  // Any other call answered from the wrong region says the same (400 with the header).
+  h.transport->Push(400, "<Error><Code>AuthorizationHeaderMalformed</Code></Error>",
+                    {{"x-amz-bucket-region", "us-west-2"}});
+  auto got = h.store->Get("k.png", nullptr);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().field, "IMAGEGEN_S3_REGION");
+}
+
+TEST(S3Store, CheckLocationAcceptsTheRightRegionAndWaitsOutOutages) {
+  S3Harness h("s3://my-bucket", {.endpoint = "", .region = "us-west-2"});
+  h.transport->Push(200, "", {{"x-amz-bucket-region", "us-west-2"}});
+  auto ok = h.store->CheckLocation();
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE(ok.value());
+  // A role without s3:ListBucket gets 403 from HeadBucket: the region was still the right one.
+  h.transport->Push(403, "", {{"x-amz-bucket-region", "us-west-2"}});
+  auto denied = h.store->CheckLocation();
+  ASSERT_TRUE(denied.ok());
+  EXPECT_TRUE(denied.value());
+  // S3 unreachable: cannot tell yet.
+  h.transport->handler = [](const aws::HttpRequest&) {
+    return FakeTransport::Failure(aws::TransportFailure::kConnect, "refused");
+  };
+  auto unknown = h.store->CheckLocation();
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_FALSE(unknown.value());
+}
+
+}  // namespace
+}  // namespace imagegen

@@ -168,3 +168,20 @@ def test_submit_and_worker_in_the_container(image, tmp_path):
            "--wait", "0", *model_args, timeout=600)
     assert (data / "images" / f"{job_id}.png").exists()
     assert podman("run", "--rm", tag, "--help").returncode == 0
+
+
+def test_queue_and_bucket_given_to_the_container_win_over_its_baked_defaults(image):
+    """The image bakes its embedded store and queue as IMAGEGEN_DEFAULT_*, so SQS_QUEUE_URL (and
+    BUCKET_NAME) given at run time are what `submit` uses: with an SQS endpoint that does not
+    answer it must fail, never exit 0 with the job written to a local SQLite file."""
+    tag, _ = image
+    env = podman("image", "inspect", "--format", "{{json .Config.Env}}", tag).stdout
+    assert "IMAGEGEN_QUEUE=" not in env and "IMAGEGEN_STORE=" not in env, env
+    assert "IMAGEGEN_DEFAULT_QUEUE=" in env
+    dead = f"http://127.0.0.1:{free_port()}/000000000000/imagegen-jobs"
+    out = podman("run", "--rm", "--network=host", "-e", f"SQS_QUEUE_URL={dead}",
+                 "-e", "AWS_REGION=us-east-1", "-e", "AWS_ACCESS_KEY_ID=AKIDEXAMPLE",
+                 "-e", "AWS_SECRET_ACCESS_KEY=secret", "-e", f"AWS_ENDPOINT_URL_SQS={dead.rsplit('/', 2)[0]}",
+                 tag, "submit", "a lost job?", check=False, timeout=120)
+    assert out.returncode != 0, out.stdout + out.stderr
+    assert "SQS" in out.stderr or "sqs" in out.stderr, out.stderr

@@ -13,7 +13,8 @@ Generator v1/v2, Nova Canvas and the Stability models, and with Bedrock's error 
   [access-denied]    403 AccessDeniedException
   [model-timeout]    408 ModelTimeoutException
   [slow:MS]          sleeps MS milliseconds before answering
-Models listed in `legacy` answer 404 ResourceNotFoundException as Bedrock does for Legacy models.
+Stability requests with seed 0 get a random seed, reported (as a string) in "seeds", as Stability
+does. Models listed in `legacy` answer 404 ResourceNotFoundException as Bedrock does for Legacy models.
 
 Use in-process (FakeBedrock(...).start() / .stop()) or as a script for benchmarks:
   python fake_bedrock.py --port 0 --access-key AK --secret-key SK   (prints the URL, serves)
@@ -21,6 +22,7 @@ Use in-process (FakeBedrock(...).start() / .stop()) or as a script for benchmark
 import argparse
 import base64
 import json
+import random
 import re
 import struct
 import sys
@@ -59,7 +61,10 @@ def png(width, height, seed=0):
 class FakeBedrock:
     def __init__(self, access_key, secret_key, region="us-east-1", legacy=(), host="127.0.0.1",
                  port=0, max_skew_s=300):
-        self.access_key, self.secret_key, self.region = access_key, secret_key, region
+        self.access_key, self.secret_key = access_key, secret_key
+        # One region or several (a test may call Bedrock in more than one region).
+        self.regions = {region} if isinstance(region, str) else set(region)
+        self.region = region if isinstance(region, str) else sorted(self.regions)[0]
         self.legacy = set(legacy)
         self.max_skew_s = max_skew_s
         self.calls = []  # dicts: model, path, body, verified, status
@@ -114,8 +119,8 @@ class FakeBedrock:
             return "unknown access key " + key
         if service != "bedrock":
             return "signing name must be 'bedrock', got '%s'" % service
-        if region != self.region:
-            return "credential scope region %s, expected %s" % (region, self.region)
+        if region not in self.regions:
+            return "credential scope region %s, expected %s" % (region, " or ".join(sorted(self.regions)))
         amz_date = headers.get("X-Amz-Date", "")
         if not amz_date.startswith(date):
             return "X-Amz-Date does not match the credential scope"
@@ -215,10 +220,13 @@ class FakeBedrock:
     def _stability(self, req, prompt):
         width, height = STABILITY_SIZES.get(req.get("aspect_ratio", "1:1"), (1024, 1024))
         seed = int(req.get("seed", 0))
+        if seed == 0:
+            # Stability reads seed 0 as "random" and reports the seed it chose, as a string.
+            seed = str(random.randint(1, 4294967294))
         if "[output-blocked]" in prompt:
             return 200, {}, {"seeds": [seed], "finish_reasons": ["Filter reason: output image"], "images": []}
         return 200, {}, {"seeds": [seed], "finish_reasons": [None],
-                         "images": [base64.b64encode(png(width, height, seed)).decode()]}
+                         "images": [base64.b64encode(png(width, height, int(seed))).decode()]}
 
 
 def main():

@@ -114,7 +114,9 @@ def s3(moto_server):
 
 @pytest.fixture
 def bedrock():
-    fake = FakeBedrock("AKIDEXAMPLE", "secret-example", "us-east-1",
+    # Bedrock is called in us-west-2 (where Stability is served) while the bucket stays in
+    # us-east-1; the ARN test calls us-east-1 itself.
+    fake = FakeBedrock("AKIDEXAMPLE", "secret-example", ("us-west-2", "us-east-1"),
                        legacy={"amazon.titan-image-generator-v1"}).start()
     yield fake
     fake.stop()
@@ -136,6 +138,7 @@ def lambda_fn(imagegen_bin, aws_env, moto_server, s3, bedrock, tmp_path):
             "IMAGEGEN_S3_PATH_STYLE": "1",
             "IMAGEGEN_MODEL": model,
             "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock.url,
+            "IMAGEGEN_BEDROCK_REGION": "us-west-2",
             "IMAGEGEN_BEDROCK_RETRY_BASE_MS": "50",
             "LAMBDA_TASK_ROOT": str(tmp_path),
         })
@@ -358,7 +361,7 @@ def test_bedrock_model_arn_travels_as_one_encoded_segment(lambda_fn, bedrock):
     """A model ARN holds '/', which must go as %2F inside the one path segment (and %252F in the
     canonical request); botocore's signer, in the fake, must agree with ours."""
     arn = "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-canvas-v1:0"
-    fn = lambda_fn("bedrock:" + arn)
+    fn = lambda_fn("bedrock:" + arn, IMAGEGEN_BEDROCK_REGION="us-east-1")
     out = fn.invoke(apigw_v1("POST", "/generate", {"prompt": "a kite", "width": 1024, "height": 1024}))
     assert out["statusCode"] == 200, (out, fn.logs())
     call = bedrock.calls[-1]
@@ -405,8 +408,12 @@ def test_bedrock_errors_map_onto_the_taxonomy(lambda_fn, bedrock):
 
     status, err = error_of(gen("[access-denied] a fox"))
     assert (status, err["code"]) == (403, "forbidden")
-    assert "bedrock:InvokeModel" in err["message"] and "Model access" in err["message"]
-    assert "arn:aws:bedrock:us-east-1::foundation-model/" + STABILITY in err["message"]
+    assert "bedrock:InvokeModel" in err["message"]
+    assert "arn:aws:bedrock:us-west-2::foundation-model/" + STABILITY in err["message"]
+    # The console's Model access page is retired: Stability needs the Marketplace subscription.
+    assert "aws-marketplace:Subscribe" in err["message"]
+    assert "AllowMarketplaceSubscription=true" in err["message"]
+    assert "allow_marketplace_subscription=true" in err["message"]
 
     status, err = error_of(gen("[model-timeout] an owl"))
     assert (status, err["code"]) == (504, "upstream_timeout")
@@ -453,3 +460,102 @@ def test_function_url_event(lambda_fn):
     assert out["statusCode"] == 200, out
     key = json.loads(out["body"])["images"][0]["key"]
     assert json.loads(out["body"])["images"][0]["url"] == f"https://{domain}/images/{key}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Regions: the bucket and the model may live apart; a wrong region is refused before a paid call
+
+
+def test_bedrock_region_that_does_not_serve_the_model_fails_init(lambda_fn, bedrock):
+    """Stability is served in us-west-2 only: with AWS's own endpoint (no local override) a
+    function in us-east-1 fails its init naming the setting, and no call is made."""
+    fn = lambda_fn("bedrock:" + STABILITY, IMAGEGEN_BEDROCK_REGION="us-east-1",
+                   AWS_ENDPOINT_URL_BEDROCK_RUNTIME="")
+    r = requests.post(fn.url, data=json.dumps(apigw_v1("GET", "/healthz")), timeout=60)
+    text = r.text + fn.logs()
+    assert "imagegen.InitError.invalid_request" in text
+    assert "IMAGEGEN_BEDROCK_REGION=us-west-2" in text
+    assert bedrock.calls == []
+
+
+def test_bad_region_setting_names_the_variable(lambda_fn):
+    fn = lambda_fn("test", IMAGEGEN_S3_REGION="us-west-2a")
+    r = requests.post(fn.url, data=json.dumps(apigw_v1("GET", "/healthz")), timeout=60)
+    text = r.text + fn.logs()
+    assert "imagegen.InitError.invalid_request" in text and "IMAGEGEN_S3_REGION" in text
+
+
+def test_bucket_in_another_region_is_refused_before_any_generation(lambda_fn, s3, bedrock):
+    """The bucket lives in eu-central-1 but the function is told (AWS_REGION) us-east-1: the
+    check at init sees S3's x-amz-bucket-region and names the region and the setting; nothing
+    reaches Bedrock. With IMAGEGEN_S3_REGION set right, the same function generates."""
+    bucket = "imagegen-itest-eu"
+    try:
+        s3.create_bucket(Bucket=bucket,
+                         CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    fn = lambda_fn("bedrock:" + STABILITY, BUCKET_NAME=bucket)
+    r = requests.post(fn.url, data=json.dumps(apigw_v1("POST", "/generate", {"prompt": "a cat"})),
+                      timeout=60)
+    text = r.text + fn.logs()
+    assert "IMAGEGEN_S3_REGION=eu-central-1" in text, text
+    assert bedrock.calls == []
+
+    fn = lambda_fn("bedrock:" + STABILITY, BUCKET_NAME=bucket, IMAGEGEN_S3_REGION="eu-central-1")
+    out = fn.invoke(apigw_v1("POST", "/generate", {"prompt": "a cat"}))
+    assert out["statusCode"] == 200, (out, fn.logs())
+    key = json.loads(out["body"])["images"][0]["key"]
+    assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
+    assert bedrock.calls[-1]["verified"]  # signed for us-west-2, the Bedrock region
+
+
+def test_stability_count_runs_concurrently_and_records_the_models_seeds(lambda_fn, bedrock, s3):
+    """count 3 of a model that makes one image per call: three 1.5 s calls answer in well
+    under 4.5 s (API Gateway gives up at 29 s). Seed 0 asks Stability for random seeds; the
+    seeds it reports are the ones recorded, in the result and in each stored image."""
+    fn = lambda_fn("bedrock:" + STABILITY)
+    fn.invoke(apigw_v1("GET", "/healthz"))
+    start = time.time()
+    out = fn.invoke(apigw_v1("POST", "/generate", {"prompt": "[slow:1500] three boats", "count": 3,
+                                                     "seed": 0}))
+    elapsed = time.time() - start
+    assert out["statusCode"] == 200, (out, fn.logs())
+    assert elapsed < 3.5, elapsed
+    result = json.loads(out["body"])
+    calls = [c for c in bedrock.calls if c["status"] == 200][-3:]
+    assert sorted(c["body"]["seed"] for c in calls) == [0, 1, 2]
+    for image in result["images"]:
+        head = s3.head_object(Bucket=BUCKET, Key=image["key"])
+        assert head["Metadata"]["seed"] == str(image["seed"])
+    # The first call had seed 0 (random): its recorded seed is the model's, not 0.
+    assert result["seed"] == result["images"][0]["seed"] != 0
+    assert [i["seed"] for i in result["images"]][1:] == [1, 2]
+
+
+def test_readyz_probes_inside_the_key_prefix(lambda_fn, s3):
+    """A role scoped to BUCKET/PREFIX/* cannot touch the bucket root, so the readiness probe
+    stays under the prefix: it writes (once) and reads PREFIX/readyz.probe, nothing else."""
+    fn = lambda_fn("test")
+    for _ in range(2):
+        out = fn.invoke(apigw_v1("GET", "/readyz"))
+        assert out["statusCode"] == 200, (out, fn.logs())
+        assert json.loads(out["body"])["status"] == "ready"
+    assert s3.get_object(Bucket=BUCKET, Key=f"{PREFIX}/readyz.probe")["Body"].read() == b"ready\n"
+    root = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+            if "/" not in o["Key"]]
+    assert root == [], root
+
+
+def test_page_behind_a_rest_stage_uses_stage_relative_urls(lambda_fn):
+    """API Gateway REST serves the page at /prod/ (event path "/", stage "prod"): every URL the
+    page calls must be relative, or the browser would ask the host's root and miss the stage."""
+    fn = lambda_fn("test")
+    event = apigw_v1("GET", "/")
+    assert event["requestContext"]["stage"] == "prod"
+    out = fn.invoke(event)
+    assert out["statusCode"] == 200, out
+    html = body_of(out).decode()
+    assert 'api("generate")' in html and 'api("images' in html
+    for absolute in ('fetch("/', "fetch('/", 'src="/', 'href="/', '"/generate', '"/images'):
+        assert absolute not in html, absolute

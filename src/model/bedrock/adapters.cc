@@ -1,6 +1,7 @@
 #include "model/bedrock/adapters.h"
 
 #include <algorithm>
+#include <charconv>
 #include <nlohmann/json.hpp>
 
 namespace imagegen::bedrock {
@@ -22,6 +23,19 @@ std::string BaseModelId(const std::string& model_id) {
     if (id.rfind(geo, 0) == 0) return id.substr(std::string(geo).size());
   }
   return id;
+}
+
+bool IsInferenceProfile(const std::string& model_id) {
+  std::string id = model_id;
+  if (id.rfind("arn:", 0) == 0) {
+    if (id.find(":inference-profile/") != std::string::npos ||
+        id.find(":application-inference-profile/") != std::string::npos) {
+      return true;
+    }
+    size_t slash = id.rfind('/');
+    if (slash != std::string::npos) id = id.substr(slash + 1);
+  }
+  return id != BaseModelId(id);
 }
 
 std::string Lower(std::string s) {
@@ -176,16 +190,16 @@ json BuildBody(Family family, const ValidRequest& request, int index) {
             {"seed", request.seed}}}};
 }
 
-Result<std::vector<std::string>> ParseImages(Family family, const std::string& body) {
+Result<ParsedImages> ParseImages(Family family, const std::string& body) {
   json j = json::parse(body, nullptr, false);
   if (!j.is_object()) {
     return Error::Make(ErrorCode::kUpstreamUnavailable, "Bedrock answered with a non-JSON body");
   }
-  std::vector<std::string> images;
+  ParsedImages parsed;
   if (j.contains("images") && j["images"].is_array()) {
     for (const auto& image : j["images"]) {
       if (image.is_string() && !image.get<std::string>().empty()) {
-        images.push_back(image.get<std::string>());
+        parsed.images.push_back(image.get<std::string>());
       }
     }
   }
@@ -198,6 +212,24 @@ Result<std::vector<std::string>> ParseImages(Family family, const std::string& b
         }
       }
     }
+    if (j.contains("seeds") && j["seeds"].is_array()) {
+      for (const auto& seed : j["seeds"]) {
+        int64_t value = -1;
+        if (seed.is_number_unsigned() || seed.is_number_integer()) {
+          value = seed.get<int64_t>();
+        } else if (seed.is_string()) {
+          const std::string& text = seed.get_ref<const std::string&>();
+          auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+          if (ec != std::errc() || ptr != text.data() + text.size()) value = -1;
+        }
+        if (value < 0) {
+          parsed.seeds.clear();  // unusable: keep the request's seeds rather than guess
+          break;
+        }
+        parsed.seeds.push_back(value);
+      }
+    }
+    if (parsed.seeds.size() != parsed.images.size()) parsed.seeds.clear();
   } else if (j.contains("error") && j["error"].is_string()) {
     problem = j["error"].get<std::string>();
   }
@@ -208,10 +240,64 @@ Result<std::vector<std::string>> ParseImages(Family family, const std::string& b
         LooksFiltered(problem) ? ErrorCode::kContentRejected : ErrorCode::kUpstreamUnavailable,
         "Bedrock: " + problem);
   }
-  if (images.empty()) {
+  if (parsed.images.empty()) {
     return Error::Make(ErrorCode::kUpstreamUnavailable, "Bedrock answered without images");
   }
-  return images;
+  return parsed;
+}
+
+// Regions per model, for the models that are served in only a few. Source: AWS, "Supported
+// foundation models in Amazon Bedrock" and "Model support by AWS Region"
+// (docs.aws.amazon.com/bedrock/latest/userguide/models-regions.html), as collected in Nov 2026
+// (see /work/shared/facts/bedrock-image-models.md). Stability's image models: us-west-2 only.
+// Models missing here are not refused: the table only says "no" where AWS says so.
+const std::vector<std::string>* RegionsServing(const std::string& model_id) {
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> kTable = {
+      {"stability.sd3-5-large-v1:0", {"us-west-2"}},
+      {"stability.stable-image-core-v1:1", {"us-west-2"}},
+      {"stability.stable-image-ultra-v1:1", {"us-west-2"}},
+      {"amazon.titan-image-generator-v1",
+       {"us-east-1", "us-west-2", "ap-south-1", "eu-west-1", "eu-west-2"}},
+  };
+  if (IsInferenceProfile(model_id)) return nullptr;
+  std::string id = BaseModelId(model_id);
+  for (const auto& [model, regions] : kTable) {
+    if (id == model) return &regions;
+  }
+  return nullptr;
+}
+
+std::string RegionRefusal(const std::string& model_id, const std::string& region) {
+  // arn:aws:bedrock:REGION:ACCOUNT:foundation-model/ID: Bedrock refuses an ARN of another region.
+  if (model_id.rfind("arn:", 0) == 0) {
+    std::vector<std::string> fields;
+    size_t start = 0;
+    for (int i = 0; i < 4; ++i) {
+      size_t colon = model_id.find(':', start);
+      if (colon == std::string::npos) break;
+      fields.push_back(model_id.substr(start, colon - start));
+      start = colon + 1;
+    }
+    if (fields.size() == 4 && !fields[3].empty() && fields[3] != region) {
+      return "the model ARN " + model_id + " is in region " + fields[3] +
+             ", but Bedrock is called in " + region + ": set IMAGEGEN_BEDROCK_REGION=" + fields[3] +
+             " or use an ARN of " + region;
+    }
+  }
+  const std::vector<std::string>* regions = RegionsServing(model_id);
+  if (regions == nullptr || region.empty() ||
+      std::find(regions->begin(), regions->end(), region) != regions->end()) {
+    return "";
+  }
+  std::string list;
+  for (const auto& r : *regions) list += (list.empty() ? "" : ", ") + r;
+  return "Bedrock model " + BaseModelId(model_id) + " is not served in " + region + " (only in " +
+         list + "): set IMAGEGEN_BEDROCK_REGION=" + regions->front() +
+         " (the bucket keeps its own region: IMAGEGEN_S3_REGION)";
+}
+
+bool NeedsMarketplaceSubscription(const std::string& model_id) {
+  return BaseModelId(model_id).rfind("amazon.", 0) != 0;
 }
 
 }  // namespace imagegen::bedrock

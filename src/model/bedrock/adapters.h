@@ -10,6 +10,7 @@
 //       one image per call, sizes chosen by aspect ratio.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <utility>
@@ -55,14 +56,34 @@ const std::vector<AspectSize>& StabilityAspects();
 std::string StabilityAspectRatio(int width, int height);
 
 // The InvokeModel body for image `index` of `request` (Stability makes one image per call, so
-// it is called once per image with seed + index; Titan/Nova once with index 0).
+// it is called once per image with seed + index; Titan/Nova once with index 0). Stability reads
+// seed 0 as "random"; the seed it chose comes back in the response (ParsedImages::seeds).
 nlohmann::json BuildBody(Family family, const ValidRequest& request, int index);
 // How many InvokeModel calls `request` needs.
 int CallsFor(Family family, const ValidRequest& request);
 
-// The base64 images of a 2xx response. A response that reports a filtered or failed generation
-// (Titan/Nova "error", Stability finish_reasons) becomes kContentRejected (filters) or
-// kUpstreamUnavailable (anything else), with the model's own words.
-Result<std::vector<std::string>> ParseImages(Family family, const std::string& body);
+// What a 2xx response holds: base64 images and, where the model reports them (Stability's
+// "seeds", numbers or strings), the seed each image was made with, in the same order. Seeds
+// are empty when the model does not report them (Titan, Nova: the request's seed was used).
+struct ParsedImages {
+  std::vector<std::string> images;
+  std::vector<int64_t> seeds;
+};
+// A response that reports a filtered or failed generation (Titan/Nova "error", Stability
+// finish_reasons) becomes kContentRejected (filters) or kUpstreamUnavailable (anything else),
+// with the model's own words.
+Result<ParsedImages> ParseImages(Family family, const std::string& body);
+
+// Where a model is served, for the models served in only some regions; nullptr when the table
+// does not know the model (then nothing is refused). Cross-region inference profiles
+// ("us.stability...") route across regions themselves and are not looked up.
+const std::vector<std::string>* RegionsServing(const std::string& model_id);
+// Why `model_id` cannot be invoked in `region` (a message naming IMAGEGEN_BEDROCK_REGION and
+// the regions that serve it), or "" when it is, or may be, served there. A foundation-model or
+// inference-profile ARN must also name `region` itself.
+std::string RegionRefusal(const std::string& model_id, const std::string& region);
+// Whether the model is sold through AWS Marketplace (third-party: Stability), which needs the
+// account's one-time subscription before the first InvokeModel succeeds.
+bool NeedsMarketplaceSubscription(const std::string& model_id);
 
 }  // namespace imagegen::bedrock

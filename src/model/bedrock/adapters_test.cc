@@ -65,7 +65,8 @@ TEST(Adapters, NovaSizesFollowItsRule) {
 TEST(Adapters, ParseResponses) {
   auto ok = ParseImages(Family::kTitan, R"({"images":["aGk="],"error":null})");
   ASSERT_TRUE(ok.ok());
-  EXPECT_EQ(ok->size(), 1u);
+  EXPECT_EQ(ok->images.size(), 1u);
+  EXPECT_TRUE(ok->seeds.empty());  // Titan does not report seeds
   auto blocked =
       ParseImages(Family::kNovaCanvas, R"({"images":[],"error":"blocked by our content filters"})");
   ASSERT_FALSE(blocked.ok());
@@ -78,6 +79,38 @@ TEST(Adapters, ParseResponses) {
   auto good = ParseImages(Family::kStability,
                           R"({"seeds":["1"],"finish_reasons":[null],"images":["aGk="]})");
   ASSERT_TRUE(good.ok());
+  EXPECT_EQ(good->seeds, std::vector<int64_t>{1});
+  auto numeric = ParseImages(Family::kStability,
+                             R"({"seeds":[4294967294],"finish_reasons":[null],"images":["aGk="]})");
+  ASSERT_TRUE(numeric.ok());
+  EXPECT_EQ(numeric->seeds, std::vector<int64_t>{4294967294});
+  auto junk = ParseImages(Family::kStability,
+                          R"({"seeds":["x"],"finish_reasons":[null],"images":["aGk="]})");
+  ASSERT_TRUE(junk.ok());
+  EXPECT_TRUE(junk->seeds.empty());  // unusable seeds: the request's own are kept
+}
+
+TEST(Adapters, RegionTable) {
+  EXPECT_EQ(RegionRefusal("stability.stable-image-core-v1:1", "us-west-2"), "");
+  std::string why = RegionRefusal("stability.sd3-5-large-v1:0", "us-east-1");
+  EXPECT_NE(why.find("us-west-2"), std::string::npos) << why;
+  EXPECT_NE(why.find("IMAGEGEN_BEDROCK_REGION"), std::string::npos) << why;
+  EXPECT_NE(RegionRefusal("arn:aws:bedrock:us-east-1::foundation-model/"
+                          "stability.stable-image-ultra-v1:1",
+                          "us-east-1"),
+            "");
+  EXPECT_EQ(RegionRefusal("us.stability.stable-image-core-v1:1", "us-east-1"), "");
+  EXPECT_EQ(RegionsServing("us.stability.stable-image-core-v1:1"), nullptr);
+  EXPECT_EQ(RegionRefusal("amazon.titan-image-generator-v1", "eu-west-2"), "");
+  EXPECT_NE(RegionRefusal("amazon.titan-image-generator-v1", "eu-central-1"), "");
+  EXPECT_EQ(RegionRefusal("amazon.nova-canvas-v1:0", "us-east-1"), "");  // not in the table
+  EXPECT_TRUE(NeedsMarketplaceSubscription("stability.stable-image-core-v1:1"));
+  EXPECT_FALSE(NeedsMarketplaceSubscription("amazon.nova-canvas-v1:0"));
+}
+
+TEST(Adapters, NovaCanvasSeedLimit) {
+  EXPECT_EQ(LimitsFor(Family::kNovaCanvas).max_seed, 858'993'459);
+  EXPECT_EQ(LimitsFor(Family::kTitan).max_seed, 2'147'483'646);
 }
 
 }  // namespace

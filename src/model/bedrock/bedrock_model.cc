@@ -1,7 +1,10 @@
 #include "model/bedrock/bedrock_model.h"
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -39,6 +42,17 @@ double Random01() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
+// https://bedrock-runtime.us-west-2.amazonaws.com, a VPC endpoint (*.vpce.amazonaws.com), China.
+bool IsAwsEndpoint(const std::string& endpoint) {
+  auto parts = aws::SplitUrl(endpoint);
+  if (!parts.ok()) return false;
+  std::string host = aws::ToLower(parts->authority.substr(0, parts->authority.rfind(':')));
+  for (std::string_view domain : {".amazonaws.com", ".amazonaws.com.cn", ".api.aws"}) {
+    if (host.ends_with(domain)) return true;
+  }
+  return false;
+}
+
 struct Attempts {
   int throttling = 4, timeout = 2, not_ready = 5, transient = 3;
 };
@@ -46,16 +60,16 @@ struct Attempts {
 class BedrockModel final : public ImageModel {
  public:
   BedrockModel(std::string model_id, std::string region, std::string endpoint,
-               std::shared_ptr<aws::CredentialsProvider> credentials)
+               const BedrockOptions& options)
       : model_id_(std::move(model_id)),
         family_(bedrock::FamilyOf(model_id_)),
         limits_(bedrock::LimitsFor(family_)),
         region_(std::move(region)),
         endpoint_(std::move(endpoint)),
-        credentials_(std::move(credentials)),
-        transport_(aws::DefaultTransport()) {
-    const char* base = std::getenv("IMAGEGEN_BEDROCK_RETRY_BASE_MS");
-    retry_.base_delay_ms = base != nullptr ? std::max(1, std::atoi(base)) : 500;
+        credentials_(options.credentials ? options.credentials
+                                         : aws::MakeDefaultCredentialsChain()),
+        transport_(options.transport ? options.transport : aws::DefaultTransport()) {
+    retry_.base_delay_ms = std::max(1, options.retry_base_ms);
     retry_.max_backoff_ms = 20000;
   }
 
@@ -63,16 +77,54 @@ class BedrockModel final : public ImageModel {
   const ModelLimits& Limits() const override { return limits_; }
 
   Result<ModelOutput> Generate(const ValidRequest& request, const GenerateContext& ctx) override {
+    const int calls = bedrock::CallsFor(family_, request);
+    std::vector<std::string> payloads;
+    for (int i = 0; i < calls; ++i)
+      payloads.push_back(bedrock::BuildBody(family_, request, i).dump());
+
+    // One image per call (Stability): the calls run side by side, so count > 1 costs one call's
+    // time, not count of them (API Gateway answers 504 after 29 s).
+    std::vector<std::optional<bedrock::ParsedImages>> parsed(static_cast<size_t>(calls));
+    std::atomic<int> next{0};
+    std::atomic<bool> stop{false};
+    std::mutex mu;
+    std::optional<Error> first_error;  // GUARDED_BY(mu): the failure that stopped the others
+    auto fail = [&](Error e) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!first_error) first_error = std::move(e);
+      stop = true;
+    };
+    auto work = [&] {
+      for (int i = next++; i < calls && !stop; i = next++) {
+        try {
+          auto body = Invoke(payloads[static_cast<size_t>(i)], ctx, &stop);
+          if (!body.ok()) {
+            if (!stop) fail(body.error());
+            continue;
+          }
+          auto images = bedrock::ParseImages(family_, body.value());
+          if (!images.ok()) {
+            fail(images.error());
+            continue;
+          }
+          parsed[static_cast<size_t>(i)] = std::move(images.value());
+        } catch (const std::exception& e) {
+          fail(Error::Make(ErrorCode::kInternal, std::string("Bedrock call failed: ") + e.what()));
+        }
+      }
+    };
+    std::vector<std::thread> helpers;
+    for (int t = 1; t < std::min(calls, kMaxConcurrentCalls); ++t) helpers.emplace_back(work);
+    work();
+    for (auto& t : helpers) t.join();
+    if (first_error) return *first_error;
+
     ModelOutput out;
-    int calls = bedrock::CallsFor(family_, request);
+    bool per_call_seeds = calls > 1 || family_ == bedrock::Family::kStability;
     for (int i = 0; i < calls; ++i) {
-      if (auto stop = ctx.ShouldStop()) return *stop;
-      auto body = Invoke(bedrock::BuildBody(family_, request, i).dump(), ctx);
-      if (!body.ok()) return body.error();
-      auto images = bedrock::ParseImages(family_, body.value());
-      if (!images.ok()) return images.error();
-      for (const auto& b64 : images.value()) {
-        auto png = aws::Base64Decode(b64);
+      const bedrock::ParsedImages& call = *parsed[static_cast<size_t>(i)];
+      for (size_t j = 0; j < call.images.size(); ++j) {
+        auto png = aws::Base64Decode(call.images[j]);
         if (!png) return Upstream("Bedrock returned an image that is not valid base64");
         auto image = DecodePng(*png, nullptr);
         if (!image.ok()) return Upstream("Bedrock returned an image that is not a valid PNG");
@@ -84,6 +136,11 @@ class BedrockModel final : public ImageModel {
           image = ResizeNearest(image.value(), request.width, request.height);
         }
         out.images.push_back(std::move(image.value()));
+        // The seed the model says it used (Stability: also when it was asked for a random one
+        // with seed 0); else the one that was sent.
+        if (per_call_seeds) {
+          out.seeds.push_back(j < call.seeds.size() ? call.seeds[j] : request.seed + i);
+        }
       }
     }
     if (static_cast<int>(out.images.size()) < request.count) {
@@ -92,7 +149,8 @@ class BedrockModel final : public ImageModel {
                              std::to_string(request.count) +
                              " images (the others were blocked by its content filters)");
     }
-    out.images.resize(request.count);
+    out.images.resize(static_cast<size_t>(request.count));
+    if (!out.seeds.empty()) out.seeds.resize(static_cast<size_t>(request.count));
     return out;
   }
 
@@ -106,8 +164,10 @@ class BedrockModel final : public ImageModel {
     return "arn:aws:bedrock:" + region_ + "::foundation-model/" + model_id_;
   }
 
-  // One InvokeModel call with Bedrock's retry rules; the 2xx body or a mapped error.
-  Result<std::string> Invoke(const std::string& payload, const GenerateContext& ctx) {
+  // One InvokeModel call with Bedrock's retry rules; the 2xx body or a mapped error. `stop`
+  // set (another image's call failed) ends it before its next attempt.
+  Result<std::string> Invoke(const std::string& payload, const GenerateContext& ctx,
+                             const std::atomic<bool>* stop) {
     auto parts = aws::SplitUrl(endpoint_);
     if (!parts.ok()) return parts.error();
     aws::SignableRequest signable;
@@ -130,7 +190,8 @@ class BedrockModel final : public ImageModel {
     bool refreshed = false;
     for (;;) {
       ++attempts;
-      if (auto stop = ctx.ShouldStop()) return *stop;
+      if (auto stopped = ctx.ShouldStop()) return *stopped;
+      if (stop->load()) return Error::Make(ErrorCode::kCancelled, "stopped: another call failed");
       auto credentials = credentials_->Get();
       if (!credentials.ok()) {
         Error e = credentials.error();
@@ -208,7 +269,11 @@ class BedrockModel final : public ImageModel {
       }
       if (Clock::now() + delay >= ctx.deadline)
         return MapFailure(failure, response.status, attempts);
-      std::this_thread::sleep_for(delay);
+      // In slices, so a failure of another image's call ends this wait early.
+      for (auto until = Clock::now() + delay; Clock::now() < until && !stop->load();) {
+        std::this_thread::sleep_for(
+            std::min<Clock::duration>(std::chrono::milliseconds(100), until - Clock::now()));
+      }
     }
   }
 
@@ -253,10 +318,25 @@ class BedrockModel final : public ImageModel {
         status == 401) {
       std::string hint;
       if (code == "AccessDeniedException") {
-        hint = " — the caller needs bedrock:InvokeModel on " + ModelArn() +
-               " (IAM), and the account needs access to this model enabled in the Bedrock "
-               "console (Model access) in " +
-               region_;
+        hint = " — the caller needs bedrock:InvokeModel on " + ModelArn() + " (IAM)";
+        if (bedrock::NeedsMarketplaceSubscription(model_id_)) {
+          // The console's "Model access" page is retired: third-party models are enabled by
+          // an AWS Marketplace subscription, made by the first InvokeModel of a caller allowed
+          // to subscribe.
+          hint +=
+              ", and this third-party model needs the account's one-time AWS Marketplace "
+              "subscription: the first InvokeModel makes it when the caller may "
+              "aws-marketplace:Subscribe, aws-marketplace:Unsubscribe and "
+              "aws-marketplace:ViewSubscriptions (deploy once with the SAM parameter "
+              "AllowMarketplaceSubscription=true or Terraform allow_marketplace_subscription=true, "
+              "or invoke the model once as an administrator in " +
+              region_ + "); the Bedrock console's former Model access page no longer does this";
+        } else {
+          hint +=
+              "; Amazon models need no subscription, so check the policy's Resource (model "
+              "id and region), any SCP or permissions boundary denying bedrock:InvokeModel, and "
+              "that the model is not Legacy for this account";
+        }
       } else {
         hint =
             " — the request's credentials were not accepted; check the access key, secret "
@@ -302,7 +382,8 @@ class BedrockModel final : public ImageModel {
 
 }  // namespace
 
-Result<std::unique_ptr<ImageModel>> MakeBedrockModel(const std::string& spec) {
+Result<std::unique_ptr<ImageModel>> MakeBedrockModel(const std::string& spec,
+                                                     const BedrockOptions& options) {
   std::string model_id;
   if (spec.rfind("bedrock:", 0) == 0) model_id = spec.substr(8);
   if (model_id.empty()) model_id = bedrock::kDefaultModelId;
@@ -317,22 +398,39 @@ Result<std::unique_ptr<ImageModel>> MakeBedrockModel(const std::string& spec) {
                                        bedrock::kActiveAlternatives + ")");
   }
   aws::EnvLookup env = aws::ProcessEnv();
-  std::string region = aws::ResolveRegion(env);
-  auto endpoint = aws::ResolveEndpoint(aws::BedrockRuntimeService(), region, "", env);
+  std::string region = options.region;
+  auto endpoint = aws::ResolveEndpoint(aws::BedrockRuntimeService(), region, options.endpoint, env);
   if (!endpoint.ok()) {
     Error e = endpoint.error();
     e.field = "model";
-    e.message = "bedrock: " + e.message + " (set AWS_REGION)";
+    e.message = "bedrock: " + e.message + " (set IMAGEGEN_BEDROCK_REGION or AWS_REGION)";
     return e;
   }
   if (region.empty()) region = "us-east-1";  // a local endpoint without a region
-  return std::unique_ptr<ImageModel>(std::make_unique<BedrockModel>(
-      model_id, region, endpoint.value(), aws::MakeDefaultCredentialsChain()));
+  // Refused now rather than by a failed call per request. The table describes AWS's own
+  // endpoints (regional or VPC); a local or third-party endpoint serves what it serves.
+  if (std::string why = IsAwsEndpoint(endpoint.value()) ? bedrock::RegionRefusal(model_id, region)
+                                                        : std::string();
+      !why.empty()) {
+    return Error::Invalid("model", "bedrock: " + why);
+  }
+  return std::unique_ptr<ImageModel>(
+      std::make_unique<BedrockModel>(model_id, region, endpoint.value(), options));
+}
+
+Result<std::unique_ptr<ImageModel>> MakeBedrockModel(const std::string& spec,
+                                                     const Config& config) {
+  BedrockOptions options;
+  options.region =
+      config.bedrock_region.empty() ? aws::ResolveRegion(aws::ProcessEnv()) : config.bedrock_region;
+  options.retry_base_ms = config.bedrock_retry_base_ms;
+  return MakeBedrockModel(spec, options);
 }
 
 void RegisterBedrockProvider() {
-  RegisterModelProvider("bedrock",
-                        [](const std::string& spec, int) { return MakeBedrockModel(spec); });
+  RegisterConfiguredModelProvider("bedrock", [](const std::string& spec, const Config& config) {
+    return MakeBedrockModel(spec, config);
+  });
 }
 
 }  // namespace imagegen
