@@ -204,6 +204,22 @@ TEST(Credentials, EnvironmentKeysComeBeforeWebIdentity) {
   EXPECT_TRUE(t->requests.empty());
 }
 
+TEST(Credentials, HalfAWebIdentityIsNotASource) {
+  auto t = std::make_shared<FakeTransport>();
+  int64_t now = kNowMs;
+  auto c =
+      Chain({{"AWS_ROLE_ARN", "arn:aws:iam::1:role/irsa"}, {"AWS_EC2_METADATA_DISABLED", "true"}},
+            t, &now)
+          ->Get();
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, ErrorCode::kForbidden);
+  EXPECT_NE(c.error().message.find("web identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN) "
+                                   "[token file unset]"),
+            std::string::npos)
+      << c.error().message;
+  EXPECT_TRUE(t->requests.empty());
+}
+
 TEST(Credentials, WebIdentityFailureStopsTheChain) {
   ScratchDir dir;
   auto t = std::make_shared<FakeTransport>();
