@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.error
 import urllib.request
 
 ARCHES = {"x86_64": ("amd64", "x86_64-linux-gnu"), "arm64": ("arm64", "aarch64-linux-gnu")}
@@ -55,16 +56,24 @@ def log(message):
     print(f"sysroot: {message}", file=sys.stderr, flush=True)
 
 
+class DownloadError(Exception):
+    pass
+
+
 def fetch(url, attempts=4):
     for attempt in range(attempts):
         try:
             with urllib.request.urlopen(url, timeout=60) as response:
                 return response.read()
+        except urllib.error.HTTPError as error:
+            if error.code == 404:  # not on this mirror: no point in retrying
+                raise DownloadError(f"cannot download {url}: {error}")
+            last = error
         except OSError as error:  # URLError is an OSError
-            if attempt == attempts - 1:
-                raise SystemExit(f"sysroot: cannot download {url}: {error}")
-            log(f"retrying {url} ({error})")
-    raise AssertionError("unreachable")
+            last = error
+        if attempt < attempts - 1:
+            log(f"retrying {url} ({last})")
+    raise DownloadError(f"cannot download {url}: {last}")
 
 
 class Suite:
@@ -74,7 +83,10 @@ class Suite:
         self.base = f"{mirror}/dists/{suite}"
         self.mirror = mirror
         self.suite = suite
-        self.release = fetch(f"{self.base}/InRelease")
+        try:
+            self.release = fetch(f"{self.base}/InRelease")
+        except DownloadError as error:
+            raise SystemExit(f"sysroot: {error}")
         self._verify_signature()
         self.sums = {}
         in_sha256 = False
@@ -102,7 +114,10 @@ class Suite:
 
     def index(self, name):
         """Parsed Packages or Sources index (`main/binary-arm64/Packages`): {package: fields}."""
-        data = fetch(f"{self.base}/{name}.xz")
+        try:
+            data = fetch(f"{self.base}/{name}.xz")
+        except DownloadError as error:
+            raise SystemExit(f"sysroot: {error}")
         if hashlib.sha256(data).hexdigest() != self.sums.get(f"{name}.xz"):
             raise SystemExit(f"sysroot: {self.base}/{name}.xz does not match InRelease")
         return parse_index(lzma.decompress(data).decode("utf-8", "replace"))
@@ -169,12 +184,24 @@ def version_key(version):
     return Key((epoch or "0", upstream, revision))
 
 
-def newest(indices, package):
-    """(entry, archive base) of the highest version of `package` over [(index, base), ...]."""
+def candidates(indices, package):
+    """[(entry, archive base)] of `package` over [(index, base), ...], newest version first."""
     found = [(index[package], base) for index, base in indices if package in index]
     if not found:
         raise SystemExit(f"sysroot: package {package} not found")
-    return max(found, key=lambda item: version_key(item[0]["Version"]))
+    return sorted(found, key=lambda item: version_key(item[0]["Version"]), reverse=True)
+
+
+def first_available(indices, package, download):
+    """download(entry, base) for the newest version a mirror really serves (a partial mirror may
+    list a security update whose file it lacks)."""
+    errors = []
+    for entry, base in candidates(indices, package):
+        try:
+            return entry, download(entry, base)
+        except DownloadError as error:
+            errors.append(str(error))
+    raise SystemExit("sysroot: " + "; ".join(errors))
 
 
 def download_checked(url, sha256):
@@ -211,9 +238,11 @@ def install_binaries(mirror, security_mirror, root, debian_arch):
                    (Suite(mirror, f"{suite}-updates").index(packages_index), mirror),
                    (Suite(mirror, suite).index(packages_index), mirror)]
         for package in packages:
-            entry, base = newest(indices, package)
+            entry, data = first_available(
+                indices, package,
+                lambda e, base: download_checked(f"{base}/{e['Filename']}", e["SHA256"]))
             log(f"{suite}: {package} {entry['Version']}")
-            unpack_deb(download_checked(f"{base}/{entry['Filename']}", entry["SHA256"]), root)
+            unpack_deb(data, root)
 
 
 def source_files(entry):
@@ -232,26 +261,33 @@ def fetch_sources(mirror, security_mirror, work):
                (Suite(mirror, "bookworm").index("main/source/Sources"), mirror)]
     trees = {}
     for package in SOURCES:
-        entry, base = newest(indices, package)
+        entry, files = first_available(indices, package,
+                                       lambda e, base: download_source(e, base, mirror))
         log(f"bookworm source: {package} {entry['Version']}")
         tree = work / package
         tree.mkdir()
         debian_dir = work / f"{package}-debian"
         debian_dir.mkdir()
-        for name, sha256 in source_files(entry):
-            if name.endswith((".dsc", ".asc")):
-                continue
-            # A security upload keeps its .orig tarball in the main archive's pool.
-            url = f"{base}/{entry['Directory']}/{name}"
-            if ".orig." in name and base != mirror:
-                url = f"{mirror}/{entry['Directory']}/{name}"
-            data = download_checked(url, sha256)
+        for name, data in files:
             with tarfile.open(fileobj=io.BytesIO(data)) as tar:
                 extract(tar, tree if ".orig." in name else debian_dir)
         (source,) = [p for p in tree.iterdir() if p.is_dir()]
         apply_patches(source, debian_dir / "debian")
         trees[package] = source
     return trees
+
+
+def download_source(entry, base, mirror):
+    files = []
+    for name, sha256 in source_files(entry):
+        if name.endswith((".dsc", ".asc")):
+            continue
+        # A security upload keeps its .orig tarball in the main archive's pool.
+        url = f"{base}/{entry['Directory']}/{name}"
+        if ".orig." in name and base != mirror:
+            url = f"{mirror}/{entry['Directory']}/{name}"
+        files.append((name, download_checked(url, sha256)))
+    return files
 
 
 def extract(tar, root):

@@ -1,6 +1,7 @@
 #include "aws/http.h"
 
 #include <curl/curl.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <mutex>
@@ -83,12 +84,32 @@ TransportFailure Classify(CURLcode code) {
   }
 }
 
+// The system's CA bundle. libcurl's compiled-in default is the build host's path; the Lambda
+// bootstrap is built against a Debian sysroot (/etc/ssl/certs/...) but runs on Amazon Linux
+// (/etc/pki/tls/certs/...), so the well-known locations are probed at start.
+std::string SystemCaBundle() {
+  static constexpr const char* kBundles[] = {
+      "/etc/ssl/certs/ca-certificates.crt",  // Debian, Ubuntu, Alpine
+      "/etc/pki/tls/certs/ca-bundle.crt",    // Amazon Linux, Fedora, RHEL
+      "/etc/ssl/ca-bundle.pem",              // openSUSE
+      "/etc/ssl/cert.pem",                   // Alpine, macOS-like layouts
+  };
+  for (const char* path : kBundles) {
+    if (::access(path, R_OK) == 0) return path;
+  }
+  return "";
+}
+
 class CurlTransport : public HttpTransport {
  public:
   CurlTransport() {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     // The AWS SDKs' variable for a private CA bundle (corporate proxies, local TLS endpoints).
-    if (const char* bundle = std::getenv("AWS_CA_BUNDLE"); bundle && *bundle) ca_bundle_ = bundle;
+    if (const char* bundle = std::getenv("AWS_CA_BUNDLE"); bundle && *bundle) {
+      ca_bundle_ = bundle;
+    } else {
+      ca_bundle_ = SystemCaBundle();
+    }
   }
   ~CurlTransport() override {
     for (CURL* h : idle_) curl_easy_cleanup(h);

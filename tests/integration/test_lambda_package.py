@@ -102,7 +102,8 @@ def s3(moto_server):
 
 @pytest.fixture
 def bedrock():
-    fake = FakeBedrock("AKIDEXAMPLE", "secret-example", "us-east-1").start()
+    # The default Stability model is served in us-west-2; the bucket is in us-east-1.
+    fake = FakeBedrock("AKIDEXAMPLE", "secret-example", "us-west-2").start()
     yield fake
     fake.stop()
 
@@ -150,6 +151,7 @@ def test_sam_built_zip_answers_generate_inside_debian11(arch, tmp_path, s3, bedr
         "BUCKET_NAME": BUCKET,
         "KEY_PREFIX": PREFIX,
         "MODEL_ID": STABILITY,
+        "IMAGEGEN_BEDROCK_REGION": "us-west-2",
         "AWS_ENDPOINT_URL_S3": moto_server,
         "IMAGEGEN_S3_PATH_STYLE": "1",
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock.url,
