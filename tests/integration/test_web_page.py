@@ -44,3 +44,88 @@ def test_page_works_with_api_keys(serve):
       }}).catch((e) => {{ console.error(e); process.exit(1); }});
     """], capture_output=True, text=True, timeout=180, cwd=ROOT / "tests/e2e")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+class StageProxy:
+    """API Gateway REST in miniature: serves `upstream` under /prod (the stage) and answers 403
+    "Missing Authentication Token" for anything outside it, as API Gateway does."""
+
+    def __init__(self, upstream):
+        import http.server
+        import threading
+        import requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                path = self.path
+                if not (path == "/prod" or path.startswith("/prod/") or path.startswith("/prod?")):
+                    body = b'{"message":"Missing Authentication Token"}'
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                rest = path[len("/prod"):] or "/"
+                if rest.startswith("?"):
+                    rest = "/" + rest
+                length = int(self.headers.get("Content-Length") or 0)
+                data = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length", "accept-encoding")}
+                headers["Accept-Encoding"] = "identity"  # bodies pass through as they are
+                r = requests.request(self.command, upstream + rest, data=data, headers=headers, timeout=120)
+                self.send_response(r.status_code)
+                for k, v in r.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(r.content)))
+                self.end_headers()
+                self.wfile.write(r.content)
+
+            do_GET = do_POST = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_page_works_under_an_api_gateway_stage(serve):
+    """Behind API Gateway REST the page is at /prod/ (or /prod): generate, gallery and images
+    must all be fetched relative to the stage, never from the host's root."""
+    server = serve("--model", "test")
+    proxy = StageProxy(server.url)
+    try:
+        ARTIFACTS.mkdir(exist_ok=True)
+        r = run_browser(proxy.url + "/prod", ARTIFACTS / "web-page-stage.png")  # opens /prod/
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+        assert out["ok"] and out["figures"] >= 1
+        # /prod without the trailing slash: relative URLs alone would resolve against the root.
+        r = subprocess.run(["node", "-e", f"""
+          import('playwright-core').then(async ({{ chromium }}) => {{
+            const b = await chromium.launch({{ executablePath: '/usr/bin/chromium',
+              args: ['--headless','--no-sandbox','--disable-gpu','--disable-background-networking','--no-first-run'] }});
+            const p = await b.newPage();
+            const outside = [];
+            p.on('request', (req) => {{ const u = new URL(req.url()); if (u.protocol.startsWith('http') && !u.pathname.startsWith('/prod')) outside.push(u.pathname); }});
+            await p.goto('{proxy.url}/prod');
+            await p.fill('#prompt', 'a green triangle');
+            await p.click('#generate');
+            await p.waitForFunction(() => document.querySelector('#status').textContent.startsWith('Done'), null, {{ timeout: 60000 }});
+            await p.waitForFunction(() => {{ const i = document.querySelector('#gallery figure img'); return i && i.complete && i.naturalWidth > 0; }});
+            await b.close();
+            if (outside.length) {{ console.error('outside the stage: ' + outside.join(', ')); process.exit(1); }}
+          }}).catch((e) => {{ console.error(e); process.exit(1); }});
+        """], capture_output=True, text=True, timeout=180, cwd=ROOT / "tests/e2e")
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        proxy.stop()
