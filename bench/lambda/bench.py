@@ -115,15 +115,20 @@ def event(method, path, body=None):
     return e
 
 
-def run_once(command, env, cwd, first, phases, log_dir):
+def run_once(command, env, cwd, first, phases, log_dir, trace=None):
     """One cold start: a fresh emulator, `first` = (event, status) as the cold invoke, then each
-    phase (name, event, status, n) n times warm. Returns the timings and the peak RSS."""
+    phase (name, event, status, n) n times warm. Returns the timings and the peak RSS. With
+    `trace` (a file), the bootstrap runs under strace (execve and connect only) instead."""
     port = free_port()
+    runtime_api_port = free_port()
     log_path = pathlib.Path(log_dir) / f"rie-{port}.log"
-    out = {}
+    out = {"runtime_api_port": runtime_api_port}
+    if trace:
+        command = ["strace", "-f", "--seccomp-bpf", "-e", "trace=execve,connect", "-ttt", "-o", str(trace),
+                   *command]
     with open(log_path, "w") as log:
         rie = subprocess.Popen([str(RIE), "--runtime-interface-emulator-address", f"127.0.0.1:{port}",
-                                "--runtime-api-address", f"127.0.0.1:{free_port()}", *command],
+                                "--runtime-api-address", f"127.0.0.1:{runtime_api_port}", *command],
                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         try:
             url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
@@ -175,6 +180,26 @@ def run_once(command, env, cwd, first, phases, log_dir):
     if out["init_ms"] is None:
         raise SystemExit(f"no INIT REPORT in {log_path}:\n{log_path.read_text()[-2000:]}")
     return out
+
+
+def trace_init(trace, s3_port, runtime_api_port):
+    """From an strace -ttt log: ms from the bootstrap's execve to its first connect to the S3
+    endpoint and to its first connect to the Runtime API (= asking for the first event)."""
+    import re
+    t0 = s3 = rapi = None
+    for line in pathlib.Path(trace).read_text().splitlines():
+        m = re.match(r"\d+\s+([\d.]+) (execve|connect)\(", line)
+        if not m:
+            continue
+        t = float(m.group(1))
+        if m.group(2) == "execve" and t0 is None:
+            t0 = t
+        elif m.group(2) == "connect" and t0 is not None:
+            if f"htons({s3_port})" in line and s3 is None:
+                s3 = (t - t0) * 1000
+            if f"htons({runtime_api_port})" in line and rapi is None:
+                rapi = (t - t0) * 1000
+    return s3, rapi
 
 
 def pct(values, q):
@@ -236,6 +261,9 @@ def main():
                     help="also measure an unpackaged imagegen binary (e.g. build/imagegen) as a column")
     ap.add_argument("--runs", type=int, default=20, help="cold starts per runtime")
     ap.add_argument("--warm", type=int, default=20, help="warm invocations per phase per cold start")
+    ap.add_argument("--trace-runs", type=int, default=10,
+                    help="extra cold starts of imagegen and Rust under strace, to show where init goes "
+                         "(not in the main numbers; 0: none; skipped without strace)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "lambda" / "RESULTS.md"))
     ap.add_argument("--command", default="bench/lambda/run.sh",
                     help="the command line to print in the report")
@@ -299,6 +327,18 @@ def main():
                 print(f"run {i + 1}/{args.runs} {name}: init {r['init_ms']:.2f} ms, cold {r['cold_ms']:.1f} ms",
                       flush=True)
         summary = {name: summarize(runs) for name, runs in results.items()}
+
+        # Where init goes: separate cold starts under strace (which slows each syscall it stops
+        # at, so these add up to more than the emulator's init above).
+        traced = {IMAGEGEN: [], RUST: []}
+        s3_port = int(moto_url.rsplit(":", 1)[1])
+        if args.trace_runs and shutil.which("strace"):
+            for i in range(args.trace_runs):
+                for name in traced:
+                    command, env, cwd, first, _ = runtimes[name]
+                    trace = work / f"strace-{i}.txt"
+                    r = run_once(command, env, cwd, first, [], work, trace=trace)
+                    traced[name].append(trace_init(trace, s3_port, r["runtime_api_port"]))
     finally:
         fake.stop()
         moto.terminate()
@@ -377,6 +417,28 @@ def main():
     un_cells = [mb(unzipped[n]) if n in unzipped else "n/a" for n in names]
     lines.append("| unzipped (MB) | " + " | ".join(un_cells) +
                  f" | {unzipped[IMAGEGEN] / unzipped[RUST]:.2f}x | |")
+    if traced[IMAGEGEN]:
+        i_s3 = med(t[0] for t in traced[IMAGEGEN] if t[0] is not None)
+        i_rapi = med(t[1] for t in traced[IMAGEGEN] if t[1] is not None)
+        r_rapi = med(t[1] for t in traced[RUST] if t[1] is not None)
+        lines += [
+            "",
+            f"### Where imagegen's init goes ({len(traced[IMAGEGEN])} more cold starts each under "
+            "`strace -e trace=execve,connect`, medians; not in the numbers above)",
+            "",
+            "| from the bootstrap's execve to | imagegen (packaged zip) | Rust (lambda_runtime hello) |",
+            "|---|---|---|",
+            f"| its first connect to S3 (HeadBucket: the store's region check, made during init) "
+            f"| {i_s3:.2f} ms | - |",
+            f"| its first connect to the Runtime API (asks for the first event: end of init) "
+            f"| {i_rapi:.2f} ms | {r_rapi:.2f} ms |",
+            "",
+            f"So about {i_rapi - i_s3:.1f} of imagegen's {i_rapi:.1f} ms (traced) is the HeadBucket "
+            "round trip to moto plus what init builds after it; the Rust hello world makes no AWS "
+            "call at all before asking for its first event, and neither does the Python handler "
+            "(boto3 clients connect lazily, on the first call). Against real S3 that round trip is a "
+            "TCP + TLS handshake and a request in-region, more than against loopback moto.",
+        ]
     for n in names:
         stages = [st for r in results[n] for st in r["stages"]]
         if stages:
