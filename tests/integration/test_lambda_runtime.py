@@ -559,3 +559,31 @@ def test_page_behind_a_rest_stage_uses_stage_relative_urls(lambda_fn):
     assert 'api("generate")' in html and 'api("images' in html
     for absolute in ('fetch("/', "fetch('/", 'src="/', 'href="/', '"/generate', '"/images'):
         assert absolute not in html, absolute
+
+
+def test_readyz_and_generate_with_a_role_scoped_to_the_prefix(lambda_fn, moto_server_iam):
+    """The SAM stack's policy: s3:GetObject + s3:PutObject on BUCKET/PREFIX/* and nothing on the
+    bucket itself. moto (with IAM enforcement) refuses the bucket root to such a user, so a
+    probe there answered 503 for ever; inside the prefix /readyz is 200 and generation works
+    (the region check's HeadBucket is denied, which only means S3 answered from this region)."""
+    bucket = "imagegen-itest-scoped"
+    s3 = moto_server_iam.boto3("s3")
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    iam = moto_server_iam.boto3("iam")
+    user = "imagegen-scoped-" + uuid.uuid4().hex[:6]
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    iam.put_user_policy(UserName=user, PolicyName="prefix-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+                       "Resource": f"arn:aws:s3:::{bucket}/{PREFIX}/*"}]}))
+    fn = lambda_fn("test", BUCKET_NAME=bucket, AWS_ENDPOINT_URL_S3=moto_server_iam.endpoint,
+                   AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
+    out = fn.invoke(apigw_v1("GET", "/readyz"))
+    assert out["statusCode"] == 200, (out, fn.logs())
+    gen = fn.invoke(apigw_v1("POST", "/generate", {"prompt": "a red circle", "width": 64, "height": 64}))
+    assert gen["statusCode"] == 200, (gen, fn.logs())
+    assert json.loads(gen["body"])["images"][0]["key"].startswith(PREFIX + "/")
