@@ -163,3 +163,40 @@ def test_readyz_and_webpage(serve):
     page = requests.get(server.url + "/")
     assert page.headers["Content-Type"].startswith("text/html")
     assert "<form" in page.text
+
+
+def test_bucket_name_wins_over_a_baked_default_store(serve, moto_server, tmp_path):
+    """Images (the container image, say) bake their store as IMAGEGEN_DEFAULT_STORE; a
+    BUCKET_NAME given at run time must win, and without it the baked default applies."""
+    import uuid
+    import boto3
+    creds = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret-example",
+             "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1",
+                      aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"])
+    name = "imagegen-" + uuid.uuid4().hex[:12]
+    s3.create_bucket(Bucket=name)
+    baked = tmp_path / "baked"
+    env = dict(creds, IMAGEGEN_DEFAULT_STORE=f"file://{baked}", IMAGEGEN_STORE="",
+               AWS_ENDPOINT_URL_S3=moto_server, BUCKET_NAME=name)
+    server = serve("--model", "test", env=env)
+    r = requests.post(server.url + "/generate", json={"prompt": "a red circle", "width": 64, "height": 64})
+    assert r.status_code == 200, r.text
+    assert r.json()["images"][0]["uri"] == f"s3://{name}/{r.json()['key']}"
+    assert s3.head_object(Bucket=name, Key=r.json()["key"])["ContentLength"] > 0
+    assert not (baked / r.json()["key"]).exists()
+
+    server = serve("--model", "test", env=dict(env, BUCKET_NAME=""))
+    r = requests.post(server.url + "/generate", json={"prompt": "a red circle", "width": 64, "height": 64})
+    assert r.status_code == 200, r.text
+    assert (baked / r.json()["key"]).exists()
+
+
+def test_an_invalid_environment_variable_is_named(tmp_path):
+    from conftest import run_cli
+    for name, value in (("IMAGEGEN_BEDROCK_REGION", "us-west-2a"), ("IMAGEGEN_THREADS", "four"),
+                        ("IMAGEGEN_S3_REGION", "EU-WEST-1")):
+        r = run_cli("generate", "x", "--model", "test", env={name: value}, cwd=tmp_path)
+        assert r.returncode == 2, (name, r.stderr)
+        assert name in r.stderr and value in r.stderr and r.stderr.count("\n") == 1, r.stderr
