@@ -345,6 +345,10 @@ def main():
         moto.wait()
     elapsed = time.time() - started
 
+    import hashlib
+    zip_sha = hashlib.sha256(zips[IMAGEGEN].read_bytes()).hexdigest()
+    git_head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip() or "?"
     names = list(summary)
     s = summary
     ratio_init_rust = s[IMAGEGEN]["init_median_ms"] / s[RUST]["init_median_ms"]
@@ -365,7 +369,9 @@ def main():
         f"{args.runs} cold starts per runtime, each followed by {args.warm} warm invocations per phase, "
         f"under aws-lambda-rie, against moto S3 and the SigV4-checking fake Bedrock ({MODEL}, 512x512), "
         "with API Gateway REST events from `sam local generate-event`. Each runtime runs from its "
-        "unzipped deployment zip (imagegen: `" + os.path.relpath(args.zip, ROOT) + "`).",
+        "unzipped deployment zip (imagegen: `" + os.path.relpath(args.zip, ROOT) + "`, sha256 "
+        + zip_sha[:12] + ", written " + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(zips[IMAGEGEN].stat().st_mtime))
+        + "; repository HEAD at bench time: " + git_head + ").",
         "",
         "## Goals",
         "",
@@ -453,8 +459,9 @@ def main():
         "- **init** is the emulator's own `INIT REPORT(durationMs: ...)` (microsecond resolution), the "
         "same for all three: from the start of the runtime init phase (just before the emulator execs "
         "the bootstrap - it does so lazily, on the first invoke) to the bootstrap's first "
-        "`GET /runtime/invocation/next`. It covers exec, dynamic loading (the imagegen bootstrap is "
-        "static; the Rust one links glibc dynamically; Python loads the interpreter, awslambdaric and "
+        "`GET /runtime/invocation/next`. It covers exec, dynamic loading (both the imagegen and the "
+        "Rust bootstrap link only glibc dynamically - libc, libm, libpthread, libdl for imagegen, "
+        "libc, libm, libgcc_s for Rust - everything else is static; Python loads the interpreter, awslambdaric and "
         "boto3) and the runtime's own init (imagegen: configuration, model registry, AWS clients; "
         "Python: two boto3 clients at module load, as AWS recommends and the seed does). "
         "**cold start to first answer** is client-side: the first invoke's round trip.",
