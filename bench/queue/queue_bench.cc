@@ -38,8 +38,8 @@ std::unique_ptr<SqliteQueue> Open(const std::string& path, bool full) {
 }
 
 double EnqueueRate(const std::string& dir, bool full, int producers, int per_producer) {
-  std::string path = dir + "/enqueue-" + std::to_string(full) + "-" + std::to_string(producers) +
-                     ".db";
+  std::string path =
+      dir + "/enqueue-" + std::to_string(full) + "-" + std::to_string(producers) + ".db";
   fs::remove(path);
   { Open(path, full); }  // create the schema before the clock starts
   std::string body = R"({"prompt":"a red circle on a blue background","seed":1,"job_id":"x"})";
@@ -129,8 +129,10 @@ int main(int argc, char** argv) {
   for (int i = 0; i < sequential; ++i) {
     std::string job = "seq-" + std::to_string(i);
     auto start = Clock::now();
-    if (!queue->Send(R"({"prompt":"a red circle","width":64,"height":64,"steps":4,"seed":1,)"
-                     R"("job_id":")" + job + "\"}")
+    if (!queue
+             ->Send(R"({"prompt":"a red circle","width":64,"height":64,"steps":4,"seed":1,)"
+                    R"("job_id":")" +
+                    job + "\"}")
              .ok()) {
       std::abort();
     }
@@ -142,8 +144,10 @@ int main(int argc, char** argv) {
   int batch = std::min(n / 2, 1000);
   auto start = Clock::now();
   for (int i = 0; i < batch; ++i) {
-    queue->Send(R"({"prompt":"a red circle","width":64,"height":64,"steps":4,"seed":1,)"
-                R"("job_id":"batch-)" + std::to_string(i) + "\"}")
+    queue
+        ->Send(R"({"prompt":"a red circle","width":64,"height":64,"steps":4,"seed":1,)"
+               R"("job_id":"batch-)" +
+               std::to_string(i) + "\"}")
         .value();
   }
   for (int i = 0; i < batch; ++i) wait_for("batch-" + std::to_string(i));
@@ -151,7 +155,8 @@ int main(int argc, char** argv) {
   for (pid_t pid : workers) kill(pid, SIGTERM);
   for (pid_t pid : workers) waitpid(pid, nullptr, 0);
 
-  std::printf("\n### End to end with the test model (Send -> PNG stored, file store, 64x64, 4 steps)\n\n");
+  std::printf(
+      "\n### End to end with the test model (Send -> PNG stored, file store, 64x64, 4 steps)\n\n");
   std::printf("| measure | value |\n|---|---|\n");
   std::printf("| one job at a time, p50 | %.1f ms |\n", Percentile(latencies, 0.5));
   std::printf("| one job at a time, p99 | %.1f ms |\n", Percentile(latencies, 0.99));

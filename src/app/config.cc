@@ -6,6 +6,8 @@
 #include <mutex>
 
 #include "aws/encoding.h"
+#include "core/strings.h"
+#include "model/bedrock/bedrock_model.h"
 #include "queue/sqlite_queue.h"
 #include "queue/sqs_queue.h"
 #include "store/file_store.h"
@@ -14,19 +16,12 @@
 #ifdef IMAGEGEN_WITH_TEST_MODEL
 #include "model/testing/test_model.h"
 #endif
+#ifdef IMAGEGEN_HAS_ENGINE
+#include "model/local/local_model.h"
+#endif
 
 namespace imagegen {
 namespace {
-
-std::mutex& ProvidersMutex() {
-  static std::mutex mu;
-  return mu;
-}
-
-std::map<std::string, ConfiguredModelFactory>& Providers() {
-  static auto* providers = new std::map<std::string, ConfiguredModelFactory>();
-  return *providers;
-}
 
 std::string SchemeOf(const std::string& spec) {
   size_t end = spec.find_first_of(":?");
@@ -41,18 +36,32 @@ class EnvReader {
     auto value = env_(name);
     return value ? *value : "";
   }
-  // The first non-empty of `names`, and which one it was.
-  std::pair<std::string, std::string> First(std::initializer_list<const char*> names) const {
+  // The value of the first of `names` that is set and not empty.
+  std::string First(std::initializer_list<const char*> names) const {
     for (const char* name : names) {
       std::string value = (*this)(name);
-      if (!value.empty()) return {name, value};
+      if (!value.empty()) return value;
     }
-    return {"", ""};
+    return "";
   }
 
  private:
   const aws::EnvLookup& env_;
 };
+
+std::vector<std::string> SplitList(const std::string& value) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= value.size()) {
+    size_t comma = value.find(',', start);
+    std::string item =
+        Trim(value.substr(start, comma == std::string::npos ? comma : comma - start));
+    if (!item.empty()) out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
 
 Error BadVariable(const std::string& name, const std::string& value, const std::string& wants) {
   return Error::Invalid(name, name + "=\"" + value + "\" is not valid: " + wants);
@@ -71,7 +80,7 @@ Result<int> IntVariable(const std::string& name, const std::string& value, int l
 }
 
 Result<bool> BoolVariable(const std::string& name, const std::string& value) {
-  std::string v = aws::ToLower(value);
+  std::string v = Lower(value);
   if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
   if (v == "0" || v == "false" || v == "no" || v == "off") return false;
   return BadVariable(name, value, "expected 1/true/yes/on or 0/false/no/off");
@@ -114,45 +123,13 @@ Status CheckRegion(const std::string& name, const std::string& value, bool endpo
   return Status::Ok();
 }
 
-// Tries again before each generation until the store's location is known; an error, once
-// seen, is permanent (the configuration has to change).
-class LocationCheckedModel final : public ImageModel {
- public:
-  LocationCheckedModel(std::shared_ptr<ImageModel> model, std::shared_ptr<ObjectStore> store)
-      : model_(std::move(model)), store_(std::move(store)) {}
-  std::string Name() const override { return model_->Name(); }
-  const ModelLimits& Limits() const override { return model_->Limits(); }
-  Result<ModelOutput> Generate(const ValidRequest& request, const GenerateContext& ctx) override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (error_) return *error_;
-      if (!confirmed_) {
-        auto checked = store_->CheckLocation();
-        if (!checked.ok()) {
-          error_ = checked.error();
-          return *error_;
-        }
-        confirmed_ = checked.value();
-      }
-    }
-    return model_->Generate(request, ctx);
-  }
-
- private:
-  std::shared_ptr<ImageModel> model_;
-  std::shared_ptr<ObjectStore> store_;
-  std::mutex mu_;
-  bool confirmed_ = false;      // GUARDED_BY(mu_)
-  std::optional<Error> error_;  // GUARDED_BY(mu_)
-};
-
 }  // namespace
 
 Result<Config> ParseConfigEnv(const aws::EnvLookup& lookup) {
   EnvReader env(lookup);
   Config config;
-  if (auto [name, value] = env.First({"IMAGEGEN_STORE"}); !value.empty()) {
-    config.store = value;
+  if (auto store = env("IMAGEGEN_STORE"); !store.empty()) {
+    config.store = store;
   } else if (auto bucket = env("BUCKET_NAME"); !bucket.empty()) {
     config.store = "s3://" + bucket;
   } else if (auto fallback = env("IMAGEGEN_DEFAULT_STORE"); !fallback.empty()) {
@@ -181,7 +158,7 @@ Result<Config> ParseConfigEnv(const aws::EnvLookup& lookup) {
     if (!flag.ok()) return flag.error();
     config.s3_path_style = flag.value();
   }
-  config.key_prefix = env.First({"IMAGEGEN_KEY_PREFIX", "KEY_PREFIX"}).second;
+  config.key_prefix = env.First({"IMAGEGEN_KEY_PREFIX", "KEY_PREFIX"});
   if (auto v = env("IMAGEGEN_MODEL"); !v.empty()) {
     config.model = v;
   } else if (auto id = env("MODEL_ID"); !id.empty()) {
@@ -192,15 +169,42 @@ Result<Config> ParseConfigEnv(const aws::EnvLookup& lookup) {
     if (!ms.ok()) return ms.error();
     config.bedrock_retry_base_ms = ms.value();
   }
-  if (auto [name, value] = env.First({"IMAGEGEN_QUEUE", "SQS_QUEUE_URL", "IMAGEGEN_DEFAULT_QUEUE"});
-      !value.empty()) {
-    config.queue = value;
+  if (auto queue = env.First({"IMAGEGEN_QUEUE", "SQS_QUEUE_URL", "IMAGEGEN_DEFAULT_QUEUE"});
+      !queue.empty()) {
+    config.queue = queue;
   }
   if (auto v = env("IMAGEGEN_THREADS"); !v.empty()) {
     auto threads = IntVariable("IMAGEGEN_THREADS", v, 0, 256);
     if (!threads.ok()) return threads.error();
     config.threads = threads.value();
   }
+  struct IntSetting {
+    const char* name;
+    int lo, hi;
+    int* field;
+  };
+  int retention_s = static_cast<int>(config.job_retention_s);
+  for (const IntSetting& setting : {
+           IntSetting{"IMAGEGEN_JOB_RETENTION", 1, 10 * 365 * 86400, &retention_s},
+           IntSetting{"IMAGEGEN_SERVE_WORKERS", 0, 256, &config.serve_workers},
+           IntSetting{"IMAGEGEN_DEADLINE_MARGIN_MS", 0, 60'000, &config.lambda_deadline_margin_ms},
+           IntSetting{"IMAGEGEN_API_GATEWAY_TIMEOUT_MS", 0, 900'000,
+                      &config.lambda_api_gateway_timeout_ms},
+           IntSetting{"IMAGEGEN_MAX_ATTEMPTS", 1, 1000, &config.max_attempts},
+       }) {
+    if (auto v = env(setting.name); !v.empty()) {
+      auto parsed = IntVariable(setting.name, v, setting.lo, setting.hi);
+      if (!parsed.ok()) return parsed.error();
+      *setting.field = parsed.value();
+    }
+  }
+  config.job_retention_s = retention_s;
+  config.lambda_runtime_api = env("AWS_LAMBDA_RUNTIME_API");
+  config.lambda_function_name = env("AWS_LAMBDA_FUNCTION_NAME");
+  config.lambda_log_stream = env("AWS_LAMBDA_LOG_STREAM_NAME");
+  config.api_keys = env("IMAGEGEN_API_KEYS");
+  config.api_keys_file = env("IMAGEGEN_API_KEYS_FILE");
+  config.cors_origins = SplitList(env("IMAGEGEN_CORS_ORIGINS"));
   if (auto v = env("IMAGEGEN_PRESIGN_EXPIRY"); !v.empty()) {
     // SigV4 presigned URLs live at most 7 days.
     auto expiry = IntVariable("IMAGEGEN_PRESIGN_EXPIRY", v, 1, 604'800);
@@ -228,42 +232,42 @@ Result<std::string> NormalizeKeyPrefix(const std::string& prefix) {
   return p;
 }
 
-void RegisterModelProvider(const std::string& scheme, ModelFactory factory) {
-  RegisterConfiguredModelProvider(
-      scheme, [factory = std::move(factory)](const std::string& spec, const Config& config) {
-        return factory(spec, config.threads);
-      });
+std::vector<std::string> ModelProviders() {
+  std::vector<std::string> providers;
+#ifdef IMAGEGEN_HAS_ENGINE
+  providers.push_back("local");
+#endif
+  providers.push_back("bedrock");
+#ifdef IMAGEGEN_WITH_TEST_MODEL
+  providers.push_back("test");
+#endif
+  return providers;
 }
 
-void RegisterConfiguredModelProvider(const std::string& scheme, ConfiguredModelFactory factory) {
-  std::lock_guard<std::mutex> lock(ProvidersMutex());
-  Providers()[scheme] = std::move(factory);
-}
-
+// The one place a model is chosen: by the scheme of `spec`.
 Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, const Config& config) {
   if (config.env_error) return *config.env_error;
   std::string scheme = SchemeOf(spec);
+#ifdef IMAGEGEN_HAS_ENGINE
+  if (scheme == "local") {
+    return LoadLocalModel(spec.size() > 6 ? spec.substr(6) : DefaultLocalModelPath(),
+                          config.threads);
+  }
+#endif
+  if (scheme == "bedrock") {
+    BedrockOptions options;
+    options.region = config.bedrock_region.empty() ? aws::ResolveRegion(aws::ProcessEnv())
+                                                   : config.bedrock_region;
+    options.retry_base_ms = config.bedrock_retry_base_ms;
+    return MakeBedrockModel(spec, options);
+  }
 #ifdef IMAGEGEN_WITH_TEST_MODEL
   if (scheme == "test") return MakeTestModel(spec);
 #endif
-  ConfiguredModelFactory factory;
   std::string known;
-  {
-    std::lock_guard<std::mutex> lock(ProvidersMutex());
-    auto it = Providers().find(scheme);
-    if (it != Providers().end()) factory = it->second;
-    for (const auto& [name, unused] : Providers()) known += (known.empty() ? "" : ", ") + name;
-  }
-  if (!factory) {
-    return Error::Invalid("model", "unknown model \"" + spec + "\"; available: " + known);
-  }
-  return factory(spec, config);
-}
-
-Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, int threads) {
-  Config config = ConfigFromEnv();
-  config.threads = threads;
-  return MakeImageModel(spec, config);
+  for (const auto& name : ModelProviders()) known += (known.empty() ? "" : ", ") + name;
+  std::string hint = scheme == "local" ? " (this build has no embedded engine)" : "";
+  return Error::Invalid("model", "unknown model \"" + spec + "\"" + hint + "; available: " + known);
 }
 
 Result<std::unique_ptr<ObjectStore>> MakeObjectStore(const Config& config) {
@@ -297,25 +301,6 @@ Result<std::unique_ptr<JobQueue>> MakeJobQueue(const Config& config) {
   }
   return Error::Invalid("queue", "unsupported queue URL \"" + url +
                                      "\"; use sqlite://PATH, sqs://NAME or an SQS queue URL");
-}
-
-Result<std::shared_ptr<Pipeline>> MakePipeline(const Config& config) {
-  if (config.env_error) return *config.env_error;
-  auto prefix = NormalizeKeyPrefix(config.key_prefix);
-  if (!prefix.ok()) return prefix.error();
-  auto made_store = MakeObjectStore(config);
-  if (!made_store.ok()) return made_store.error();
-  std::shared_ptr<ObjectStore> store = std::move(made_store.value());
-  auto made_model = MakeImageModel(config.model, config);
-  if (!made_model.ok()) return made_model.error();
-  std::shared_ptr<ImageModel> model = std::move(made_model.value());
-  // Before the first (paid) generation: a bucket in another region would only fail at Put,
-  // after the model was paid for.
-  auto location = store->CheckLocation();
-  if (!location.ok()) return location.error();
-  if (!location.value()) model = std::make_shared<LocationCheckedModel>(model, store);
-  PipelineOptions options{prefix.value(), config.presign_expiry_s};
-  return std::make_shared<Pipeline>(std::move(model), std::move(store), options);
 }
 
 }  // namespace imagegen

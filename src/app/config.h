@@ -21,7 +21,7 @@
 
 #include "aws/config.h"
 #include "core/error.h"
-#include "core/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "queue/job_queue.h"
 
 namespace imagegen {
@@ -41,6 +41,21 @@ struct Config {
   std::string queue = "sqlite://./data/queue.db";
   int threads = 0;  // model threads; 0: the engine's choice
   int presign_expiry_s = 3600;
+  int64_t job_retention_s = 7 * 24 * 3600;  // IMAGEGEN_JOB_RETENTION: finished job records kept
+  int serve_workers = 0;                    // IMAGEGEN_SERVE_WORKERS: in-process workers of serve
+  std::string api_keys;                     // IMAGEGEN_API_KEYS: comma-separated
+  std::string api_keys_file;                // IMAGEGEN_API_KEYS_FILE: one key per line
+  std::vector<std::string> cors_origins;    // IMAGEGEN_CORS_ORIGINS: comma-separated
+  // The Lambda door: IMAGEGEN_DEADLINE_MARGIN_MS, IMAGEGEN_API_GATEWAY_TIMEOUT_MS,
+  // IMAGEGEN_MAX_ATTEMPTS (receives after which a retryable SQS record is final).
+  int lambda_deadline_margin_ms = 500;
+  int lambda_api_gateway_timeout_ms = 29000;
+  int max_attempts = 5;
+  // Set by Lambda itself: AWS_LAMBDA_RUNTIME_API, AWS_LAMBDA_FUNCTION_NAME,
+  // AWS_LAMBDA_LOG_STREAM_NAME.
+  std::string lambda_runtime_api;
+  std::string lambda_function_name;
+  std::string lambda_log_stream;
   // The first environment variable ConfigFromEnv could not accept. MakePipeline, MakeObjectStore,
   // MakeJobQueue and MakeImageModel(spec, config) report it instead of building anything, so
   // every door fails the same way (a Lambda's init error names the variable).
@@ -60,26 +75,14 @@ Config ConfigFromEnv();
 // "" -> "", "a" -> "a/", "a/" -> "a/"; rejects what CheckKey would.
 Result<std::string> NormalizeKeyPrefix(const std::string& prefix);
 
-using ModelFactory =
-    std::function<Result<std::unique_ptr<ImageModel>>(const std::string& spec, int threads)>;
-// A factory that reads the rest of the configuration (regions, retry settings).
-using ConfiguredModelFactory =
-    std::function<Result<std::unique_ptr<ImageModel>>(const std::string& spec, const Config&)>;
-// Providers register by scheme: "local", "test", "bedrock", "openai". The engine registers
-// itself from main() (it lives in a library of its own, see src/model/local).
-void RegisterModelProvider(const std::string& scheme, ModelFactory factory);
-void RegisterConfiguredModelProvider(const std::string& scheme, ConfiguredModelFactory factory);
-
-// spec: "local", "local:/path/to/model", "test?delay_ms=5", "bedrock:<model-id>", ...
+// The model schemes this build has: "local" (the embedded engine, when built), "bedrock",
+// "test" (dev builds).
+std::vector<std::string> ModelProviders();
+// The one place a model is chosen, by the scheme of `spec`: "local", "local:/path/to/model",
+// "bedrock:<model-id>", "test?delay_ms=5". An unknown scheme is kInvalidRequest listing
+// ModelProviders().
 Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, const Config& config);
-// The same with ConfigFromEnv() and `threads`.
-Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, int threads);
 Result<std::unique_ptr<ObjectStore>> MakeObjectStore(const Config& config);
 Result<std::unique_ptr<JobQueue>> MakeJobQueue(const Config& config);
-// Builds model and store, then checks the store's location once before any paid generation
-// can depend on it (ObjectStore::CheckLocation: an S3 bucket in another region than the one
-// configured is an error naming the bucket's region and IMAGEGEN_S3_REGION). When the check
-// cannot tell yet (S3 unreachable), it runs again before each generation until it can.
-Result<std::shared_ptr<Pipeline>> MakePipeline(const Config& config);
 
 }  // namespace imagegen

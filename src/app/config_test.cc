@@ -4,6 +4,8 @@
 
 #include <map>
 
+#include "app/services.h"
+
 namespace imagegen {
 namespace {
 
@@ -108,9 +110,9 @@ TEST(ConfigFromEnv, TypedValues) {
 TEST(ConfigFromEnv, AnEnvironmentErrorStopsEveryFactory) {
   Config config;
   config.env_error = Error::Invalid("IMAGEGEN_THREADS", "IMAGEGEN_THREADS=\"x\" is not valid");
-  auto pipeline = MakePipeline(config);
-  ASSERT_FALSE(pipeline.ok());
-  EXPECT_EQ(pipeline.error().field, "IMAGEGEN_THREADS");
+  auto services = BuildServices(config);
+  ASSERT_FALSE(services.ok());
+  EXPECT_EQ(services.error().field, "IMAGEGEN_THREADS");
   EXPECT_FALSE(MakeJobQueue(config).ok());
   EXPECT_FALSE(MakeObjectStore(config).ok());
 }

@@ -56,7 +56,7 @@ IniSections ParseIni(std::string_view text) {
     if (!in_section) continue;
     size_t eq = line.find('=');
     if (eq == std::string::npos) continue;
-    std::string key = ToLower(Trim(line.substr(0, eq)));
+    std::string key = Lower(Trim(line.substr(0, eq)));
     std::string value = Trim(line.substr(eq + 1));
     // Inline comments need whitespace before the marker, so secrets may contain '#'.
     for (const char* marker : {" #", "\t#", " ;", "\t;"}) {
@@ -147,7 +147,7 @@ Result<UrlParts> SplitUrl(std::string_view url) {
     return Error::Invalid("endpoint", "not an http(s) URL: " + std::string(url));
   }
   UrlParts parts;
-  parts.scheme = ToLower(url.substr(0, scheme_end));
+  parts.scheme = Lower(url.substr(0, scheme_end));
   if (parts.scheme != "http" && parts.scheme != "https") {
     return Error::Invalid("endpoint", "not an http(s) URL: " + std::string(url));
   }
@@ -174,7 +174,7 @@ std::optional<std::string> ConfiguredEndpoint(const ServiceId& service,
                                               const EnvLookup& env) {
   if (!Trim(explicit_endpoint).empty()) return Trim(explicit_endpoint);
   auto ignore = NonEmpty(env, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
-  if (ignore && ToLower(*ignore) == "true") return std::nullopt;
+  if (ignore && Lower(*ignore) == "true") return std::nullopt;
   if (auto v = NonEmpty(env, "AWS_ENDPOINT_URL_" + service.env_name)) return v;
   if (auto v = NonEmpty(env, "AWS_ENDPOINT_URL")) return v;
   return std::nullopt;

@@ -162,7 +162,7 @@ SourceResult FromImds(const EnvLookup& env, HttpTransport& transport, int timeou
   SourceResult r;
   r.tried = "EC2 instance metadata (IMDSv2)";
   auto disabled = NonEmpty(env, "AWS_EC2_METADATA_DISABLED");
-  if (disabled && ToLower(*disabled) == "true") {
+  if (disabled && Lower(*disabled) == "true") {
     r.tried += " [disabled]";
     return r;
   }

@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/strings.h"
+
 namespace imagegen::aws {
 
 // RFC 3986 percent-encoding as SigV4 requires: A-Z a-z 0-9 - _ . ~ pass through, every other
@@ -32,8 +34,5 @@ std::string FormatAmzDate(int64_t epoch_s);
 std::optional<int64_t> ParseIso8601Ms(std::string_view text);
 // RFC 7231 IMF-fixdate (Last-Modified): "Wed, 25 Nov 2026 08:00:00 GMT"; epoch milliseconds.
 std::optional<int64_t> ParseHttpDateMs(std::string_view text);
-
-std::string ToLower(std::string_view text);
-std::string Trim(std::string_view text);
 
 }  // namespace imagegen::aws

@@ -21,13 +21,13 @@ std::string HttpResponse::Header(std::string_view lower_name) const {
 std::string HostHeaderForUrl(std::string_view url) {
   size_t scheme_end = url.find("://");
   std::string scheme =
-      scheme_end == std::string_view::npos ? "https" : ToLower(url.substr(0, scheme_end));
+      scheme_end == std::string_view::npos ? "https" : Lower(url.substr(0, scheme_end));
   std::string_view rest = scheme_end == std::string_view::npos ? url : url.substr(scheme_end + 3);
   size_t end = rest.find_first_of("/?#");
   std::string_view authority = rest.substr(0, end);
   size_t at = authority.rfind('@');
   if (at != std::string_view::npos) authority = authority.substr(at + 1);
-  std::string host = ToLower(authority);
+  std::string host = Lower(authority);
   // Split a port off (IPv6 literals keep their brackets).
   size_t colon = host.rfind(':');
   size_t bracket = host.rfind(']');
@@ -57,7 +57,7 @@ size_t WriteHeader(char* data, size_t size, size_t nmemb, void* user) {
   }
   size_t colon = line.find(':');
   if (colon != std::string_view::npos) {
-    headers->emplace_back(ToLower(Trim(line.substr(0, colon))), Trim(line.substr(colon + 1)));
+    headers->emplace_back(Lower(Trim(line.substr(0, colon))), Trim(line.substr(colon + 1)));
   }
   return size * nmemb;
 }
@@ -121,7 +121,7 @@ class CurlTransport : public HttpTransport {
     curl_slist* header_list = nullptr;
     bool has_content_type = false;
     for (const auto& [name, value] : request.headers) {
-      if (ToLower(name) == "content-type") has_content_type = true;
+      if (Lower(name) == "content-type") has_content_type = true;
       // "Name;" is curl's way to send a header with an empty value.
       std::string line = value.empty() ? name + ";" : name + ": " + value;
       header_list = curl_slist_append(header_list, line.c_str());

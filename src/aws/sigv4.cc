@@ -68,7 +68,7 @@ std::string NormalizePath(std::string_view path) {
 
 void RemoveHeader(HeaderList* headers, std::string_view lower_name) {
   headers->erase(std::remove_if(headers->begin(), headers->end(),
-                                [&](const auto& h) { return ToLower(h.first) == lower_name; }),
+                                [&](const auto& h) { return Lower(h.first) == lower_name; }),
                  headers->end());
 }
 
@@ -80,7 +80,7 @@ struct CanonicalHeaders {
 CanonicalHeaders Canonicalize(const HeaderList& headers, const std::string& host) {
   std::map<std::string, std::string> merged;
   for (const auto& [name, value] : headers) {
-    std::string lower = ToLower(Trim(name));
+    std::string lower = Lower(Trim(name));
     if (IsUnsignedHeader(lower)) continue;
     auto [it, inserted] = merged.emplace(lower, TrimAll(value));
     if (!inserted) it->second += "," + TrimAll(value);

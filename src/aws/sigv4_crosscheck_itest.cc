@@ -38,8 +38,6 @@ std::vector<std::pair<std::string, std::string>> Pairs(const json& list) {
   return out;
 }
 
-std::string Lower(const std::string& s) { return ToLower(s); }
-
 TEST(SigV4Crosscheck, MatchesBotocoreOnRandomisedRequests) {
   json cases = LoadCases();
   ASSERT_GE(cases.size(), 100u) << "too few cases";

@@ -17,7 +17,7 @@ constexpr int64_t k20130524T000000Z = 1369353600;
 
 std::string HeaderValue(const SignableRequest& r, const std::string& name) {
   for (const auto& [n, v] : r.headers) {
-    if (ToLower(n) == name) return v;
+    if (Lower(n) == name) return v;
   }
   return "";
 }

@@ -1,4 +1,4 @@
-// Subcommands register themselves here, so each lives in its own file and main() stays short.
+// The subcommands, one file each; main() adds them in this order.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -9,13 +9,15 @@
 
 namespace imagegen {
 
-// A registrar adds one subcommand to the app. It runs at start-up; the subcommand's callback
-// does the work and returns the process exit code through SetExitCode.
-using CommandRegistrar = std::function<void(CLI::App& app)>;
-
-struct RegisterCommand {
-  RegisterCommand(int order, CommandRegistrar registrar);
-};
+// Each adds one subcommand; its callback does the work and returns the process exit code
+// through SetExitCode.
+void AddGenerateCommand(CLI::App& app);
+void AddServeCommand(CLI::App& app);
+void AddWorkerCommand(CLI::App& app);
+void AddInspectCommand(CLI::App& app);
+void AddDeadLettersCommand(CLI::App& app);
+void AddSubmitCommand(CLI::App& app);
+void AddLambdaCommand(CLI::App& app);
 
 void SetExitCode(int code);
 

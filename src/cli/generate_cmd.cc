@@ -3,6 +3,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "app/services.h"
 #include "cli/command.h"
 #include "image/png.h"
 
@@ -25,12 +26,12 @@ int RunGenerate(GenerateArgs& args) {
     args.request.width = size->first;
     args.request.height = size->second;
   }
-  auto pipeline = MakePipeline(args.config);
-  if (!pipeline.ok()) return ReportError(pipeline.error());
-  auto result = (*pipeline)->Run(args.request, GenerateContext{});
+  auto services = BuildServices(args.config);
+  if (!services.ok()) return ReportError(services.error());
+  auto result = services->pipeline->Run(args.request, GenerateContext{});
   if (!result.ok()) return ReportError(result.error());
   if (!args.out.empty()) {
-    auto png = (*pipeline)->store().Get(result->images.front().key, nullptr);
+    auto png = services->store->Get(result->images.front().key, nullptr);
     if (!png.ok()) return ReportError(png.error());
     std::ofstream file(args.out, std::ios::binary);
     file << png.value();
@@ -44,7 +45,9 @@ int RunGenerate(GenerateArgs& args) {
   return 0;
 }
 
-RegisterCommand registration(10, [](CLI::App& app) {
+}  // namespace
+
+void AddGenerateCommand(CLI::App& app) {
   auto args = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate an image from a prompt and store it");
   cmd->add_option("prompt", args->request.prompt, "What to draw")->required();
@@ -65,7 +68,6 @@ RegisterCommand registration(10, [](CLI::App& app) {
                   "Names the output; re-running finds the same image");
   AddCommonFlags(cmd, &args->config);
   cmd->callback([args] { SetExitCode(RunGenerate(*args)); });
-});
+}
 
-}  // namespace
 }  // namespace imagegen

@@ -25,12 +25,13 @@ int RunInspect(const std::string& path) {
   return 0;
 }
 
-RegisterCommand registration(40, [](CLI::App& app) {
+}  // namespace
+
+void AddInspectCommand(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand("inspect", "Print the generation parameters stored in a PNG");
   cmd->add_option("file", *path, "PNG file")->required();
   cmd->callback([path] { SetExitCode(RunInspect(*path)); });
-});
+}
 
-}  // namespace
 }  // namespace imagegen

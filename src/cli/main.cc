@@ -6,38 +6,13 @@
 
 #include "cli/command.h"
 #include "cli/signals.h"
-#include "model/bedrock/bedrock_model.h"
-#ifdef IMAGEGEN_HAS_ENGINE
-#include "model/local/local_model.h"
-#endif
 
 namespace imagegen {
 namespace {
 
-std::multimap<int, CommandRegistrar>& Registrars() {
-  static auto* registrars = new std::multimap<int, CommandRegistrar>();
-  return *registrars;
-}
-
 int g_exit_code = 0;
 
-void RegisterBuiltinModels() {
-  RegisterBedrockProvider();
-#ifdef IMAGEGEN_HAS_ENGINE
-  RegisterModelProvider("local", [](const std::string& spec, int threads) {
-    std::string path = spec.size() > 6 && spec.compare(0, 6, "local:") == 0
-                           ? spec.substr(6)
-                           : DefaultLocalModelPath();
-    return LoadLocalModel(path, threads);
-  });
-#endif
-}
-
 }  // namespace
-
-RegisterCommand::RegisterCommand(int order, CommandRegistrar registrar) {
-  Registrars().emplace(order, std::move(registrar));
-}
 
 void SetExitCode(int code) { g_exit_code = code; }
 
@@ -54,9 +29,8 @@ void AddCommonFlags(CLI::App* command, Config* config) {
   command->add_option("--key-prefix", config->key_prefix,
                       "Owner prefix for image keys [env IMAGEGEN_KEY_PREFIX, KEY_PREFIX]");
   command
-      ->add_option(
-          "--model", config->model,
-          "local | local:PATH | bedrock:MODEL_ID | openai:URL [env IMAGEGEN_MODEL, MODEL_ID]")
+      ->add_option("--model", config->model,
+                   "local | local:PATH | bedrock:MODEL_ID [env IMAGEGEN_MODEL, MODEL_ID]")
       ->capture_default_str();
   command
       ->add_option("--queue", config->queue,
@@ -79,12 +53,14 @@ int ReportError(const Error& error) {
 int main(int argc, char** argv) {
   using namespace imagegen;
   InstallSignalHandling();
-  RegisterBuiltinModels();
   CLI::App app{"imagegen: text-to-image generation service", "imagegen"};
   app.require_subcommand(0, 1);
   app.set_version_flag("--version", IMAGEGEN_VERSION);
-  for (auto& [order, registrar] : Registrars()) registrar(app);
-  bool lambda_env = std::getenv("AWS_LAMBDA_RUNTIME_API") != nullptr;
+  for (auto* add : {AddGenerateCommand, AddServeCommand, AddWorkerCommand, AddInspectCommand,
+                    AddDeadLettersCommand, AddSubmitCommand, AddLambdaCommand}) {
+    add(app);
+  }
+  bool lambda_env = !ConfigFromEnv().lambda_runtime_api.empty();
   if (argc == 1 && lambda_env) {
     // Lambda runs the bootstrap with no arguments: enter the runtime loop.
     static char lambda_arg[] = "lambda";

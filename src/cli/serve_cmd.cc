@@ -6,9 +6,12 @@
 #include <sstream>
 #include <thread>
 
+#include "app/services.h"
 #include "cli/command.h"
 #include "cli/signals.h"
+#include "core/log.h"
 #include "http/server.h"
+#include "jobs/worker.h"
 
 namespace imagegen {
 namespace {
@@ -17,52 +20,51 @@ struct ServeArgs {
   Config config = ConfigFromEnv();
   ServerOptions server;
   ApiOptions api;
-  std::string api_keys_file;
-  std::vector<std::string> cors_origins;
 };
 
-std::vector<std::string> SplitList(const char* value) {
-  std::vector<std::string> out;
-  if (value == nullptr) return out;
-  std::stringstream in(value);
-  for (std::string item; std::getline(in, item, ',');) {
-    if (!item.empty()) out.push_back(item);
+// IMAGEGEN_SERVE_WORKERS > 0: workers in this process on the same queue, store and pipeline,
+// so one `imagegen serve` completes its own jobs. Stopped (jobs in hand finished) before the
+// listener drains its requests.
+void StartInProcessWorkers(const Services& services, int workers) {
+  auto queue = services.queue();
+  if (!queue.ok()) {
+    Log("error", "in-process workers not started", {{"error", queue.error().message}});
+    return;
   }
-  return out;
+  WorkerOptions options;
+  options.concurrency = workers;
+  auto worker = std::make_shared<Worker>(services.pipeline, queue.value(), services.jobs, options);
+  auto thread = std::make_shared<std::thread>([worker] { worker->Run(); });
+  OnShutdown([worker, thread] {
+    worker->Stop();
+    if (thread->joinable()) thread->join();
+  });
 }
 
 int RunServe(ServeArgs& args) {
-  const char* env_keys = std::getenv("IMAGEGEN_API_KEYS");
-  const char* env_keys_file = std::getenv("IMAGEGEN_API_KEYS_FILE");
-  if (args.api_keys_file.empty() && env_keys_file != nullptr) args.api_keys_file = env_keys_file;
-  auto keys = LoadApiKeys(env_keys == nullptr ? "" : env_keys, args.api_keys_file);
-  if (!keys.ok()) return ReportError(keys.error());
-  args.api.api_keys = keys.value();
-  args.api.cors_origins = args.cors_origins.empty()
-                              ? SplitList(std::getenv("IMAGEGEN_CORS_ORIGINS"))
-                              : args.cors_origins;
-  auto pipeline = MakePipeline(args.config);
-  if (!pipeline.ok()) return ReportError(pipeline.error());
-  auto api = std::make_shared<Api>(pipeline.value(), args.api);
-  for (const auto& attach : ServeExtensions()) attach(*api, args.config);
-  HttpServer server(api, args.server);
+  ServiceOptions options;
+  options.api = args.api;
+  auto services = BuildServices(args.config, options);
+  if (!services.ok()) return ReportError(services.error());
+  if (args.config.serve_workers > 0) StartInProcessWorkers(*services, args.config.serve_workers);
+  HttpServer server(services->api, args.server);
   OnShutdown([&server] { server.Stop(); });
   Status status = server.Run([&](int port) {
-    nlohmann::json line = {{"level", "info"},
-                           {"msg", "listening"},
-                           {"host", args.server.host},
-                           {"port", port},
-                           {"model", (*pipeline)->model().Name()},
-                           {"store", (*pipeline)->store().Uri("")},
-                           {"auth", args.api.api_keys.empty() ? "off" : "api-keys"}};
-    std::cerr << line.dump() << std::endl;
+    Log("info", "listening",
+        {{"host", args.server.host},
+         {"port", port},
+         {"model", services->pipeline->model().Name()},
+         {"store", services->store->Uri("")},
+         {"auth", services->api->options().api_keys.empty() ? "off" : "api-keys"}});
   });
   if (!status.ok()) return ReportError(status.error());
-  std::cerr << R"({"level":"info","msg":"stopped"})" << std::endl;
+  Log("info", "stopped");
   return 0;
 }
 
-RegisterCommand registration(20, [](CLI::App& app) {
+}  // namespace
+
+void AddServeCommand(CLI::App& app) {
   auto args = std::make_shared<ServeArgs>();
   CLI::App* cmd = app.add_subcommand("serve", "Run the HTTP service");
   cmd->add_option("--host", args->server.host, "Address to listen on")->capture_default_str();
@@ -82,13 +84,12 @@ RegisterCommand registration(20, [](CLI::App& app) {
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   cmd->add_option(
-      "--api-keys-file", args->api_keys_file,
+      "--api-keys-file", args->config.api_keys_file,
       "File with one API key per line [env IMAGEGEN_API_KEYS_FILE; also IMAGEGEN_API_KEYS=k1,k2]");
-  cmd->add_option("--cors-origin", args->cors_origins,
+  cmd->add_option("--cors-origin", args->config.cors_origins,
                   "Origin allowed to call from a browser (repeatable) [env IMAGEGEN_CORS_ORIGINS]");
   AddCommonFlags(cmd, &args->config);
   cmd->callback([args] { SetExitCode(RunServe(*args)); });
-});
+}
 
-}  // namespace
 }  // namespace imagegen

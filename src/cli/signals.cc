@@ -54,9 +54,4 @@ void OnShutdown(std::function<void()> callback) {
   g_callbacks->push_back(std::move(callback));
 }
 
-std::vector<ServeExtension>& ServeExtensions() {
-  static auto* extensions = new std::vector<ServeExtension>();
-  return *extensions;
-}
-
 }  // namespace imagegen

@@ -3,6 +3,7 @@
 #include <iostream>
 #include <random>
 
+#include "app/services.h"
 #include "cli/command.h"
 #include "core/ids.h"
 #include "jobs/job_service.h"
@@ -21,7 +22,9 @@ struct SubmitArgs {
 int RunSubmit(SubmitArgs& args) {
   GenerateRequest& request = args.request;
   if (request.prompt.empty()) return ReportError(Error::Invalid("prompt", "prompt is empty"));
-  auto queue = MakeJobQueue(args.config);
+  auto services = BuildServices(args.config);
+  if (!services.ok()) return ReportError(services.error());
+  auto queue = services->queue();
   if (!queue.ok()) return ReportError(queue.error());
   if (args.raw) {
     // Exactly what `aws sqs send-message --message-body "PROMPT"` sends: the worker takes the
@@ -52,7 +55,9 @@ int RunSubmit(SubmitArgs& args) {
   return 0;
 }
 
-RegisterCommand registration(45, [](CLI::App& app) {
+}  // namespace
+
+void AddSubmitCommand(CLI::App& app) {
   auto args = std::make_shared<SubmitArgs>();
   CLI::App* cmd =
       app.add_subcommand("submit", "Enqueue a generation job and print its id (see: worker)");
@@ -74,7 +79,6 @@ RegisterCommand registration(45, [](CLI::App& app) {
                 "the message id, which names the job");
   AddCommonFlags(cmd, &args->config);
   cmd->callback([args] { SetExitCode(RunSubmit(*args)); });
-});
+}
 
-}  // namespace
 }  // namespace imagegen

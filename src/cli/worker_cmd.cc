@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "app/services.h"
 #include "cli/command.h"
 #include "cli/signals.h"
 #include "core/metrics.h"
@@ -21,7 +22,6 @@ struct WorkerArgs {
   WorkerOptions worker;
   int metrics_port = -1;
   std::string metrics_host = "127.0.0.1";
-  int64_t retention_s = JobRetentionFromEnv();
 };
 
 // /metrics and /healthz only: the worker serves no generation routes.
@@ -57,17 +57,11 @@ class MetricsServer {
 };
 
 int RunWorker(WorkerArgs& args) {
-  auto pipeline = MakePipeline(args.config);
-  if (!pipeline.ok()) return ReportError(pipeline.error());
-  auto queue = MakeJobQueue(args.config);
+  auto services = BuildServices(args.config);
+  if (!services.ok()) return ReportError(services.error());
+  auto queue = services->queue();
   if (!queue.ok()) return ReportError(queue.error());
-  JobStoreOptions job_options;
-  job_options.prefix = (*pipeline)->options().key_prefix + "jobs/";
-  job_options.retention_s = args.retention_s;
-  // The store outlives the worker: the pipeline owns it and is held until RunWorker returns.
-  auto jobs = std::make_shared<JobStore>((*pipeline)->store(), job_options);
-  Worker worker(pipeline.value(), std::shared_ptr<JobQueue>(std::move(queue.value())), jobs,
-                args.worker);
+  Worker worker(services->pipeline, queue.value(), services->jobs, args.worker);
   MetricsServer metrics;
   if (args.metrics_port >= 0) {
     if (auto s = metrics.Start(args.metrics_host, args.metrics_port); !s) {
@@ -78,8 +72,8 @@ int RunWorker(WorkerArgs& args) {
   nlohmann::json line = {{"level", "info"},
                          {"msg", "worker started"},
                          {"queue", args.config.queue},
-                         {"store", (*pipeline)->store().Uri("")},
-                         {"model", (*pipeline)->model().Name()},
+                         {"store", services->store->Uri("")},
+                         {"model", services->pipeline->model().Name()},
                          {"concurrency", args.worker.concurrency}};
   if (args.metrics_port >= 0) line["metrics_port"] = metrics.port();
   std::cerr << line.dump() << std::endl;
@@ -89,7 +83,9 @@ int RunWorker(WorkerArgs& args) {
   return 0;
 }
 
-RegisterCommand worker_registration(40, [](CLI::App& app) {
+}  // namespace
+
+void AddWorkerCommand(CLI::App& app) {
   auto args = std::make_shared<WorkerArgs>();
   CLI::App* cmd = app.add_subcommand("worker", "Consume the job queue: generate and store images");
   cmd->add_option("--concurrency,-c", args->worker.concurrency, "Jobs at once")
@@ -115,14 +111,16 @@ RegisterCommand worker_registration(40, [](CLI::App& app) {
   cmd->add_option("--job-timeout", args->worker.job_timeout_s, "Deadline per job, seconds")
       ->check(CLI::Range(1, 86400))
       ->capture_default_str();
-  cmd->add_option("--job-retention", args->retention_s,
+  cmd->add_option("--job-retention", args->config.job_retention_s,
                   "Seconds finished job records are kept [env IMAGEGEN_JOB_RETENTION]")
       ->check(CLI::Range(int64_t{1}, int64_t{10} * 365 * 86400))
       ->capture_default_str();
   cmd->add_flag("--drain", args->worker.drain, "Exit once the queue is empty");
   AddCommonFlags(cmd, &args->config);
   cmd->callback([args] { SetExitCode(RunWorker(*args)); });
-});
+}
+
+namespace {
 
 // --- dead letters -------------------------------------------------------------------------
 
@@ -166,7 +164,9 @@ int RunDeadLetters(DeadLetterArgs& args) {
   return 0;
 }
 
-RegisterCommand dead_letter_registration(42, [](CLI::App& app) {
+}  // namespace
+
+void AddDeadLettersCommand(CLI::App& app) {
   auto args = std::make_shared<DeadLetterArgs>();
   CLI::App* cmd = app.add_subcommand(
       "dead-letters", "List (one JSON line each) or redrive the embedded queue's dead letters");
@@ -176,7 +176,6 @@ RegisterCommand dead_letter_registration(42, [](CLI::App& app) {
   cmd->add_option("--id", args->ids, "With --redrive: only these message ids (repeatable)");
   AddCommonFlags(cmd, &args->config);
   cmd->callback([args] { SetExitCode(RunDeadLetters(*args)); });
-});
+}
 
-}  // namespace
 }  // namespace imagegen

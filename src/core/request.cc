@@ -5,16 +5,10 @@
 #include <random>
 #include <sstream>
 
+#include "core/strings.h"
+
 namespace imagegen {
 namespace {
-
-std::string Trim(const std::string& s) {
-  const char* ws = " \t\r\n\v\f";
-  size_t begin = s.find_first_not_of(ws);
-  if (begin == std::string::npos) return "";
-  size_t end = s.find_last_not_of(ws);
-  return s.substr(begin, end - begin + 1);
-}
 
 // Characters, not bytes: a prompt limit is about what a person typed.
 size_t Utf8Length(const std::string& s) {

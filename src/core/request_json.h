@@ -19,7 +19,8 @@ Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body);
 // `aws sqs send-message --message-body "a croissant"` sends, plain text taken as the prompt
 // (a JSON string is taken as the prompt too). When the body names no job_id, `fallback_job_id`
 // (e.g. the queue's message id) names the output, so a redelivery finds the same key.
-Result<GenerateRequest> ParseJobMessage(const std::string& body, const std::string& fallback_job_id);
+Result<GenerateRequest> ParseJobMessage(const std::string& body,
+                                        const std::string& fallback_job_id);
 
 // Parses text as a JSON object; errors are invalid_request with the parser's position.
 Result<nlohmann::json> ParseJsonObject(const std::string& text);

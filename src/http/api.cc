@@ -13,6 +13,7 @@
 #include "core/ids.h"
 #include "core/metrics.h"
 #include "core/request_json.h"
+#include "core/strings.h"
 #include "http/assets.h"
 #include "http/openai.h"
 
@@ -22,33 +23,6 @@ namespace {
 using json = nlohmann::json;
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
-
-std::string PercentEncodePath(const std::string& key) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : key) {
-    bool safe = std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/';
-    if (safe) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0xF];
-    }
-  }
-  return out;
-}
 
 bool IsPublicRoute(const HttpRequest& request) {
   if (request.method != "GET" && request.method != "HEAD") return false;
@@ -116,7 +90,7 @@ Result<std::vector<std::string>> LoadApiKeys(const std::string& env_value,
   return keys;
 }
 
-Api::Api(std::shared_ptr<Pipeline> pipeline, ApiOptions options)
+Api::Api(std::shared_ptr<Pipeline> pipeline, ApiOptions options, std::vector<RouteSpec> routes)
     : pipeline_(std::move(pipeline)),
       options_(std::move(options)),
       admission_(options_.max_concurrent, options_.max_waiting) {
@@ -143,10 +117,7 @@ Api::Api(std::shared_ptr<Pipeline> pipeline, ApiOptions options)
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return response;
   });
-}
-
-std::string Api::ImageUrl(const HttpRequest& request, const std::string& key) {
-  return request.base_url + "/images/" + PercentEncodePath(key);
+  for (auto& route : routes) router_.Add(route.method, route.pattern, std::move(route.handler));
 }
 
 bool Api::Authorized(const HttpRequest& request) const {

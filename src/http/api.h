@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "core/pipeline.h"
 #include "http/router.h"
+#include "pipeline/pipeline.h"
 
 namespace imagegen {
 
@@ -41,16 +41,14 @@ class Admission {
 
 class Api {
  public:
-  Api(std::shared_ptr<Pipeline> pipeline, ApiOptions options);
+  // The generation, image, health and document routes, plus `routes` (e.g. the jobs routes):
+  // every route is known once the Api is constructed.
+  Api(std::shared_ptr<Pipeline> pipeline, ApiOptions options, std::vector<RouteSpec> routes = {});
   // Never throws; a throwing handler becomes a 500 "internal" response.
   HttpResponse Handle(HttpRequest& request);
-  // For doors that add routes (jobs) and for the OpenAPI consistency test.
-  Router& router() { return router_; }
-  Pipeline& pipeline() { return *pipeline_; }
-  Admission& admission() { return admission_; }
+  // (method, pattern) of every route, for checking the OpenAPI document against the code.
+  std::vector<std::pair<std::string, std::string>> Routes() const { return router_.Routes(); }
   const ApiOptions& options() const { return options_; }
-  // URL at which `key` is served by this API, e.g. "http://host/images/a%20b.png".
-  static std::string ImageUrl(const HttpRequest& request, const std::string& key);
 
  private:
   HttpResponse Route(HttpRequest& request);
@@ -76,8 +74,5 @@ inline constexpr const char* kReadyProbeKey = "readyz.probe";
 
 // Keys: IMAGEGEN_API_KEYS (comma-separated) and/or a file with one key per line ('#' comments).
 Result<std::vector<std::string>> LoadApiKeys(const std::string& env_value, const std::string& file);
-
-// Checks that a Content-Type is JSON. An absent one is accepted; any other type is 415.
-Status CheckJsonContentType(const HttpRequest& request);
 
 }  // namespace imagegen

@@ -3,6 +3,29 @@
 #include <nlohmann/json.hpp>
 
 namespace imagegen {
+namespace {
+
+std::string PercentEncodePath(const std::string& key) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : key) {
+    bool safe = std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/';
+    if (safe) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xF];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string ImageUrl(const HttpRequest& request, const std::string& key) {
+  return request.base_url + "/images/" + PercentEncodePath(key);
+}
 
 HttpResponse JsonResponse(int status, const std::string& json_body) {
   HttpResponse response;

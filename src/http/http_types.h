@@ -8,8 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/context.h"
 #include "core/error.h"
-#include "model/image_model.h"
 
 namespace imagegen {
 
@@ -54,6 +54,12 @@ struct HttpResponse {
     headers.emplace_back(name, value);
   }
 };
+
+// Checks that a Content-Type is JSON. An absent one is accepted; any other type is 415.
+Status CheckJsonContentType(const HttpRequest& request);
+
+// URL at which `key` is served by the API, e.g. "http://host/images/a%20b.png".
+std::string ImageUrl(const HttpRequest& request, const std::string& key);
 
 HttpResponse JsonResponse(int status, const std::string& json_body);
 // {"error": {"code", "message", "field"?}} with the taxonomy's status and Retry-After if set.

@@ -7,8 +7,8 @@
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 
-#include "core/pipeline.h"
 #include "http/http_types.h"
+#include "pipeline/pipeline.h"
 
 namespace imagegen {
 

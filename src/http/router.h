@@ -12,6 +12,13 @@ namespace imagegen {
 
 using Handler = std::function<HttpResponse(HttpRequest&)>;
 
+// A route a module contributes (jobs/): the Api installs them when it is constructed.
+struct RouteSpec {
+  std::string method;
+  std::string pattern;
+  Handler handler;
+};
+
 class Router {
  public:
   void Add(const std::string& method, const std::string& pattern, Handler handler);

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/strings.h"
+
 namespace imagegen {
 
 struct HttpServer::Impl {
@@ -13,11 +15,6 @@ struct HttpServer::Impl {
 };
 
 namespace {
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 HttpRequest ToRequest(const httplib::Request& in) {
   HttpRequest out;

@@ -15,8 +15,8 @@
 #include <string>
 #include <string_view>
 
-#include "core/pipeline.h"
 #include "jobs/job_store.h"
+#include "pipeline/pipeline.h"
 #include "queue/job_queue.h"
 
 namespace imagegen {

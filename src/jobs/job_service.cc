@@ -46,8 +46,11 @@ std::string IdempotentJobId(const std::string& scope, const std::string& key) {
   return "idem-" + Sha256Hex(scope + '\n' + key).substr(0, 40);
 }
 
-JobService::JobService(Pipeline& pipeline, JobStore& jobs, QueueFactory queue_factory)
-    : pipeline_(pipeline), jobs_(jobs), queue_factory_(std::move(queue_factory)) {}
+JobService::JobService(std::shared_ptr<Pipeline> pipeline, std::shared_ptr<JobStore> jobs,
+                       QueueFactory queue_factory)
+    : pipeline_(std::move(pipeline)),
+      jobs_(std::move(jobs)),
+      queue_factory_(std::move(queue_factory)) {}
 
 Result<std::shared_ptr<JobQueue>> JobService::Queue() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -79,12 +82,12 @@ Result<SubmitResult> JobService::Submit(GenerateRequest request,
   // The fingerprint is of what the client sent (before a random seed is chosen), so a replay
   // of the same body matches and a different body under the same name does not.
   std::string hash = Sha256Hex(GenerateRequestToJson(request).dump());
-  auto valid = pipeline_.Check(request);
+  auto valid = pipeline_->Check(request);
   if (!valid.ok()) return valid.error();
   if (!named) request.job_id = NewJobId();
 
   if (named) {
-    auto existing = jobs_.Get(request.job_id);
+    auto existing = jobs_->Get(request.job_id);
     if (existing.ok() && existing->enqueued) {
       if (!existing->request_hash.empty() && existing->request_hash != hash) {
         return Error::Invalid(name_field,
@@ -111,19 +114,19 @@ Result<SubmitResult> JobService::Submit(GenerateRequest request,
   record.request_hash = hash;
   // The record first: a worker that receives the message at once must find it, and must not
   // have its "running" overwritten by a late "queued".
-  if (auto s = jobs_.Put(record); !s) return s.error();
+  if (auto s = jobs_->Put(record); !s) return s.error();
   auto sent = (*queue)->Send(JobMessageBody(request));
   if (!sent.ok()) {
     record.enqueued = false;
     record.error = sent.error();
-    (void)jobs_.Put(record);
+    (void)jobs_->Put(record);
     return sent.error();
   }
   return SubmitResult{std::move(record), true};
 }
 
 Result<JobRecord> JobService::Get(const std::string& job_id) {
-  auto record = jobs_.Get(job_id);
+  auto record = jobs_->Get(job_id);
   if (record.ok() && !record->enqueued) {
     return Error::Make(ErrorCode::kNotFound, "no such job: " + job_id);
   }
@@ -133,12 +136,12 @@ Result<JobRecord> JobService::Get(const std::string& job_id) {
 Result<JobRecord> JobService::Cancel(const std::string& job_id) {
   auto record = Get(job_id);
   if (!record.ok() || IsFinished(record->status)) return record;
-  if (auto s = jobs_.RequestCancel(job_id); !s) return s.error();
-  return jobs_.Get(job_id);
+  if (auto s = jobs_->RequestCancel(job_id); !s) return s.error();
+  return jobs_->Get(job_id);
 }
 
 Result<JobPage> JobService::List(int limit, const std::string& cursor) {
-  auto page = jobs_.List(limit, cursor);
+  auto page = jobs_->List(limit, cursor);
   if (!page.ok()) return page;
   std::erase_if(page->jobs, [](const JobRecord& r) { return !r.enqueued; });
   return page;

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "core/pipeline.h"
 #include "jobs/job_store.h"
+#include "pipeline/pipeline.h"
 #include "queue/job_queue.h"
 
 namespace imagegen {
@@ -33,12 +33,13 @@ struct SubmitResult {
 
 using QueueFactory = std::function<Result<std::shared_ptr<JobQueue>>()>;
 
-// Thread-safe. `pipeline` and `jobs` must outlive the service.
+// Thread-safe.
 class JobService {
  public:
   // The queue is opened on first use (so a server that never sees POST /jobs never touches
   // it); a failed open is retried on the next submission.
-  JobService(Pipeline& pipeline, JobStore& jobs, QueueFactory queue_factory);
+  JobService(std::shared_ptr<Pipeline> pipeline, std::shared_ptr<JobStore> jobs,
+             QueueFactory queue_factory);
 
   // Validates `request` (kInvalidRequest before anything is stored or sent), names the job
   // (request.job_id, else the Idempotency-Key's id, else a new id), and returns the existing
@@ -57,8 +58,8 @@ class JobService {
  private:
   Result<std::shared_ptr<JobQueue>> Queue();
 
-  Pipeline& pipeline_;
-  JobStore& jobs_;
+  std::shared_ptr<Pipeline> pipeline_;
+  std::shared_ptr<JobStore> jobs_;
   QueueFactory queue_factory_;
   std::mutex mu_;
   std::shared_ptr<JobQueue> queue_;  // GUARDED_BY(mu_)

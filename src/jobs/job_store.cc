@@ -5,6 +5,7 @@
 #include <concepts>
 #include <cstdlib>
 
+#include "core/clock.h"
 #include "core/ids.h"
 
 namespace imagegen {
@@ -40,17 +41,7 @@ std::optional<Error> ErrorFromJson(const json& j) {
 
 }  // namespace
 
-int64_t NowEpochMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-int64_t JobRetentionFromEnv() {
-  const char* env = std::getenv("IMAGEGEN_JOB_RETENTION");
-  int64_t value = env == nullptr ? 0 : std::atoll(env);
-  return value > 0 ? value : JobStoreOptions{}.retention_s;
-}
+std::string JobsPrefix(const std::string& key_prefix) { return key_prefix + "jobs/"; }
 
 std::string_view JobStatusName(JobStatus status) {
   for (const auto& [s, name] : kStatusNames) {

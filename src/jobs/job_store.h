@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "store/object_store.h"
 
@@ -96,9 +97,7 @@ class JobStore {
   JobStoreOptions options_;
 };
 
-int64_t NowEpochMs();
-
-// IMAGEGEN_JOB_RETENTION (seconds) when set to a positive number, else 7 days.
-int64_t JobRetentionFromEnv();
+// Where the job records of images under `key_prefix` live: "<key_prefix>jobs/".
+std::string JobsPrefix(const std::string& key_prefix);
 
 }  // namespace imagegen

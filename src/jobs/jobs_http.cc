@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/request_json.h"
+#include "http/http_types.h"
 
 namespace imagegen {
 namespace {
@@ -20,10 +21,10 @@ json JobView(const JobRecord& record, const HttpRequest& request) {
   j["status_url"] = request.base_url + "/jobs/" + record.job_id;
   if (j.contains("result") && j["result"].is_object()) {
     json& result = j["result"];
-    if (result.contains("key")) result["url"] = Api::ImageUrl(request, result["key"]);
+    if (result.contains("key")) result["url"] = ImageUrl(request, result["key"]);
     if (result.contains("images") && result["images"].is_array()) {
       for (auto& image : result["images"]) {
-        if (image.contains("key")) image["url"] = Api::ImageUrl(request, image["key"]);
+        if (image.contains("key")) image["url"] = ImageUrl(request, image["key"]);
       }
     }
   }
@@ -50,74 +51,57 @@ int ParseLimit(const std::string& text) {
 
 }  // namespace
 
-JobRoutes AttachJobRoutes(Api& api, const Config& config) {
-  JobStoreOptions options;
-  options.prefix = api.pipeline().options().key_prefix + "jobs/";
-  options.retention_s = JobRetentionFromEnv();
-  JobRoutes routes;
-  // The Api holds the pipeline (and so the store) for as long as it holds these handlers.
-  routes.jobs = std::make_shared<JobStore>(api.pipeline().store(), options);
-  auto mu = std::make_shared<std::mutex>();
-  auto holder = std::make_shared<std::shared_ptr<JobQueue>>();
-  routes.queue = [config, mu, holder]() -> Result<std::shared_ptr<JobQueue>> {
-    std::lock_guard<std::mutex> lock(*mu);
-    if (*holder) return *holder;
-    auto queue = MakeJobQueue(config);
-    if (!queue.ok()) return queue.error();
-    *holder = std::shared_ptr<JobQueue>(std::move(queue.value()));
-    return *holder;
-  };
-  routes.service = std::make_shared<JobService>(api.pipeline(), *routes.jobs, routes.queue);
-  auto service = routes.service;
-  auto jobs = routes.jobs;  // kept alive by the handlers: the service refers to it
-
-  Router& router = api.router();
-  router.Add("POST", "/jobs", [service, jobs](HttpRequest& request) {
-    const std::string route = "/jobs";
-    if (auto s = CheckJsonContentType(request); !s) return Fail(s.error(), route);
-    auto body = ParseJsonObject(request.body);
-    if (!body.ok()) return Fail(body.error(), route);
-    auto generate = ParseGenerateJson(body.value());
-    if (!generate.ok()) return Fail(generate.error(), route);
-    // Idempotency keys are per caller: scope them by the credential presented (if any).
-    std::string scope = request.Header("x-api-key") + "\n" + request.Header("authorization");
-    auto submitted = service->Submit(generate.value(), scope, request.Header("idempotency-key"));
-    if (!submitted.ok()) return Fail(submitted.error(), route);
-    HttpResponse response = Respond(202, JobView(submitted->record, request), route);
-    response.SetHeader("Location", "/jobs/" + submitted->record.job_id);
-    if (!submitted->created) response.SetHeader("Idempotent-Replayed", "true");
-    return response;
-  });
-  router.Add("GET", "/jobs", [service, jobs](HttpRequest& request) {
-    const std::string route = "/jobs";
-    int limit = ParseLimit(request.Query("limit"));
-    if (limit < 1 || limit > 100) {
-      return Fail(Error::Invalid("limit", "limit must be between 1 and 100"), route);
-    }
-    auto page = service->List(limit, request.Query("cursor"));
-    if (!page.ok()) return Fail(page.error(), route);
-    json list = json::array();
-    for (const auto& record : page->jobs) list.push_back(JobView(record, request));
-    return Respond(
-        200,
-        {{"jobs", list},
-         {"next_cursor", page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor)}},
-        route);
-  });
-  router.Add("GET", "/jobs/{id}", [service, jobs](HttpRequest& request) {
-    const std::string route = "/jobs/{id}";
-    auto record = service->Get(request.path_params["id"]);
-    if (!record.ok()) return Fail(record.error(), route);
-    HttpResponse response = Respond(200, JobView(record.value(), request), route);
-    if (!IsFinished(record->status)) response.SetHeader("Retry-After", "1");
-    return response;
-  });
-  router.Add("DELETE", "/jobs/{id}", [service, jobs](HttpRequest& request) {
-    const std::string route = "/jobs/{id}";
-    auto record = service->Cancel(request.path_params["id"]);
-    if (!record.ok()) return Fail(record.error(), route);
-    return Respond(200, JobView(record.value(), request), route);
-  });
+std::vector<RouteSpec> JobRoutes(std::shared_ptr<JobService> service) {
+  std::vector<RouteSpec> routes;
+  routes.push_back(
+      {"POST", "/jobs", [service](HttpRequest& request) {
+         const std::string route = "/jobs";
+         if (auto s = CheckJsonContentType(request); !s) return Fail(s.error(), route);
+         auto body = ParseJsonObject(request.body);
+         if (!body.ok()) return Fail(body.error(), route);
+         auto generate = ParseGenerateJson(body.value());
+         if (!generate.ok()) return Fail(generate.error(), route);
+         // Idempotency keys are per caller: scope them by the credential presented (if any).
+         std::string scope = request.Header("x-api-key") + "\n" + request.Header("authorization");
+         auto submitted =
+             service->Submit(generate.value(), scope, request.Header("idempotency-key"));
+         if (!submitted.ok()) return Fail(submitted.error(), route);
+         HttpResponse response = Respond(202, JobView(submitted->record, request), route);
+         response.SetHeader("Location", "/jobs/" + submitted->record.job_id);
+         if (!submitted->created) response.SetHeader("Idempotent-Replayed", "true");
+         return response;
+       }});
+  routes.push_back(
+      {"GET", "/jobs", [service](HttpRequest& request) {
+         const std::string route = "/jobs";
+         int limit = ParseLimit(request.Query("limit"));
+         if (limit < 1 || limit > 100) {
+           return Fail(Error::Invalid("limit", "limit must be between 1 and 100"), route);
+         }
+         auto page = service->List(limit, request.Query("cursor"));
+         if (!page.ok()) return Fail(page.error(), route);
+         json list = json::array();
+         for (const auto& record : page->jobs) list.push_back(JobView(record, request));
+         return Respond(
+             200,
+             {{"jobs", list},
+              {"next_cursor", page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor)}},
+             route);
+       }});
+  routes.push_back({"GET", "/jobs/{id}", [service](HttpRequest& request) {
+                      const std::string route = "/jobs/{id}";
+                      auto record = service->Get(request.path_params["id"]);
+                      if (!record.ok()) return Fail(record.error(), route);
+                      HttpResponse response = Respond(200, JobView(record.value(), request), route);
+                      if (!IsFinished(record->status)) response.SetHeader("Retry-After", "1");
+                      return response;
+                    }});
+  routes.push_back({"DELETE", "/jobs/{id}", [service](HttpRequest& request) {
+                      const std::string route = "/jobs/{id}";
+                      auto record = service->Cancel(request.path_params["id"]);
+                      if (!record.ok()) return Fail(record.error(), route);
+                      return Respond(200, JobView(record.value(), request), route);
+                    }});
   return routes;
 }
 

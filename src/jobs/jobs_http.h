@@ -13,21 +13,15 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
-#include "app/config.h"
-#include "http/api.h"
+#include "http/router.h"
 #include "jobs/job_service.h"
 
 namespace imagegen {
 
-struct JobRoutes {
-  std::shared_ptr<JobStore> jobs;
-  std::shared_ptr<JobService> service;
-  QueueFactory queue;  // opens config.queue once, on first use; shared by the routes
-};
-
-// Records live in the API's store under <key prefix>jobs/, kept IMAGEGEN_JOB_RETENTION seconds
-// after they finish. The queue is opened lazily, so attaching the routes never touches it.
-JobRoutes AttachJobRoutes(Api& api, const Config& config);
+// The four routes over `service`, for the Api's constructor (app/services.cc wires them). The
+// handlers hold the service.
+std::vector<RouteSpec> JobRoutes(std::shared_ptr<JobService> service);
 
 }  // namespace imagegen

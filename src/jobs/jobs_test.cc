@@ -85,7 +85,7 @@ class JobsTest : public ::testing::Test {
     ASSERT_TRUE(queue.ok());
     queue_ = std::shared_ptr<SqliteQueue>(std::move(queue.value()));
     jobs_ = std::make_shared<JobStore>(*store_, JobStoreOptions{});
-    service_ = std::make_unique<JobService>(*pipeline_, *jobs_, [this] {
+    service_ = std::make_unique<JobService>(pipeline_, jobs_, [this] {
       return Result<std::shared_ptr<JobQueue>>(std::shared_ptr<JobQueue>(queue_));
     });
   }

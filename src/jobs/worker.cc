@@ -5,18 +5,13 @@
 #include <vector>
 
 #include "core/ids.h"
+#include "core/log.h"
 #include "core/metrics.h"
-#include "queue/sqlite_queue.h"
 
 namespace imagegen {
 namespace {
 
 using json = nlohmann::json;
-
-void Log(json line) {
-  line["ts"] = NowEpochMs();
-  std::cerr << line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n" << std::flush;
-}
 
 void DescribeMetrics() {
   auto& m = GlobalMetrics();
@@ -76,9 +71,9 @@ void Worker::Run() {
         // holder finds (or overwrites) the same image.
         if (auto s = queue_->ChangeVisibility(receipt, options_.visibility_s); !s) {
           GlobalMetrics().Add("imagegen_queue_errors_total", {{"op", "change_visibility"}});
-          Log({{"level", "warn"},
-               {"msg", "visibility not extended"},
-               {"error", ErrorReason(s.error())}});
+          LogLine({{"level", "warn"},
+                   {"msg", "visibility not extended"},
+                   {"error", ErrorReason(s.error())}});
         }
       }
       lock.lock();
@@ -118,13 +113,11 @@ void Worker::RefreshStats() {
           static_cast<double>(stats->in_flight));
     m.Set("imagegen_queue_oldest_message_age_seconds", {},
           static_cast<double>(stats->oldest_age_s));
+    if (stats->dead_letters >= 0) {
+      m.Set("imagegen_queue_dead_letters", {}, static_cast<double>(stats->dead_letters));
+    }
   } else {
     m.Add("imagegen_queue_errors_total", {{"op", "stats"}});
-  }
-  if (auto* sqlite = dynamic_cast<SqliteQueue*>(queue_.get())) {
-    if (auto dead = sqlite->DeadLetterCount(); dead.ok()) {
-      m.Set("imagegen_queue_dead_letters", {}, static_cast<double>(dead.value()));
-    }
   }
 }
 
@@ -133,7 +126,7 @@ void Worker::Loop() {
     auto got = queue_->Receive(1, options_.visibility_s, options_.wait_s);
     if (!got.ok()) {
       GlobalMetrics().Add("imagegen_queue_errors_total", {{"op", "receive"}});
-      Log({{"level", "error"}, {"msg", "receive failed"}, {"error", ErrorReason(got.error())}});
+      LogLine({{"level", "error"}, {"msg", "receive failed"}, {"error", ErrorReason(got.error())}});
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_.load(); });
       continue;
@@ -155,15 +148,9 @@ void Worker::Loop() {
 }
 
 void Worker::DeadLetter(const QueueMessage& message, const std::string& reason) {
-  if (auto* sqlite = dynamic_cast<SqliteQueue*>(queue_.get())) {
-    if (auto s = sqlite->DeadLetterMessage(message.receipt, reason); !s) {
-      Log({{"level", "warn"}, {"msg", "dead-letter failed"}, {"error", ErrorReason(s.error())}});
-    }
-    return;
+  if (auto s = queue_->DeadLetter(message.receipt, reason); !s) {
+    LogLine({{"level", "warn"}, {"msg", "dead-letter failed"}, {"error", ErrorReason(s.error())}});
   }
-  // SQS has no "move to DLQ" call: release it at once, and the queue's redrive policy moves it
-  // to the dead-letter queue when its receive count passes maxReceiveCount.
-  (void)queue_->ChangeVisibility(message.receipt, 0);
 }
 
 void Worker::Carry(const QueueMessage& message, const Disposition& disposition) {
@@ -171,10 +158,10 @@ void Worker::Carry(const QueueMessage& message, const Disposition& disposition) 
     case Disposition::Action::kDelete:
       if (auto s = queue_->Delete(message.receipt); !s) {
         // Redelivered meanwhile (visibility lapsed): the new holder finds the image.
-        Log({{"level", "warn"},
-             {"msg", "delete failed"},
-             {"job_id", disposition.job_id},
-             {"error", ErrorReason(s.error())}});
+        LogLine({{"level", "warn"},
+                 {"msg", "delete failed"},
+                 {"job_id", disposition.job_id},
+                 {"error", ErrorReason(s.error())}});
       }
       return;
     case Disposition::Action::kRelease:
@@ -212,13 +199,13 @@ JobOutcome Worker::Process(const QueueMessage& message) {
   std::string name(JobOutcomeName(disposition.outcome));
   metrics.Add("imagegen_jobs_total", {{"outcome", name}});
   metrics.Observe("imagegen_job_duration_seconds", {{"outcome", name}}, seconds);
-  Log({{"level", disposition.outcome == JobOutcome::kFailed ? "warn" : "info"},
-       {"msg", "job"},
-       {"job_id", disposition.job_id},
-       {"message_id", message.id},
-       {"attempt", message.receive_count},
-       {"outcome", name},
-       {"duration_ms", seconds * 1000}});
+  LogLine({{"level", disposition.outcome == JobOutcome::kFailed ? "warn" : "info"},
+           {"msg", "job"},
+           {"job_id", disposition.job_id},
+           {"message_id", message.id},
+           {"attempt", message.receive_count},
+           {"outcome", name},
+           {"duration_ms", seconds * 1000}});
   return disposition.outcome;
 }
 

@@ -21,9 +21,9 @@
 #include <mutex>
 #include <string>
 
-#include "core/pipeline.h"
 #include "jobs/job_runner.h"
 #include "jobs/job_store.h"
+#include "pipeline/pipeline.h"
 #include "queue/job_queue.h"
 
 namespace imagegen {

@@ -1,27 +1,30 @@
 // `imagegen lambda`: the process that Lambda starts as `bootstrap` on provided.al2023.
-// Init (once per sandbox, before the first event): the pipeline from the configuration (model
-// loaded, store and credentials resolved), the API with the same handlers as `imagegen serve`.
-// Then the Runtime API loop. An init failure is reported to /runtime/init/error, and the
-// process exits 1, so Lambda shows the reason instead of a timeout.
+// Init (once per sandbox, before the first event): the door's services from the composition
+// root (cli/lambda_cmd.cc calls app::BuildServices through `make_handler`), then the Runtime API
+// loop. An init failure is reported to /runtime/init/error and the process exits 1, so Lambda
+// shows the reason instead of a timeout.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
 
-#include "app/config.h"
+#include "lambda/emf.h"
+#include "lambda/handler.h"
 
 namespace imagegen::lambda {
 
 struct BootstrapOptions {
   std::string runtime_api;  // host:port; AWS_LAMBDA_RUNTIME_API
   int deadline_margin_ms = 500;
-  int api_gateway_timeout_ms = 29000;
   int max_invocations = 0;  // 0: serve forever
-  // SQS records: a retryable failure on this receive count is recorded as final (match the
-  // queue's maxReceiveCount, after which the redrive moves the message to the DLQ).
-  int max_attempts = 5;
 };
 
-// Reads IMAGEGEN_API_KEYS / IMAGEGEN_API_KEYS_FILE like `serve`. Returns the exit code.
-int RunBootstrap(const Config& config, const BootstrapOptions& options);
+// Builds the handler; `emf` is the writer its metered model and metrics must use.
+using HandlerFactory =
+    std::function<Result<std::unique_ptr<LambdaHandler>>(std::shared_ptr<EmfWriter> emf)>;
+
+// Returns the exit code.
+int RunBootstrap(const BootstrapOptions& options, const HandlerFactory& make_handler);
 
 }  // namespace imagegen::lambda

@@ -3,16 +3,12 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "core/clock.h"
+
 namespace imagegen::lambda {
 namespace {
 
 using json = nlohmann::json;
-
-int64_t SystemNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -38,7 +34,7 @@ std::string EmfLine(int64_t timestamp_ms,
 }
 
 EmfWriter::EmfWriter(std::ostream* out, std::function<int64_t()> now_ms)
-    : out_(out), now_ms_(now_ms ? std::move(now_ms) : SystemNowMs) {}
+    : out_(out), now_ms_(now_ms ? std::move(now_ms) : NowEpochMs) {}
 
 void EmfWriter::Generation(const std::string& model, double latency_ms, int images,
                            const std::map<std::string, std::string>& properties) {

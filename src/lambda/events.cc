@@ -5,16 +5,12 @@
 #include <nlohmann/json.hpp>
 
 #include "aws/encoding.h"
+#include "core/strings.h"
 
 namespace imagegen::lambda {
 namespace {
 
 using json = nlohmann::json;
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 // A string member, or "" when absent, null or not a string (API Gateway sends nulls freely).
 std::string Str(const json& object, const char* name) {

@@ -3,6 +3,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "core/clock.h"
+#include "core/log.h"
 #include "core/metrics.h"
 #include "core/request_json.h"
 
@@ -15,19 +17,6 @@ using json = nlohmann::json;
 thread_local std::map<std::string, std::string> t_properties;
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-void Log(const char* level, const char* msg, json fields) {
-  fields["ts"] = NowMs();
-  fields["level"] = level;
-  fields["msg"] = msg;
-  std::cerr << Dump(fields) + "\n" << std::flush;
-}
 
 // Sets the thread's EMF properties for the duration of one invocation.
 class PropertiesScope {
@@ -43,14 +32,19 @@ class PropertiesScope {
 
 }  // namespace
 
-LambdaHandler::LambdaHandler(std::shared_ptr<Api> api, std::shared_ptr<JobRunner> jobs,
-                             std::shared_ptr<EmfWriter> emf, HandlerOptions options)
-    : api_(std::move(api)), jobs_(std::move(jobs)), emf_(std::move(emf)), options_(options) {}
+LambdaHandler::LambdaHandler(std::shared_ptr<Pipeline> pipeline, std::shared_ptr<Api> api,
+                             std::shared_ptr<JobRunner> jobs, std::shared_ptr<EmfWriter> emf,
+                             HandlerOptions options)
+    : pipeline_(std::move(pipeline)),
+      api_(std::move(api)),
+      jobs_(std::move(jobs)),
+      emf_(std::move(emf)),
+      options_(options) {}
 
 std::map<std::string, std::string> LambdaHandler::CurrentProperties() { return t_properties; }
 
 void LambdaHandler::RecordFailure(const std::string& code) {
-  emf_->Failure(api_->pipeline().model().Name(), code, t_properties);
+  emf_->Failure(pipeline_->model().Name(), code, t_properties);
 }
 
 InvocationResult LambdaHandler::Handle(const std::string& event_text,
@@ -180,7 +174,7 @@ InvocationResult LambdaHandler::HandleDirect(const json& event, const Invocation
   if (!request.ok()) return failed(request.error());
   GenerateContext ctx;
   ctx.deadline = invocation.deadline;
-  auto result = api_->pipeline().Run(request.value(), ctx);
+  auto result = pipeline_->Run(request.value(), ctx);
   if (!result.ok()) return failed(result.error());
   return InvocationResult{true, Dump(ResultToJson(result.value(), {})), {}, {}};
 }

@@ -30,33 +30,9 @@
 #include "jobs/job_runner.h"
 #include "lambda/emf.h"
 #include "lambda/events.h"
+#include "lambda/runtime.h"
 
 namespace imagegen::lambda {
-
-struct Invocation {
-  std::string request_id;    // Lambda-Runtime-Aws-Request-Id
-  std::string function_arn;  // Lambda-Runtime-Invoked-Function-Arn
-  std::string trace_id;      // Lambda-Runtime-Trace-Id
-  int64_t deadline_ms = 0;   // Lambda-Runtime-Deadline-Ms (epoch ms); 0: none given
-  // When work must stop: the invocation's deadline minus the safety margin that leaves time to
-  // answer (steady clock).
-  Clock::time_point deadline = Clock::time_point::max();
-};
-
-struct InvocationResult {
-  bool ok = true;
-  std::string payload;     // ok: the response document
-  std::string error_type;  // !ok: errorType and Lambda-Runtime-Function-Error-Type
-  std::string error_message;
-
-  static InvocationResult Error(std::string type, std::string message) {
-    InvocationResult r;
-    r.ok = false;
-    r.error_type = std::move(type);
-    r.error_message = std::move(message);
-    return r;
-  }
-};
 
 struct HandlerOptions {
   // API Gateway gives up on an integration after this long (REST: 29 s unless raised; HTTP API:
@@ -69,8 +45,10 @@ struct HandlerOptions {
 
 class LambdaHandler {
  public:
-  LambdaHandler(std::shared_ptr<Api> api, std::shared_ptr<JobRunner> jobs,
-                std::shared_ptr<EmfWriter> emf, HandlerOptions options);
+  // `pipeline` is the one `api` serves (direct invocations run it without HTTP).
+  LambdaHandler(std::shared_ptr<Pipeline> pipeline, std::shared_ptr<Api> api,
+                std::shared_ptr<JobRunner> jobs, std::shared_ptr<EmfWriter> emf,
+                HandlerOptions options);
 
   // Never throws (a throwing handler becomes a 500 proxy response or an invocation error).
   InvocationResult Handle(const std::string& event, const Invocation& invocation);
@@ -86,6 +64,7 @@ class LambdaHandler {
   InvocationResult HandleDirect(const nlohmann::json& event, const Invocation& invocation);
   void RecordFailure(const std::string& code);
 
+  std::shared_ptr<Pipeline> pipeline_;
   std::shared_ptr<Api> api_;
   std::shared_ptr<JobRunner> jobs_;
   std::shared_ptr<EmfWriter> emf_;

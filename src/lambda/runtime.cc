@@ -10,25 +10,15 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/clock.h"
+#include "core/log.h"
+
 namespace imagegen::lambda {
 namespace {
 
 using json = nlohmann::json;
 
 constexpr const char* kApiVersion = "/2018-06-01";
-
-int64_t SystemNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-void Log(const char* level, const std::string& msg, json fields = json::object()) {
-  fields["ts"] = SystemNowMs();
-  fields["level"] = level;
-  fields["msg"] = msg;
-  std::cerr << fields.dump(-1, ' ', false, json::error_handler_t::replace) + "\n" << std::flush;
-}
 
 size_t WriteBody(char* data, size_t size, size_t count, void* user) {
   static_cast<std::string*>(user)->append(data, size * count);
@@ -209,7 +199,7 @@ int RunLoop(RuntimeApi& api, const InvocationHandler& handler, const LoopOptions
     }
     next_failures = 0;
     Invocation invocation = next->invocation;
-    invocation.deadline = WorkDeadline(invocation.deadline_ms, SystemNowMs(), Clock::now(),
+    invocation.deadline = WorkDeadline(invocation.deadline_ms, NowEpochMs(), Clock::now(),
                                        options.deadline_margin_ms);
     SetTraceId(invocation.trace_id);
     InvocationResult result;

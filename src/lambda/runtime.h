@@ -12,10 +12,35 @@
 #include <memory>
 #include <string>
 
+#include "core/context.h"
 #include "core/error.h"
-#include "lambda/handler.h"
 
 namespace imagegen::lambda {
+
+struct Invocation {
+  std::string request_id;    // Lambda-Runtime-Aws-Request-Id
+  std::string function_arn;  // Lambda-Runtime-Invoked-Function-Arn
+  std::string trace_id;      // Lambda-Runtime-Trace-Id
+  int64_t deadline_ms = 0;   // Lambda-Runtime-Deadline-Ms (epoch ms); 0: none given
+  // When work must stop: the invocation's deadline minus the safety margin that leaves time to
+  // answer (steady clock).
+  Clock::time_point deadline = Clock::time_point::max();
+};
+
+struct InvocationResult {
+  bool ok = true;
+  std::string payload;     // ok: the response document
+  std::string error_type;  // !ok: errorType and Lambda-Runtime-Function-Error-Type
+  std::string error_message;
+
+  static InvocationResult Error(std::string type, std::string message) {
+    InvocationResult r;
+    r.ok = false;
+    r.error_type = std::move(type);
+    r.error_message = std::move(message);
+    return r;
+  }
+};
 
 struct NextEvent {
   Invocation invocation;  // deadline not yet set: the loop applies the margin

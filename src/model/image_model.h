@@ -2,39 +2,16 @@
 // (the embedded engine, Amazon Bedrock, an OpenAI-compatible server, the test model).
 #pragma once
 
-#include <atomic>
-#include <chrono>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/context.h"
 #include "core/error.h"
 #include "core/request.h"
 #include "image/image.h"
 
 namespace imagegen {
-
-using Clock = std::chrono::steady_clock;
-
-// Per-call context. A model must check ShouldStop() between steps and return
-// kDeadlineExceeded / kCancelled promptly when it says so.
-struct GenerateContext {
-  Clock::time_point deadline = Clock::time_point::max();
-  const std::atomic<bool>* cancelled = nullptr;          // may be null
-  std::function<void(int step, int total)> on_progress;  // may be empty
-
-  // nullopt: keep going; otherwise the error to return.
-  std::optional<Error> ShouldStop() const {
-    if (cancelled != nullptr && cancelled->load()) {
-      return Error::Make(ErrorCode::kCancelled, "generation was cancelled");
-    }
-    if (Clock::now() >= deadline) {
-      return Error::Make(ErrorCode::kDeadlineExceeded, "generation stopped at its deadline");
-    }
-    return std::nullopt;
-  }
-};
 
 struct ModelOutput {
   std::vector<Image> images;          // request.count images of request.width x request.height

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <random>
 
+#include "core/clock.h"
 #include "core/ids.h"
 
 namespace imagegen {
@@ -15,12 +16,6 @@ namespace {
 
 constexpr int kMaxVisibilityS = 12 * 3600;  // SQS's limit, kept so both queues behave alike
 constexpr int kMaxBatch = 10;               // SQS's limit on one Receive
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // SQLite result codes -> the taxonomy, in this one place. A lock held past busy_timeout is
 // temporary (another process is writing); anything else is ours to investigate.
@@ -132,7 +127,7 @@ class SqliteQueueImpl final : public SqliteQueue {
 
   Result<std::string> Send(const std::string& body) override {
     std::string id = NewJobId();
-    int64_t now = NowMs();
+    int64_t now = NowEpochMs();
     {
       std::lock_guard<std::mutex> lock(mu_);
       Status s = InTransaction([&]() -> Status {
@@ -199,7 +194,7 @@ class SqliteQueueImpl final : public SqliteQueue {
       s = InTransaction([&]() -> Status {
         Stmt update(db_, "UPDATE messages SET visible_ms = ?1 WHERE seq = ?2 AND receipt = ?3");
         if (!update.prepared()) return DbError(db_, update.prepare_rc(), "prepare visibility");
-        update.Bind(1, NowMs() + int64_t{visibility_s} * 1000);
+        update.Bind(1, NowEpochMs() + int64_t{visibility_s} * 1000);
         update.Bind(2, seq);
         update.Bind(3, receipt);
         if (int rc = update.Step(); rc != SQLITE_DONE) return DbError(db_, rc, "visibility");
@@ -213,7 +208,7 @@ class SqliteQueueImpl final : public SqliteQueue {
 
   Result<QueueStats> Stats() override {
     std::lock_guard<std::mutex> lock(mu_);
-    int64_t now = NowMs();
+    int64_t now = NowEpochMs();
     QueueStats stats;
     // One read transaction, so the three numbers describe the same moment.
     if (auto s = Exec("BEGIN"); !s) return s.error();
@@ -235,13 +230,16 @@ class SqliteQueueImpl final : public SqliteQueue {
         !s) {
       return finish(s).error();
     }
+    if (auto s = QueryInt("SELECT COUNT(*) FROM dead_letters", -1, &stats.dead_letters); !s) {
+      return finish(s).error();
+    }
     if (auto s = finish(Status::Ok()); !s) return s.error();
     stats.in_flight = total - stats.visible;
     stats.oldest_age_s = oldest_ms > 0 ? std::max<int64_t>(0, (now - oldest_ms) / 1000) : 0;
     return stats;
   }
 
-  Status DeadLetterMessage(const std::string& receipt, const std::string& reason) override {
+  Status DeadLetter(const std::string& receipt, const std::string& reason) override {
     int64_t seq = 0;
     if (auto s = ParseReceipt(receipt, &seq); !s) return s;
     std::lock_guard<std::mutex> lock(mu_);
@@ -253,11 +251,12 @@ class SqliteQueueImpl final : public SqliteQueue {
       int rc = find.Step();
       if (rc == SQLITE_DONE) return StaleReceipt();
       if (rc != SQLITE_ROW) return DbError(db_, rc, "dead-letter");
-      return MoveToDeadLetters(seq, reason, NowMs());
+      return MoveToDeadLetters(seq, reason, NowEpochMs());
     });
   }
 
-  Result<std::vector<DeadLetter>> ListDeadLetters(int limit, const std::string& after) override {
+  Result<std::vector<DeadLetterEntry>> ListDeadLetters(int limit,
+                                                       const std::string& after) override {
     if (limit < 1 || limit > 1000) return Error::Invalid("limit", "limit must be 1..1000");
     std::lock_guard<std::mutex> lock(mu_);
     Stmt list(db_,
@@ -267,11 +266,11 @@ class SqliteQueueImpl final : public SqliteQueue {
     if (!list.prepared()) return DbError(db_, list.prepare_rc(), "prepare list dead letters");
     list.Bind(1, after);
     list.Bind(2, int64_t{limit});
-    std::vector<DeadLetter> out;
+    std::vector<DeadLetterEntry> out;
     int rc = SQLITE_OK;
     while ((rc = list.Step()) == SQLITE_ROW) {
-      out.push_back(DeadLetter{list.Text(0), list.Text(1), list.Text(2),
-                               static_cast<int>(list.Int(3)), list.Int(4), list.Int(5)});
+      out.push_back(DeadLetterEntry{list.Text(0), list.Text(1), list.Text(2),
+                                    static_cast<int>(list.Int(3)), list.Int(4), list.Int(5)});
     }
     if (rc != SQLITE_DONE) return DbError(db_, rc, "list dead letters");
     return out;
@@ -288,7 +287,7 @@ class SqliteQueueImpl final : public SqliteQueue {
     int64_t moved = 0;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      int64_t now = NowMs();
+      int64_t now = NowEpochMs();
       auto move_where = [&](const char* insert_sql, const char* delete_sql,
                             const std::string* id) -> Status {
         Stmt insert(db_, insert_sql);
@@ -395,7 +394,7 @@ class SqliteQueueImpl final : public SqliteQueue {
 
   // REQUIRES: mu_ held.
   Result<std::vector<QueueMessage>> TryReceive(int max, int visibility_s) {
-    int64_t now = NowMs();
+    int64_t now = NowEpochMs();
     // A read without the write lock first: idle pollers (several workers, several processes)
     // then never queue behind each other or behind a Send's fsync.
     int64_t any = 0;
@@ -409,7 +408,7 @@ class SqliteQueueImpl final : public SqliteQueue {
 
     std::vector<QueueMessage> out;
     Status s = InTransaction([&]() -> Status {
-      now = NowMs();
+      now = NowEpochMs();
       int64_t last_seq = 0;
       while (static_cast<int>(out.size()) < max) {
         // "+visible_ms" keeps the planner on the rowid (enqueue order) instead of the

@@ -40,7 +40,7 @@ struct SqliteQueueOptions {
   int poll_interval_ms = 20;  // how often a waiting Receive looks for other processes' sends
 };
 
-struct DeadLetter {
+struct DeadLetterEntry {
   std::string id;  // the original message id
   std::string body;
   std::string reason;  // why it was dead-lettered
@@ -49,15 +49,13 @@ struct DeadLetter {
   int64_t dead_ms = 0;  // when it was dead-lettered, epoch ms
 };
 
-// The embedded queue's own operations beyond JobQueue: explicit dead-lettering, and inspecting
-// and redriving the dead-letter table. Workers reach them with dynamic_cast.
+// The embedded queue's own operations beyond JobQueue: inspecting and redriving the dead-letter
+// table (`imagegen dead-letters`).
 class SqliteQueue : public JobQueue {
  public:
-  // Moves the message that `receipt` names to the dead-letter table with `reason`.
-  // kNotFound when the receipt is no longer current (the message was redelivered or deleted).
-  virtual Status DeadLetterMessage(const std::string& receipt, const std::string& reason) = 0;
   // Oldest first, at most `limit`, with ids after `after_id` in dead-letter order ("" = start).
-  virtual Result<std::vector<DeadLetter>> ListDeadLetters(int limit, const std::string& after) = 0;
+  virtual Result<std::vector<DeadLetterEntry>> ListDeadLetters(int limit,
+                                                               const std::string& after) = 0;
   virtual Result<int64_t> DeadLetterCount() = 0;
   // Moves dead letters back to the queue's tail with receive_count 0 (all when `ids` is empty).
   // Returns how many moved.

@@ -135,9 +135,9 @@ TEST_F(SqliteQueueTest, ExplicitDeadLetterKeepsTheReason) {
   auto a = queue->Send("a").value();
   auto b = queue->Send("b").value();
   auto got = queue->Receive(2, 30, 0).value();
-  ASSERT_TRUE(queue->DeadLetterMessage(got[0].receipt, "invalid_request: prompt is empty").ok());
-  ASSERT_TRUE(queue->DeadLetterMessage(got[1].receipt, "second").ok());
-  EXPECT_EQ(queue->DeadLetterMessage(got[1].receipt, "again").error().code, ErrorCode::kNotFound);
+  ASSERT_TRUE(queue->DeadLetter(got[0].receipt, "invalid_request: prompt is empty").ok());
+  ASSERT_TRUE(queue->DeadLetter(got[1].receipt, "second").ok());
+  EXPECT_EQ(queue->DeadLetter(got[1].receipt, "again").error().code, ErrorCode::kNotFound);
   auto page1 = queue->ListDeadLetters(1, "").value();
   ASSERT_EQ(page1.size(), 1u);
   EXPECT_EQ(page1[0].id, a);

@@ -114,6 +114,12 @@ class SqsQueueImpl : public SqsQueue {
     return Status::Ok();
   }
 
+  Status DeadLetter(const std::string& receipt, const std::string& /*reason*/) override {
+    // SQS has no "move to DLQ" call: release it now; the redrive policy moves it once its
+    // receive count passes maxReceiveCount.
+    return ChangeVisibility(receipt, 0);
+  }
+
   Result<QueueStats> Stats() override {
     auto resp = Call("GetQueueAttributes",
                      {{"QueueUrl", queue_url_},

@@ -44,7 +44,7 @@ std::string EncodeMetaValue(const std::string& value) {
 }
 
 std::string DecodeMetaValue(const std::string& value) {
-  std::string lower = aws::ToLower(value.substr(0, 10));
+  std::string lower = Lower(value.substr(0, 10));
   if (lower == "=?utf-8?b?" && value.size() >= 12 && value.ends_with("?=")) {
     if (auto decoded = aws::Base64Decode(value.substr(10, value.size() - 12))) return *decoded;
   }
@@ -112,7 +112,7 @@ class S3Store : public ObjectStore {
                              content_type.empty() ? "application/octet-stream" : content_type);
     req.headers.emplace_back("Content-MD5", aws::Base64Encode(aws::Md5(data)));
     for (const auto& [name, value] : metadata) {
-      std::string lower = aws::ToLower(name);
+      std::string lower = Lower(name);
       if (lower.empty() || !std::all_of(lower.begin(), lower.end(), IsTokenChar)) {
         return Error::Invalid("metadata", "invalid metadata name: " + name);
       }
@@ -165,7 +165,7 @@ class S3Store : public ObjectStore {
       return Error::Make(ErrorCode::kUpstreamUnavailable,
                          "S3.ListObjectsV2 " + req.resource + ": " + doc.error().message);
     }
-    bool url_encoded = aws::ToLower(doc->ChildText("EncodingType")) == "url";
+    bool url_encoded = Lower(doc->ChildText("EncodingType")) == "url";
     ListPage page;
     const std::string strip = prefix_.empty() ? "" : prefix_ + "/";
     for (const aws::XmlNode* c : doc->Children("Contents")) {
@@ -185,7 +185,7 @@ class S3Store : public ObjectStore {
     }
     std::sort(page.objects.begin(), page.objects.end(),
               [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
-    if (aws::ToLower(doc->ChildText("IsTruncated")) == "true") {
+    if (Lower(doc->ChildText("IsTruncated")) == "true") {
       page.next_cursor = doc->ChildText("NextContinuationToken");
     }
     return page;

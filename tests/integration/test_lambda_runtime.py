@@ -487,8 +487,8 @@ def test_bad_region_setting_names_the_variable(lambda_fn):
 
 def test_bucket_in_another_region_is_refused_before_any_generation(lambda_fn, s3, bedrock):
     """The bucket lives in eu-central-1 but the function is told (AWS_REGION) us-east-1: the
-    check at init sees S3's x-amz-bucket-region and names the region and the setting; nothing
-    reaches Bedrock. With IMAGEGEN_S3_REGION set right, the same function generates."""
+    check before the first generation sees S3's x-amz-bucket-region and names the region and the
+    setting; nothing reaches Bedrock. With IMAGEGEN_S3_REGION set right, the same function generates."""
     bucket = "imagegen-itest-eu"
     try:
         s3.create_bucket(Bucket=bucket,

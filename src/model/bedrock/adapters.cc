@@ -1,4 +1,5 @@
 #include "model/bedrock/adapters.h"
+#include "core/strings.h"
 
 #include <algorithm>
 #include <charconv>
@@ -36,11 +37,6 @@ bool IsInferenceProfile(const std::string& model_id) {
     if (slash != std::string::npos) id = id.substr(slash + 1);
   }
   return id != BaseModelId(id);
-}
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
 }
 
 bool LooksFiltered(const std::string& text) {

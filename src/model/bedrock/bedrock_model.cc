@@ -8,7 +8,6 @@
 #include <random>
 #include <thread>
 
-#include "app/config.h"
 #include "aws/config.h"
 #include "aws/credentials.h"
 #include "aws/encoding.h"
@@ -27,7 +26,7 @@ using json = nlohmann::json;
 constexpr int kReadTimeoutMs = 300'000;  // image calls can take minutes (AWS's Nova sample)
 
 bool Contains(const std::string& haystack, const std::string& needle) {
-  std::string h = aws::ToLower(haystack), n = aws::ToLower(needle);
+  std::string h = Lower(haystack), n = Lower(needle);
   return h.find(n) != std::string::npos;
 }
 
@@ -46,7 +45,7 @@ double Random01() {
 bool IsAwsEndpoint(const std::string& endpoint) {
   auto parts = aws::SplitUrl(endpoint);
   if (!parts.ok()) return false;
-  std::string host = aws::ToLower(parts->authority.substr(0, parts->authority.rfind(':')));
+  std::string host = Lower(parts->authority.substr(0, parts->authority.rfind(':')));
   for (std::string_view domain : {".amazonaws.com", ".amazonaws.com.cn", ".api.aws"}) {
     if (host.ends_with(domain)) return true;
   }
@@ -416,21 +415,6 @@ Result<std::unique_ptr<ImageModel>> MakeBedrockModel(const std::string& spec,
   }
   return std::unique_ptr<ImageModel>(
       std::make_unique<BedrockModel>(model_id, region, endpoint.value(), options));
-}
-
-Result<std::unique_ptr<ImageModel>> MakeBedrockModel(const std::string& spec,
-                                                     const Config& config) {
-  BedrockOptions options;
-  options.region =
-      config.bedrock_region.empty() ? aws::ResolveRegion(aws::ProcessEnv()) : config.bedrock_region;
-  options.retry_base_ms = config.bedrock_retry_base_ms;
-  return MakeBedrockModel(spec, options);
-}
-
-void RegisterBedrockProvider() {
-  RegisterConfiguredModelProvider("bedrock", [](const std::string& spec, const Config& config) {
-    return MakeBedrockModel(spec, config);
-  });
 }
 
 }  // namespace imagegen

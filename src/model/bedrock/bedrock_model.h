@@ -39,7 +39,6 @@
 
 namespace imagegen {
 
-struct Config;
 namespace aws {
 class CredentialsProvider;
 class HttpTransport;
@@ -55,14 +54,9 @@ struct BedrockOptions {
 
 inline constexpr int kMaxConcurrentCalls = 4;
 
-// Registers the "bedrock" scheme with MakeImageModel (app/config.h).
-void RegisterBedrockProvider();
-
 // spec: "bedrock:<model-id>" or "bedrock:" / "bedrock" (the default model). kInvalidRequest
 // (field "model") for an unsupported model, a region that does not serve it, or no region.
 Result<std::unique_ptr<ImageModel>> MakeBedrockModel(const std::string& spec,
                                                      const BedrockOptions& options);
-// With the region and retry settings of `config`.
-Result<std::unique_ptr<ImageModel>> MakeBedrockModel(const std::string& spec, const Config& config);
 
 }  // namespace imagegen

@@ -1,4 +1,4 @@
-#include "core/pipeline.h"
+#include "pipeline/pipeline.h"
 
 #include <nlohmann/json.hpp>
 #include <sstream>

@@ -1,0 +1,104 @@
+#include "app/services.h"
+
+#include <mutex>
+#include <optional>
+
+#include "jobs/jobs_http.h"
+
+namespace imagegen {
+namespace {
+
+// Tries again before each generation until the store's location is known; an error, once
+// seen, is permanent (the configuration has to change).
+class LocationCheckedModel final : public ImageModel {
+ public:
+  LocationCheckedModel(std::shared_ptr<ImageModel> model, std::shared_ptr<ObjectStore> store)
+      : model_(std::move(model)), store_(std::move(store)) {}
+  std::string Name() const override { return model_->Name(); }
+  const ModelLimits& Limits() const override { return model_->Limits(); }
+  Result<ModelOutput> Generate(const ValidRequest& request, const GenerateContext& ctx) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (error_) return *error_;
+      if (!confirmed_) {
+        auto checked = store_->CheckLocation();
+        if (!checked.ok()) {
+          error_ = checked.error();
+          return *error_;
+        }
+        confirmed_ = checked.value();
+      }
+    }
+    return model_->Generate(request, ctx);
+  }
+
+ private:
+  std::shared_ptr<ImageModel> model_;
+  std::shared_ptr<ObjectStore> store_;
+  std::mutex mu_;
+  bool confirmed_ = false;      // GUARDED_BY(mu_)
+  std::optional<Error> error_;  // GUARDED_BY(mu_)
+};
+
+Result<std::shared_ptr<Pipeline>> BuildPipeline(const Config& config,
+                                                std::shared_ptr<ObjectStore> store,
+                                                const ServiceOptions& options) {
+  auto prefix = NormalizeKeyPrefix(config.key_prefix);
+  if (!prefix.ok()) return prefix.error();
+  auto made_model = MakeImageModel(config.model, config);
+  if (!made_model.ok()) return made_model.error();
+  std::shared_ptr<ImageModel> model = std::move(made_model.value());
+  // The store's location is checked before the first (paid) generation, not here: a bucket in
+  // another region would only fail at Put, after the model was paid for, but a HeadBucket at
+  // start-up would double a Lambda's init time (bench/lambda) for every cold start.
+  model = std::make_shared<LocationCheckedModel>(model, store);
+  if (options.wrap_model) model = options.wrap_model(std::move(model));
+  PipelineOptions pipeline_options{prefix.value(), config.presign_expiry_s};
+  return std::make_shared<Pipeline>(std::move(model), std::move(store), pipeline_options);
+}
+
+// Opens the configured queue once, on first use; shared by every caller.
+QueueFactory LazyQueue(const Config& config) {
+  auto mu = std::make_shared<std::mutex>();
+  auto holder = std::make_shared<std::shared_ptr<JobQueue>>();
+  return [config, mu, holder]() -> Result<std::shared_ptr<JobQueue>> {
+    std::lock_guard<std::mutex> lock(*mu);
+    if (*holder) return *holder;
+    auto queue = MakeJobQueue(config);
+    if (!queue.ok()) return queue.error();
+    *holder = std::shared_ptr<JobQueue>(std::move(queue.value()));
+    return *holder;
+  };
+}
+
+}  // namespace
+
+Result<Services> BuildServices(const Config& config, const ServiceOptions& options) {
+  if (config.env_error) return *config.env_error;
+  Services services;
+  auto store = MakeObjectStore(config);
+  if (!store.ok()) return store.error();
+  services.store = std::move(store.value());
+  auto pipeline = BuildPipeline(config, services.store, options);
+  if (!pipeline.ok()) return pipeline.error();
+  services.pipeline = pipeline.value();
+
+  JobStoreOptions job_options;
+  job_options.prefix = JobsPrefix(services.pipeline->options().key_prefix);
+  job_options.retention_s = config.job_retention_s;
+  services.jobs = std::make_shared<JobStore>(*services.store, job_options);
+  services.queue = LazyQueue(config);
+  services.job_service =
+      std::make_shared<JobService>(services.pipeline, services.jobs, services.queue);
+
+  ApiOptions api_options = options.api;
+  auto keys = LoadApiKeys(config.api_keys, config.api_keys_file);
+  if (!keys.ok()) return keys.error();
+  api_options.api_keys = keys.value();
+  api_options.cors_origins = config.cors_origins;
+  services.api =
+      std::make_shared<Api>(services.pipeline, api_options, JobRoutes(services.job_service));
+  return services;
+}
+
+}  // namespace imagegen

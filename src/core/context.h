@@ -1,0 +1,36 @@
+// The per-call context every generation runs under: a deadline, a cancel flag and a progress
+// callback. Lives in core because every layer passes it down (doors set it, the pipeline and the
+// models honour it).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <optional>
+
+#include "core/error.h"
+
+namespace imagegen {
+
+using Clock = std::chrono::steady_clock;
+
+// A model must check ShouldStop() between steps and return kDeadlineExceeded / kCancelled
+// promptly when it says so.
+struct GenerateContext {
+  Clock::time_point deadline = Clock::time_point::max();
+  const std::atomic<bool>* cancelled = nullptr;          // may be null
+  std::function<void(int step, int total)> on_progress;  // may be empty
+
+  // nullopt: keep going; otherwise the error to return.
+  std::optional<Error> ShouldStop() const {
+    if (cancelled != nullptr && cancelled->load()) {
+      return Error::Make(ErrorCode::kCancelled, "generation was cancelled");
+    }
+    if (Clock::now() >= deadline) {
+      return Error::Make(ErrorCode::kDeadlineExceeded, "generation stopped at its deadline");
+    }
+    return std::nullopt;
+  }
+};
+
+}  // namespace imagegen
