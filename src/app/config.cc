@@ -199,6 +199,7 @@ Result<Config> ParseConfigEnv(const aws::EnvLookup& lookup) {
     }
   }
   config.job_retention_s = retention_s;
+  config.model_dir = env("IMAGEGEN_MODEL_DIR");
   config.lambda_runtime_api = env("AWS_LAMBDA_RUNTIME_API");
   config.lambda_function_name = env("AWS_LAMBDA_FUNCTION_NAME");
   config.lambda_log_stream = env("AWS_LAMBDA_LOG_STREAM_NAME");
@@ -250,8 +251,10 @@ Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, cons
   std::string scheme = SchemeOf(spec);
 #ifdef IMAGEGEN_HAS_ENGINE
   if (scheme == "local") {
-    return LoadLocalModel(spec.size() > 6 ? spec.substr(6) : DefaultLocalModelPath(),
-                          config.threads);
+    std::string path = spec.size() > 6             ? spec.substr(6)
+                       : !config.model_dir.empty() ? config.model_dir
+                                                   : DefaultLocalModelPath();
+    return LoadLocalModel(path, config.threads);
   }
 #endif
   if (scheme == "bedrock") {

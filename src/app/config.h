@@ -39,7 +39,8 @@ struct Config {
   std::string bedrock_region;
   int bedrock_retry_base_ms = 500;  // IMAGEGEN_BEDROCK_RETRY_BASE_MS: backoff base (tests)
   std::string queue = "sqlite://./data/queue.db";
-  int threads = 0;  // model threads; 0: the engine's choice
+  int threads = 0;        // model threads; 0: the engine's choice
+  std::string model_dir;  // IMAGEGEN_MODEL_DIR: the bundled model ("": found beside the binary)
   int presign_expiry_s = 3600;
   int64_t job_retention_s = 7 * 24 * 3600;  // IMAGEGEN_JOB_RETENTION: finished job records kept
   int serve_workers = 0;                    // IMAGEGEN_SERVE_WORKERS: in-process workers of serve

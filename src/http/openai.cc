@@ -61,7 +61,7 @@ HttpResponse OpenAiSuccessResponse(
       if (!png.ok()) return OpenAiErrorResponse(png.error());
       item["b64_json"] = Base64(png.value());
     } else {
-      item["url"] = image.presigned_url ? *image.presigned_url : url_for_key(image.key);
+      item["url"] = image.links.presigned_url ? *image.links.presigned_url : url_for_key(image.key);
     }
     data.push_back(std::move(item));
   }

@@ -92,8 +92,7 @@ std::optional<GenerateResult> Pipeline::FindExisting(const ValidRequest& request
     auto head = store_->Head(key);
     if (!head.ok()) return std::nullopt;
     auto seed = head->metadata.find("seed");
-    StoredImage image{key, store_->Uri(key), store_->ObjectUrl(key),
-                      store_->PresignGet(key, options_.presign_expiry_s),
+    StoredImage image{key, store_->Links(key, options_.presign_expiry_s),
                       seed == head->metadata.end() ? 0 : std::atoll(seed->second.c_str())};
     result.images.push_back(std::move(image));
   }
@@ -115,8 +114,7 @@ Result<StoredImage> Pipeline::StoreImage(const ValidRequest& request, int index,
   timings->store_ms += MsSince(start);
   if (!put.ok()) return put.error();
   GlobalMetrics().Add("imagegen_images_stored_total", {});
-  return StoredImage{key, store_->Uri(key), store_->ObjectUrl(key),
-                     store_->PresignGet(key, options_.presign_expiry_s), seed};
+  return StoredImage{key, store_->Links(key, options_.presign_expiry_s), seed};
 }
 
 Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const GenerateContext& ctx) {
@@ -166,11 +164,12 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
 nlohmann::json ResultToJson(const GenerateResult& result,
                             const std::function<std::string(const std::string&)>& url_for_key) {
   auto image_json = [&](const StoredImage& image) {
-    nlohmann::json j = {{"key", image.key}, {"seed", image.seed}, {"uri", image.uri}};
+    const ObjectLinks& links = image.links;
+    nlohmann::json j = {{"key", image.key}, {"seed", image.seed}, {"uri", links.uri}};
     if (url_for_key) j["url"] = url_for_key(image.key);
-    if (image.uri.rfind("s3://", 0) == 0) j["s3_uri"] = image.uri;
-    if (image.object_url) j["object_url"] = *image.object_url;
-    if (image.presigned_url) j["presigned_url"] = *image.presigned_url;
+    if (links.s3_uri) j["s3_uri"] = *links.s3_uri;
+    if (links.object_url) j["object_url"] = *links.object_url;
+    if (links.presigned_url) j["presigned_url"] = *links.presigned_url;
     return j;
   };
   // The first image's fields sit at the top level: the seed contract is one prompt, one image.

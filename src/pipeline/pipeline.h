@@ -20,9 +20,7 @@ struct PipelineOptions {
 
 struct StoredImage {
   std::string key;
-  std::string uri;  // the store's own URI: file:///..., s3://bucket/key
-  std::optional<std::string> object_url;
-  std::optional<std::string> presigned_url;
+  ObjectLinks links;
   int64_t seed = 0;
 };
 

@@ -27,6 +27,13 @@ struct ListPage {
   std::string next_cursor;          // empty: no more
 };
 
+struct ObjectLinks {
+  std::string uri;                           // the store's own URI: file:///..., s3://bucket/key
+  std::optional<std::string> s3_uri;         // s3://bucket/key, where the store is S3
+  std::optional<std::string> object_url;     // the object's plain URL
+  std::optional<std::string> presigned_url;  // a time-limited URL that needs no credentials
+};
+
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
@@ -58,6 +65,11 @@ class ObjectStore {
   virtual std::optional<std::string> ObjectUrl(const std::string& key) const {
     (void)key;
     return std::nullopt;
+  }
+  // Every link the store knows for `key`, as results report them (so no caller has to guess
+  // the store's kind from a URI scheme).
+  virtual ObjectLinks Links(const std::string& key, int presign_expiry_s) const {
+    return ObjectLinks{Uri(key), std::nullopt, ObjectUrl(key), PresignGet(key, presign_expiry_s)};
   }
 };
 

@@ -236,6 +236,11 @@ class S3Store : public ObjectStore {
     return *url;
   }
 
+  ObjectLinks Links(const std::string& key, int presign_expiry_s) const override {
+    std::string uri = Uri(key);
+    return ObjectLinks{uri, uri, ObjectUrl(key), PresignGet(key, presign_expiry_s)};
+  }
+
   std::optional<std::string> ObjectUrl(const std::string& key) const override {
     if (!CheckKey(key)) return std::nullopt;
     return client_->UrlFor(ObjectRequest("S3.GetObject", "GET", key));

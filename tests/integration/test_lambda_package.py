@@ -20,12 +20,10 @@ import subprocess
 import zipfile
 
 import pytest
-import requests
 
 from conftest import ROOT
 from fake_bedrock import FakeBedrock
-from procs import Child, free_port
-from test_lambda_runtime import BUCKET, PREFIX, STABILITY, apigw_v1
+from test_lambda_runtime import BUCKET, PREFIX, STABILITY, Rie, apigw_v1, s3  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.package
 
@@ -66,38 +64,6 @@ def old_root(arch):
     if arch == "arm64":
         run(["bash", ROOT / "tests" / "package" / "binfmt.sh"], timeout=300)
     return root
-
-
-class RieInRoot(Child):
-    """aws-lambda-rie running /var/task/bootstrap inside `root` (chroot: the root's libraries)."""
-
-    def __init__(self, root, env, log_dir):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/2015-03-31/functions/function/invocations"
-        argv = [CHROOT, root, "/usr/local/bin/aws-lambda-rie",
-                "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
-                "--runtime-api-address", f"127.0.0.1:{free_port()}", "/var/task/bootstrap"]
-        super().__init__(argv, pathlib.Path(log_dir) / f"rie-root-{self.port}.log", env=env,
-                         inherit_env=False)
-        self.wait_ready(lambda: requests.get(f"http://127.0.0.1:{self.port}/", timeout=1) is not None,
-                        "aws-lambda-rie in the old root", timeout=60)
-
-    def invoke(self, event, timeout=120):
-        r = requests.post(self.url, data=json.dumps(event), timeout=timeout)
-        assert r.status_code == 200, r.text
-        return r.json()
-
-
-@pytest.fixture(scope="module")
-def s3(moto_server):
-    import boto3
-    client = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1",
-                          aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret-example")
-    try:
-        client.create_bucket(Bucket=BUCKET)
-    except client.exceptions.BucketAlreadyOwnedByYou:
-        pass
-    return client
 
 
 @pytest.fixture
@@ -156,7 +122,9 @@ def test_sam_built_zip_answers_generate_inside_debian11(arch, tmp_path, s3, bedr
         "IMAGEGEN_S3_PATH_STYLE": "1",
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock.url,
     }
-    rie = RieInRoot(root, env, tmp_path)
+    # The emulator and the bootstrap run inside the old root: its libraries, not the host's.
+    rie = Rie("/var/task/bootstrap", env, tmp_path, rie="/usr/local/bin/aws-lambda-rie",
+              prefix=(CHROOT, root))
     try:
         out = rie.invoke(apigw_v1("POST", "/generate", {"prompt": "A croissant"}))
         assert out["statusCode"] == 200, out

@@ -83,16 +83,18 @@ def sqs_batch(bodies):
 class Rie(Child):
     """aws-lambda-rie running the bootstrap on loopback ports the OS chose."""
 
-    def __init__(self, bootstrap, env, cwd):
+    def __init__(self, bootstrap, env, cwd, rie=RIE, prefix=()):
+        """`prefix` runs the emulator through another command (e.g. chroot ROOT, with `rie` and
+        `bootstrap` as paths inside the root)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/2015-03-31/functions/function/invocations"
         super().__init__(
-            [RIE, "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
+            [*prefix, rie, "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
              "--runtime-api-address", f"127.0.0.1:{free_port()}", "--log-level", "info", bootstrap],
             pathlib.Path(cwd) / f"rie-{self.port}.log", env=env, cwd=cwd, inherit_env=False)
         # Any HTTP answer means it listens.
         self.wait_ready(lambda: requests.get(f"http://127.0.0.1:{self.port}/", timeout=1) is not None,
-                        "aws-lambda-rie", timeout=30)
+                        "aws-lambda-rie", timeout=60)
 
     def invoke(self, event, timeout=60):
         r = requests.post(self.url, data=json.dumps(event), timeout=timeout)

@@ -176,9 +176,6 @@ Result<std::unique_ptr<ImageModel>> LoadLocalModel(const std::string& path, int 
 }
 
 std::string DefaultLocalModelPath() {
-  if (const char* env = std::getenv("IMAGEGEN_MODEL_DIR"); env != nullptr && *env != '\0') {
-    return env;
-  }
   std::error_code ec;
   fs::path exe_dir = fs::read_symlink("/proc/self/exe", ec).parent_path();
   std::vector<fs::path> candidates;

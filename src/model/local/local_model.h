@@ -35,8 +35,8 @@ void SetEngineThreads(int threads);
 // SetEngineThreads.
 Result<std::unique_ptr<ImageModel>> LoadLocalModel(const std::string& path, int threads);
 
-// Directory of the bundled model: $IMAGEGEN_MODEL_DIR if set, else the first existing of
-// <dir of /proc/self/exe>/../models/local, <exe dir>/models/local, ./models/local,
+// Directory of the bundled model (app/config's IMAGEGEN_MODEL_DIR overrides it): the first
+// existing of <dir of /proc/self/exe>/../models/local, <exe dir>/models/local, ./models/local,
 // /usr/share/imagegen/models/local (the last one when none exists).
 std::string DefaultLocalModelPath();
 
