@@ -140,6 +140,9 @@ Result<Response> Client::Send(const Request& request) {
   int quota_taken = 0;
   bool refreshed_credentials = false;
   for (int attempt = 1;; ++attempt) {
+    if (request.stop) {
+      if (auto stopped = request.stop()) return *stopped;
+    }
     int timeout_ms = request.timeout_ms > 0 ? request.timeout_ms : options_.timeout_ms;
     bool deadline_bound = false;
     if (has_deadline) {
@@ -197,14 +200,25 @@ Result<Response> Client::Send(const Request& request) {
       continue;
     }
     bool retryable = options_.is_retryable ? options_.is_retryable(failure) : IsRetryable(failure);
-    if (!retryable || attempt >= retry.max_attempts) return map_error(failure);
+    int max_attempts =
+        options_.max_attempts_for ? options_.max_attempts_for(failure) : retry.max_attempts;
+    if (!retryable || attempt >= max_attempts) return map_error(failure);
     int64_t delay_ms = BackoffDelayMs(retry, attempt, options_.random01());
     if (has_deadline && delay_ms >= ms_left()) return map_error(failure);  // no time to retry
     if (retry.use_quota &&
         !quota_.Acquire(failure.transport == TransportFailure::kTimeout, &quota_taken)) {
       return map_error(failure);
     }
-    options_.sleep_ms(delay_ms);
+    if (!request.stop) {
+      options_.sleep_ms(delay_ms);
+      continue;
+    }
+    for (int64_t left = delay_ms; left > 0;) {
+      int64_t slice = std::min<int64_t>(left, 100);
+      options_.sleep_ms(slice);
+      left -= slice;
+      if (auto stopped = request.stop()) return *stopped;
+    }
   }
 }
 

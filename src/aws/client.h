@@ -53,6 +53,10 @@ struct Request {
   // timeouts are cut to the time left, a backoff that would cross it ends the retries, and
   // running out of time is kDeadlineExceeded.
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // Consulted before each attempt and while backing off (in slices of at most 100 ms); a value
+  // ends the call with that error. For a caller whose sibling calls may fail first, or whose
+  // work was cancelled. Null: never stops early.
+  std::function<std::optional<Error>()> stop;
 };
 
 struct Response {
@@ -78,6 +82,9 @@ struct ClientOptions {
   // ModelNotReadyException. `refine_error` returning nullopt falls back to MapAwsError.
   std::function<std::optional<Error>(const AwsFailure&)> refine_error;
   std::function<bool(const AwsFailure&)> is_retryable;  // null: aws::IsRetryable
+  // Attempts (the first included) a call may make when it has just failed this way, so that a
+  // service can retry throttling longer than a timeout. Null: retry.max_attempts for all.
+  std::function<int(const AwsFailure&)> max_attempts_for;
   // Seams for tests; null means the real thing.
   std::function<void(int64_t ms)> sleep_ms;
   std::function<int64_t()> now_s;  // signing clock, epoch seconds

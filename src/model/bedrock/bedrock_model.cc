@@ -5,16 +5,12 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <random>
 #include <thread>
 
+#include "aws/client.h"
 #include "aws/config.h"
-#include "aws/credentials.h"
 #include "aws/encoding.h"
 #include "aws/errors.h"
-#include "aws/http.h"
-#include "aws/retry.h"
-#include "aws/sigv4.h"
 #include "image/png.h"
 #include "model/bedrock/adapters.h"
 
@@ -30,17 +26,6 @@ bool Contains(const std::string& haystack, const std::string& needle) {
   return h.find(n) != std::string::npos;
 }
 
-int64_t NowS() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-double Random01() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
-}
-
 // https://bedrock-runtime.us-west-2.amazonaws.com, a VPC endpoint (*.vpce.amazonaws.com), China.
 bool IsAwsEndpoint(const std::string& endpoint) {
   auto parts = aws::SplitUrl(endpoint);
@@ -52,24 +37,41 @@ bool IsAwsEndpoint(const std::string& endpoint) {
   return false;
 }
 
-struct Attempts {
-  int throttling = 4, timeout = 2, not_ready = 5, transient = 3;
-};
+// Attempts per kind of failure, the first included (the client's max_attempts_for).
+constexpr int kThrottlingAttempts = 4;
+constexpr int kTimeoutAttempts = 2;  // a model timeout is likely to recur
+constexpr int kNotReadyAttempts = 5;
+constexpr int kTransientAttempts = 3;
+constexpr int kMaxAttempts = kNotReadyAttempts;
 
 class BedrockModel final : public ImageModel {
  public:
-  BedrockModel(std::string model_id, std::string region, std::string endpoint,
-               const BedrockOptions& options)
+  BedrockModel(std::string model_id, std::string region)
       : model_id_(std::move(model_id)),
         family_(bedrock::FamilyOf(model_id_)),
         limits_(bedrock::LimitsFor(family_)),
-        region_(std::move(region)),
-        endpoint_(std::move(endpoint)),
-        credentials_(options.credentials ? options.credentials
-                                         : aws::MakeDefaultCredentialsChain()),
-        transport_(options.transport ? options.transport : aws::DefaultTransport()) {
-    retry_.base_delay_ms = std::max(1, options.retry_base_ms);
-    retry_.max_backoff_ms = 20000;
+        region_(std::move(region)) {}
+
+  // Separate from the constructor: the client's error refinement refers back to this model.
+  Status Connect(const std::string& endpoint, const BedrockOptions& options) {
+    aws::ClientOptions client;
+    client.region = region_;
+    client.endpoint = endpoint;
+    client.retry.max_attempts = kMaxAttempts;
+    client.retry.base_delay_ms = std::max(1, options.retry_base_ms);
+    client.retry.max_backoff_ms = 20000;
+    client.timeout_ms = kReadTimeoutMs;
+    client.credentials = options.credentials;
+    client.transport = options.transport;
+    client.is_retryable = [](const aws::AwsFailure& f) { return AttemptsFor(f) > 1; };
+    client.max_attempts_for = AttemptsFor;
+    client.refine_error = [this](const aws::AwsFailure& f) -> std::optional<Error> {
+      return MapFailure(f);
+    };
+    auto made = aws::Client::Make(aws::BedrockRuntimeService(), std::move(client));
+    if (!made.ok()) return made.error();
+    client_ = std::move(made.value());
+    return Status::Ok();
   }
 
   std::string Name() const override { return "bedrock:" + model_id_; }
@@ -163,132 +165,71 @@ class BedrockModel final : public ImageModel {
     return "arn:aws:bedrock:" + region_ + "::foundation-model/" + model_id_;
   }
 
-  // One InvokeModel call with Bedrock's retry rules; the 2xx body or a mapped error. `stop`
-  // set (another image's call failed) ends it before its next attempt.
+  // One InvokeModel call, retried by the client per Bedrock's rules (AttemptsFor); the 2xx
+  // body or a mapped error. `stop` set (another image's call failed) ends it before its next
+  // attempt or during a backoff.
   Result<std::string> Invoke(const std::string& payload, const GenerateContext& ctx,
                              const std::atomic<bool>* stop) {
-    auto parts = aws::SplitUrl(endpoint_);
-    if (!parts.ok()) return parts.error();
-    aws::SignableRequest signable;
-    signable.method = "POST";
-    signable.host = aws::HostHeaderForUrl(endpoint_);
+    aws::Request req;
+    req.operation = "Bedrock.InvokeModel";
+    req.resource = model_id_;
+    req.method = "POST";
     // The model id (or ARN) is one path segment: ':' travels as %3A and '/' as %2F, and the
     // signer encodes the wire path again (%253A, %252F) for the canonical URI, as non-S3
     // services expect.
-    signable.path = aws::UriEncode(parts->path, /*keep_slash=*/true) + "/model/" +
-                    aws::UriEncode(model_id_, /*keep_slash=*/false) + "/invoke";
-    signable.path_encoded = true;
-    signable.body = payload;
-    aws::SigningParams params;
-    params.service = "bedrock";  // not "bedrock-runtime"
-    params.region = region_;
-    std::string url = parts->scheme + "://" + parts->authority + signable.path;
-
-    Attempts limits;
-    int attempts = 0;
-    bool refreshed = false;
-    for (;;) {
-      ++attempts;
-      if (auto stopped = ctx.ShouldStop()) return *stopped;
-      if (stop->load()) return Error::Make(ErrorCode::kCancelled, "stopped: another call failed");
-      auto credentials = credentials_->Get();
-      if (!credentials.ok()) {
-        Error e = credentials.error();
-        e.message = "Bedrock InvokeModel " + model_id_ + ": " + e.message;
-        return e;
-      }
-      aws::SignableRequest attempt = signable;
-      attempt.headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
-      params.time_s = NowS();
-      aws::SignHeaders(&attempt, credentials->keys, params);
-
-      aws::HttpRequest http;
-      http.method = "POST";
-      http.url = url;
-      http.headers = std::move(attempt.headers);
-      if (const char* trace = std::getenv("_X_AMZN_TRACE_ID"); trace != nullptr && *trace) {
-        http.headers.emplace_back("X-Amzn-Trace-Id", trace);  // unsigned: X-Ray propagation
-      }
-      http.body = payload;
-      int64_t remaining_ms = kReadTimeoutMs;
-      bool deadline_bound = false;
-      if (ctx.deadline != Clock::time_point::max()) {
-        auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(ctx.deadline - Clock::now())
-                .count();
-        if (left <= 0) {
-          return Error::Make(ErrorCode::kDeadlineExceeded, "generation stopped at its deadline");
-        }
-        if (left < remaining_ms) {
-          remaining_ms = left;
-          deadline_bound = true;
-        }
-      }
-      http.timeout_ms = static_cast<int>(remaining_ms);
-      http.connect_timeout_ms = 3000;
-      aws::HttpResponse response = transport_->Perform(http);
-      if (response.failure == aws::TransportFailure::kNone && response.status >= 200 &&
-          response.status < 300) {
-        return std::move(response.body);
-      }
-      if (response.failure == aws::TransportFailure::kTimeout && deadline_bound) {
-        return Error::Make(
-            ErrorCode::kDeadlineExceeded,
-            "Bedrock InvokeModel " + model_id_ + " did not answer before the request's deadline");
-      }
-      aws::AwsFailure failure = aws::ParseFailure(response);
-      failure.operation = "Bedrock.InvokeModel";
-      failure.resource = model_id_;
-      if (failure.aws_code == "ExpiredTokenException" && !refreshed) {
-        refreshed = true;
-        credentials_->Invalidate();
-        --attempts;
-        continue;
-      }
-      int max_attempts = 1;
-      const std::string& code = failure.aws_code;
-      if (aws::IsThrottlingCode(code) || response.status == 429) {
-        max_attempts = code == "ModelNotReadyException" ? limits.not_ready : limits.throttling;
-      }
-      if (code == "ModelNotReadyException") max_attempts = limits.not_ready;
-      if (code == "ModelTimeoutException" || response.status == 408 ||
-          failure.transport == aws::TransportFailure::kTimeout) {
-        max_attempts = limits.timeout;
-      }
-      if (code == "InternalServerException" || code == "ServiceUnavailableException" ||
-          response.status >= 500 || failure.transport == aws::TransportFailure::kConnect ||
-          failure.transport == aws::TransportFailure::kReset) {
-        max_attempts = limits.transient;
-      }
-      if (attempts >= max_attempts) return MapFailure(failure, response.status, attempts);
-      auto delay = std::chrono::milliseconds(aws::BackoffDelayMs(retry_, attempts, Random01()));
-      if (failure.retry_after_s > 0) {
-        delay = std::max<std::chrono::milliseconds>(
-            delay, std::chrono::milliseconds(std::min(failure.retry_after_s, 20) * 1000));
-      }
-      if (Clock::now() + delay >= ctx.deadline)
-        return MapFailure(failure, response.status, attempts);
-      // In slices, so a failure of another image's call ends this wait early.
-      for (auto until = Clock::now() + delay; Clock::now() < until && !stop->load();) {
-        std::this_thread::sleep_for(
-            std::min<Clock::duration>(std::chrono::milliseconds(100), until - Clock::now()));
-      }
+    req.path = "/model/" + aws::UriEncode(model_id_, /*keep_slash=*/false) + "/invoke";
+    req.path_encoded = true;
+    req.headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
+    // X-Ray propagation; the signer leaves this header unsigned. Per invocation, so read here.
+    if (const char* trace = std::getenv("_X_AMZN_TRACE_ID"); trace != nullptr && *trace) {
+      req.headers.emplace_back("X-Amzn-Trace-Id", trace);
     }
+    req.body = payload;
+    req.timeout_ms = kReadTimeoutMs;
+    req.deadline = ctx.deadline;
+    req.stop = [&ctx, stop]() -> std::optional<Error> {
+      if (auto stopped = ctx.ShouldStop()) return stopped;
+      if (stop->load()) return Error::Make(ErrorCode::kCancelled, "stopped: another call failed");
+      return std::nullopt;
+    };
+    auto response = client_->Send(req);
+    if (!response.ok()) return response.error();
+    return std::move(response->body);
   }
 
-  Error MapFailure(const aws::AwsFailure& f, int status, int attempts) const {
+  // Attempts (the first included) Bedrock's rules allow after this failure; 1: not retried.
+  static int AttemptsFor(const aws::AwsFailure& f) {
     const std::string& code = f.aws_code;
+    const int status = f.http_status;
+    int attempts = 1;
+    if (aws::IsThrottlingCode(code) || status == 429) attempts = kThrottlingAttempts;
+    if (code == "ModelNotReadyException") attempts = kNotReadyAttempts;
+    if (code == "ModelTimeoutException" || status == 408 ||
+        f.transport == aws::TransportFailure::kTimeout) {
+      attempts = kTimeoutAttempts;
+    }
+    if (code == "InternalServerException" || code == "ServiceUnavailableException" ||
+        status >= 500 || f.transport == aws::TransportFailure::kConnect ||
+        f.transport == aws::TransportFailure::kReset) {
+      attempts = kTransientAttempts;
+    }
+    return attempts;
+  }
+
+  // The client's refine_error: every Bedrock failure meets the taxonomy here.
+  Error MapFailure(const aws::AwsFailure& f) const {
+    const std::string& code = f.aws_code;
+    const int status = f.http_status;
     std::string said = f.message.empty() ? code : f.message;
     std::string where = "Bedrock InvokeModel " + model_id_ + " (" + region_ + ")";
     std::string tail = f.request_id.empty() ? "" : " [request id " + f.request_id + "]";
-    std::string tries = attempts > 1 ? " after " + std::to_string(attempts) + " attempts" : "";
     if (f.transport != aws::TransportFailure::kNone) {
       return Error::Make(
           f.transport == aws::TransportFailure::kTimeout ? ErrorCode::kUpstreamTimeout
                                                          : ErrorCode::kUpstreamUnavailable,
           where + ": " +
               (f.transport == aws::TransportFailure::kTimeout ? "timed out" : "connection failed") +
-              tries + " (" + f.transport_message + ")");
+              " (" + f.transport_message + ")");
     }
     if (code == "ValidationException" || (status == 400 && code.empty())) {
       if (Contains(said, "filter") || Contains(said, "blocked") ||
@@ -301,16 +242,16 @@ class BedrockModel final : public ImageModel {
     if (aws::IsThrottlingCode(code) || code == "ServiceQuotaExceededException" || status == 429) {
       if (code == "ModelNotReadyException") {
         return Error::Make(ErrorCode::kUpstreamUnavailable,
-                           where + ": the model is not ready" + tries + ": " + said + tail);
+                           where + ": the model is not ready: " + said + tail);
       }
-      Error e = Error::Make(ErrorCode::kRateLimited,
-                            where + ": throttled by Bedrock" + tries + ": " + said + tail);
+      Error e =
+          Error::Make(ErrorCode::kRateLimited, where + ": throttled by Bedrock: " + said + tail);
       e.retry_after_s = std::max(f.retry_after_s, 5);
       return e;
     }
     if (code == "ModelTimeoutException" || status == 408) {
       return Error::Make(ErrorCode::kUpstreamTimeout,
-                         where + ": the model timed out" + tries + ": " + said + tail);
+                         where + ": the model timed out: " + said + tail);
     }
     if (code == "AccessDeniedException" || code == "UnrecognizedClientException" ||
         code == "InvalidSignatureException" || code == "ExpiredTokenException" || status == 403 ||
@@ -364,7 +305,7 @@ class BedrockModel final : public ImageModel {
     if (status >= 500) {
       return Error::Make(
           ErrorCode::kUpstreamUnavailable,
-          where + ": HTTP " + std::to_string(status) + " " + code + tries + ": " + said + tail);
+          where + ": HTTP " + std::to_string(status) + " " + code + ": " + said + tail);
     }
     return aws::MapAwsError(f);
   }
@@ -373,10 +314,7 @@ class BedrockModel final : public ImageModel {
   bedrock::Family family_;
   ModelLimits limits_;
   std::string region_;
-  std::string endpoint_;
-  std::shared_ptr<aws::CredentialsProvider> credentials_;
-  std::shared_ptr<aws::HttpTransport> transport_;
-  aws::RetryOptions retry_;
+  std::unique_ptr<aws::Client> client_;
 };
 
 }  // namespace
@@ -413,8 +351,11 @@ Result<std::unique_ptr<ImageModel>> MakeBedrockModel(const std::string& spec,
       !why.empty()) {
     return Error::Invalid("model", "bedrock: " + why);
   }
-  return std::unique_ptr<ImageModel>(
-      std::make_unique<BedrockModel>(model_id, region, endpoint.value(), options));
+  auto model = std::make_unique<BedrockModel>(model_id, region);
+  if (Status connected = model->Connect(endpoint.value(), options); !connected.ok()) {
+    return connected.error();
+  }
+  return std::unique_ptr<ImageModel>(std::move(model));
 }
 
 }  // namespace imagegen

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -191,6 +192,235 @@ TEST(BedrockModel, NovaCanvasSeedLimitIsEnforcedByValidation) {
     ASSERT_TRUE(random.ok());
     EXPECT_LE(random->seed, 858'993'459);
   }
+}
+
+// Retries and error mapping go through aws::Client with Bedrock's rules; these drive the whole
+// path (signing, retries, refine_error) over the fake transport.
+
+aws::HttpResponse Failure(int status, const std::string& type, const std::string& message) {
+  aws::HttpResponse r;
+  r.status = status;
+  r.headers = {{"x-amzn-errortype", type + ":http://internal.amazon.com/coral/com.amazon.bedrock/"},
+               {"x-amzn-requestid", "rid-" + type}};
+  r.body = json{{"message", message}}.dump();
+  return r;
+}
+
+void PushFailure(aws::FakeTransport& t, int status, const std::string& type,
+                 const std::string& message = "scripted") {
+  t.responses.push_back(Failure(status, type, message));
+}
+
+void PushNovaImage(aws::FakeTransport& t) {
+  t.Push(200, json{{"images", {PngBase64(1024, 1024)}}}.dump());
+}
+
+Result<ModelOutput> GenerateNova(Harness& h,
+                                 const std::string& spec = "bedrock:amazon.nova-canvas-v1:0") {
+  auto model = h.Make(spec);
+  if (!model.ok()) return model.error();
+  return (*model)->Generate(Request(1, 7), GenerateContext{});
+}
+
+TEST(BedrockRetries, ThrottlingIsRetriedThenSucceeds) {
+  Harness h;
+  PushFailure(*h.transport, 429, "ThrottlingException", "Too many requests");
+  PushFailure(*h.transport, 429, "ThrottlingException", "Too many requests");
+  PushNovaImage(*h.transport);
+  auto out = GenerateNova(h);
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  EXPECT_EQ(out->images.size(), 1u);
+  ASSERT_EQ(h.transport->requests.size(), 3u);
+  for (const auto& sent : h.transport->requests) {  // every attempt signed, same body
+    EXPECT_NE(aws::FakeTransport::HeaderOf(sent, "authorization").find("/us-west-2/bedrock/"),
+              std::string::npos);
+    EXPECT_EQ(sent.body, h.transport->requests[0].body);
+  }
+}
+
+TEST(BedrockRetries, ThrottlingIsBoundedThenRateLimited) {
+  Harness h;
+  h.transport->handler = [](const aws::HttpRequest&) {
+    return Failure(429, "ThrottlingException", "Too many requests");
+  };
+  auto out = GenerateNova(h);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().code, ErrorCode::kRateLimited);
+  EXPECT_GE(out.error().retry_after_s, 5);
+  EXPECT_NE(out.error().message.find("throttled by Bedrock"), std::string::npos);
+  EXPECT_NE(out.error().message.find("rid-ThrottlingException"), std::string::npos);
+  EXPECT_EQ(h.transport->requests.size(), 4u);
+}
+
+TEST(BedrockRetries, TransientFailuresAreRetriedThenUpstreamUnavailable) {
+  struct Case {
+    int status;
+    const char* type;
+    size_t attempts;
+  };
+  for (Case c :
+       {Case{503, "ServiceUnavailableException", 3}, Case{500, "InternalServerException", 3},
+        Case{502, "BadGateway", 3}, Case{429, "ModelNotReadyException", 5}}) {
+    Harness h;
+    h.transport->handler = [&](const aws::HttpRequest&) {
+      return Failure(c.status, c.type, "try later");
+    };
+    auto out = GenerateNova(h);
+    ASSERT_FALSE(out.ok()) << c.type;
+    EXPECT_EQ(out.error().code, ErrorCode::kUpstreamUnavailable) << c.type;
+    EXPECT_EQ(h.transport->requests.size(), c.attempts) << c.type;
+  }
+  Harness h;  // and a transient failure followed by an answer is a success
+  PushFailure(*h.transport, 503, "ServiceUnavailableException");
+  PushNovaImage(*h.transport);
+  EXPECT_TRUE(GenerateNova(h).ok());
+  EXPECT_EQ(h.transport->requests.size(), 2u);
+}
+
+TEST(BedrockRetries, TimeoutsAreRetriedOnceThenUpstreamTimeout) {
+  Harness h;
+  h.transport->handler = [](const aws::HttpRequest&) {
+    return Failure(408, "ModelTimeoutException", "Model has timed out");
+  };
+  auto out = GenerateNova(h);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().code, ErrorCode::kUpstreamTimeout);
+  EXPECT_EQ(h.transport->requests.size(), 2u);
+
+  Harness slow;
+  slow.transport->PushFailure(aws::TransportFailure::kTimeout, "read timed out");
+  slow.transport->PushFailure(aws::TransportFailure::kTimeout, "read timed out");
+  auto timed_out = GenerateNova(slow);
+  ASSERT_FALSE(timed_out.ok());
+  EXPECT_EQ(timed_out.error().code, ErrorCode::kUpstreamTimeout);
+  EXPECT_EQ(slow.transport->requests.size(), 2u);
+  EXPECT_EQ(slow.transport->requests[0].timeout_ms, 300'000);  // image calls may take minutes
+}
+
+TEST(BedrockRetries, ClientErrorsAreNotRetried) {
+  struct Case {
+    int status;
+    const char* type;
+    const char* message;
+    ErrorCode code;
+    const char* says;
+  };
+  for (Case c : {
+           Case{400, "ValidationException", "width must be a multiple of 64",
+                ErrorCode::kInvalidRequest, "rejected the request: width must be"},
+           Case{400, "ValidationException", "This request has been blocked by our content filters.",
+                ErrorCode::kContentRejected, "blocked by our content filters"},
+           Case{403, "AccessDeniedException", "denied", ErrorCode::kForbidden,
+                "bedrock:InvokeModel on arn:aws:bedrock:us-west-2::foundation-model/"},
+           Case{403, "UnrecognizedClientException", "bad token", ErrorCode::kForbidden,
+                "credentials were not accepted"},
+           Case{404, "ResourceNotFoundException", "no such model", ErrorCode::kNotFound,
+                "is not available to this account"},
+           Case{424, "ModelErrorException", "boom", ErrorCode::kUpstreamUnavailable,
+                "the model failed"},
+       }) {
+    Harness h;
+    PushFailure(*h.transport, c.status, c.type, c.message);
+    PushNovaImage(*h.transport);  // never reached
+    auto out = GenerateNova(h);
+    ASSERT_FALSE(out.ok()) << c.type;
+    EXPECT_EQ(out.error().code, c.code) << c.type << ": " << out.error().message;
+    EXPECT_NE(out.error().message.find(c.says), std::string::npos) << out.error().message;
+    EXPECT_EQ(h.transport->requests.size(), 1u) << c.type;
+  }
+}
+
+TEST(BedrockRetries, LegacyModelNamesTheActiveAlternatives) {
+  Harness h;
+  PushFailure(*h.transport, 404, "ResourceNotFoundException",
+              "This model version has reached the end of its life.");
+  auto model = h.Make("bedrock:amazon.titan-image-generator-v1");
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  auto out = (*model)->Generate(Request(1, 7), GenerateContext{});
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().code, ErrorCode::kNotFound);
+  EXPECT_NE(out.error().message.find("Use an active model instead"), std::string::npos)
+      << out.error().message;
+  EXPECT_NE(out.error().message.find("stability.stable-image-core-v1:1"), std::string::npos);
+  EXPECT_EQ(h.transport->requests.size(), 1u);
+}
+
+TEST(BedrockRetries, ExpiredTokenRefreshesCredentialsOnceOutsideTheRetries) {
+  Harness h;
+  PushFailure(*h.transport, 403, "ExpiredTokenException", "The security token has expired");
+  PushNovaImage(*h.transport);
+  EXPECT_TRUE(GenerateNova(h).ok());
+  EXPECT_EQ(h.transport->requests.size(), 2u);
+}
+
+TEST(BedrockRequest, ArnIsOneEncodedSegmentSignedAsSent) {
+  Harness h;
+  h.options.endpoint = "http://127.0.0.1:9/base";
+  PushNovaImage(*h.transport);
+  ::setenv("_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1", 1);
+  auto out = GenerateNova(
+      h, "bedrock:arn:aws:bedrock:us-west-2::foundation-model/amazon.nova-canvas-v1:0");
+  ::unsetenv("_X_AMZN_TRACE_ID");
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  const aws::HttpRequest& sent = h.transport->requests.at(0);
+  EXPECT_EQ(sent.method, "POST");
+  EXPECT_EQ(sent.url,
+            "http://127.0.0.1:9/base/model/"
+            "arn%3Aaws%3Abedrock%3Aus-west-2%3A%3Afoundation-model%2Famazon.nova-canvas-v1%3A0/"
+            "invoke");
+  EXPECT_EQ(aws::FakeTransport::HeaderOf(sent, "x-amzn-trace-id"),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1");
+  std::string auth = aws::FakeTransport::HeaderOf(sent, "authorization");
+  EXPECT_NE(auth.find("Credential=AKID/"), std::string::npos) << auth;
+  EXPECT_NE(auth.find("/us-west-2/bedrock/aws4_request"), std::string::npos) << auth;
+  EXPECT_EQ(auth.find("x-amzn-trace-id"), std::string::npos) << auth;  // X-Ray may rewrite it
+  EXPECT_EQ(aws::FakeTransport::HeaderOf(sent, "content-type"), "application/json");
+}
+
+// One call failing for good stops the others, also one waiting out a long backoff.
+TEST(BedrockRetries, AFailedCallEndsTheOthersBackoff) {
+  Harness h;
+  h.options.retry_base_ms = 4000;
+  std::atomic<int> throttled{0};
+  auto transport = std::make_shared<ConcurrentTransport>([&](const aws::HttpRequest& request) {
+    if (json::parse(request.body)["seed"] == 11) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      return Failure(400, "ValidationException", "bad prompt");
+    }
+    ++throttled;
+    return Failure(429, "ThrottlingException", "Too many requests");
+  });
+  h.options.transport = transport;
+  auto model = h.Make("bedrock:stability.stable-image-core-v1:1");
+  ASSERT_TRUE(model.ok());
+  auto start = std::chrono::steady_clock::now();
+  auto out = (*model)->Generate(Request(2, 10), GenerateContext{});
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().code, ErrorCode::kInvalidRequest) << out.error().message;
+  EXPECT_LT(s, 2.0);
+  EXPECT_LT(throttled.load(), 4);  // stopped before its last attempt
+}
+
+// A backoff that would cross the request's deadline is not waited out.
+TEST(BedrockRetries, RetriesStopAtTheDeadline) {
+  Harness h;
+  h.options.retry_base_ms = 60'000;
+  h.transport->handler = [](const aws::HttpRequest&) {
+    return Failure(429, "ThrottlingException", "Too many requests");
+  };
+  auto model = h.Make("bedrock:amazon.nova-canvas-v1:0");
+  ASSERT_TRUE(model.ok());
+  GenerateContext ctx;
+  ctx.deadline = Clock::now() + std::chrono::milliseconds(300);
+  auto start = std::chrono::steady_clock::now();
+  auto out = (*model)->Generate(Request(1, 7), ctx);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_FALSE(out.ok());
+  EXPECT_TRUE(out.error().code == ErrorCode::kRateLimited ||
+              out.error().code == ErrorCode::kDeadlineExceeded)
+      << out.error().message;
+  EXPECT_LT(s, 1.0);
 }
 
 }  // namespace
