@@ -1,5 +1,7 @@
-// `bedrock:<model-id>`: image generation through Amazon Bedrock's InvokeModel, over the
-// project's own AWS layer (SigV4 with signing name "bedrock", the credentials chain, libcurl).
+// `bedrock:<model-id>`: image generation through Amazon Bedrock's InvokeModel, sent by the
+// project's aws::Client (SigV4 with signing name "bedrock", the credentials chain, the standard
+// retry mode and its retry quota, libcurl); this adapter only supplies Bedrock's retry rules and
+// error mapping (below) to it.
 //
 // Region: Config::bedrock_region (IMAGEGEN_BEDROCK_REGION), else AWS_REGION / AWS_DEFAULT_REGION
 // / profile; it may differ from the bucket's. A model the region table (adapters.h) says is not
@@ -29,7 +31,8 @@
 //                                                    (Stability), the one-time subscription
 //   ResourceNotFoundException                     -> kNotFound; for legacy/EOL models a message
 //                                                    naming the active alternatives
-// Retries never run past the request's deadline; a deadline hit is kDeadlineExceeded.
+// Retries never run past the request's deadline; a deadline hit is kDeadlineExceeded. A
+// failure's Retry-After is not waited for (the standard mode's jittered backoff is).
 #pragma once
 
 #include <memory>
