@@ -63,6 +63,14 @@ std::vector<std::string> SplitList(const std::string& value) {
   return out;
 }
 
+// What Lambda itself sets; read even when another variable is invalid, so that the bootstrap
+// still reaches the Runtime API to report that error as its init error.
+void ReadLambdaEnvironment(const EnvReader& env, Config* config) {
+  config->lambda_runtime_api = env("AWS_LAMBDA_RUNTIME_API");
+  config->lambda_function_name = env("AWS_LAMBDA_FUNCTION_NAME");
+  config->lambda_log_stream = env("AWS_LAMBDA_LOG_STREAM_NAME");
+}
+
 Error BadVariable(const std::string& name, const std::string& value, const std::string& wants) {
   return Error::Invalid(name, name + "=\"" + value + "\" is not valid: " + wants);
 }
@@ -200,9 +208,7 @@ Result<Config> ParseConfigEnv(const aws::EnvLookup& lookup) {
   }
   config.job_retention_s = retention_s;
   config.model_dir = env("IMAGEGEN_MODEL_DIR");
-  config.lambda_runtime_api = env("AWS_LAMBDA_RUNTIME_API");
-  config.lambda_function_name = env("AWS_LAMBDA_FUNCTION_NAME");
-  config.lambda_log_stream = env("AWS_LAMBDA_LOG_STREAM_NAME");
+  ReadLambdaEnvironment(env, &config);
   config.api_keys = env("IMAGEGEN_API_KEYS");
   config.api_keys_file = env("IMAGEGEN_API_KEYS_FILE");
   config.cors_origins = SplitList(env("IMAGEGEN_CORS_ORIGINS"));
@@ -220,6 +226,8 @@ Config ConfigFromEnv() {
   if (parsed.ok()) return parsed.value();
   Config config;
   config.env_error = parsed.error();
+  aws::EnvLookup lookup = aws::ProcessEnv();
+  ReadLambdaEnvironment(EnvReader(lookup), &config);
   return config;
 }
 

@@ -119,3 +119,20 @@ TEST(ConfigFromEnv, AnEnvironmentErrorStopsEveryFactory) {
 
 }  // namespace
 }  // namespace imagegen
+
+namespace imagegen {
+namespace {
+
+TEST(ConfigFromEnv, ABadVariableStillLeavesTheLambdaRuntimeToReportIt) {
+  ::setenv("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001", 1);
+  ::setenv("IMAGEGEN_THREADS", "many", 1);
+  Config config = ConfigFromEnv();
+  ::unsetenv("IMAGEGEN_THREADS");
+  ::unsetenv("AWS_LAMBDA_RUNTIME_API");
+  ASSERT_TRUE(config.env_error.has_value());
+  EXPECT_EQ(config.env_error->field, "IMAGEGEN_THREADS");
+  EXPECT_EQ(config.lambda_runtime_api, "127.0.0.1:9001");
+}
+
+}  // namespace
+}  // namespace imagegen

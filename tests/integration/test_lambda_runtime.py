@@ -481,7 +481,17 @@ def test_bedrock_region_that_does_not_serve_the_model_fails_init(lambda_fn, bedr
 
 
 def test_bad_region_setting_names_the_variable(lambda_fn):
+    """With an S3-compatible endpoint any region name is allowed (such servers use "auto",
+    "local"...), so a wrong one is found by the bucket's location check, which runs before the
+    first generation (not at init: a cold start does not pay a HeadBucket) and names the
+    setting."""
     fn = lambda_fn("test", IMAGEGEN_S3_REGION="us-west-2a")
+    out = fn.invoke(apigw_v1("POST", "/generate", {"prompt": "a cat", "width": 64, "height": 64}))
+    assert out["statusCode"] == 400, out
+    error = json.loads(out["body"])["error"]
+    assert error["code"] == "invalid_request" and "IMAGEGEN_S3_REGION" in error["message"], error
+    # Without an endpoint override the name itself is refused when the function starts.
+    fn = lambda_fn("test", IMAGEGEN_S3_REGION="us-west-2a", AWS_ENDPOINT_URL_S3="")
     r = requests.post(fn.url, data=json.dumps(apigw_v1("GET", "/healthz")), timeout=60)
     text = r.text + fn.logs()
     assert "imagegen.InitError.invalid_request" in text and "IMAGEGEN_S3_REGION" in text

@@ -1,9 +1,10 @@
 #include "model/bedrock/adapters.h"
-#include "core/strings.h"
 
 #include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
+
+#include "core/strings.h"
 
 namespace imagegen::bedrock {
 namespace {
