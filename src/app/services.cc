@@ -57,7 +57,8 @@ Result<std::shared_ptr<Pipeline>> BuildPipeline(const Config& config,
   return std::make_shared<Pipeline>(std::move(model), std::move(store), pipeline_options);
 }
 
-// Opens the configured queue once, on first use; shared by every caller.
+}  // namespace
+
 QueueFactory LazyQueue(const Config& config) {
   auto mu = std::make_shared<std::mutex>();
   auto holder = std::make_shared<std::shared_ptr<JobQueue>>();
@@ -70,8 +71,6 @@ QueueFactory LazyQueue(const Config& config) {
     return *holder;
   };
 }
-
-}  // namespace
 
 Result<Services> BuildServices(const Config& config, const ServiceOptions& options) {
   if (config.env_error) return *config.env_error;

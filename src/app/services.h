@@ -35,6 +35,10 @@ struct Services {
   std::shared_ptr<Api> api;  // generation, images, jobs, health, metrics, document, page
 };
 
+// The configured queue, opened once on first use and shared by every caller of the factory. For
+// a door that only enqueues (`imagegen submit`, the seed's queue client): no model, no store.
+QueueFactory LazyQueue(const Config& config);
+
 // Fails (with the error taxonomy) on a bad configuration, an unknown model, an unreadable API
 // keys file or a store in another region. Never opens the queue.
 Result<Services> BuildServices(const Config& config, const ServiceOptions& options = {});

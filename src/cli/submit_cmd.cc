@@ -22,9 +22,7 @@ struct SubmitArgs {
 int RunSubmit(SubmitArgs& args) {
   GenerateRequest& request = args.request;
   if (request.prompt.empty()) return ReportError(Error::Invalid("prompt", "prompt is empty"));
-  auto services = BuildServices(args.config);
-  if (!services.ok()) return ReportError(services.error());
-  auto queue = services->queue();
+  auto queue = LazyQueue(args.config)();
   if (!queue.ok()) return ReportError(queue.error());
   if (args.raw) {
     // Exactly what `aws sqs send-message --message-body "PROMPT"` sends: the worker takes the

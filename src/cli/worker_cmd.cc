@@ -10,6 +10,7 @@
 #include "app/services.h"
 #include "cli/command.h"
 #include "cli/signals.h"
+#include "core/log.h"
 #include "core/metrics.h"
 #include "jobs/worker.h"
 #include "queue/sqlite_queue.h"
@@ -69,17 +70,15 @@ int RunWorker(WorkerArgs& args) {
     }
   }
   OnShutdown([&worker] { worker.Stop(); });
-  nlohmann::json line = {{"level", "info"},
-                         {"msg", "worker started"},
-                         {"queue", args.config.queue},
+  nlohmann::json line = {{"queue", args.config.queue},
                          {"store", services->store->Uri("")},
                          {"model", services->pipeline->model().Name()},
                          {"concurrency", args.worker.concurrency}};
   if (args.metrics_port >= 0) line["metrics_port"] = metrics.port();
-  std::cerr << line.dump() << std::endl;
+  Log("info", "worker started", std::move(line));
   worker.Run();
   metrics.Stop();
-  std::cerr << R"({"level":"info","msg":"worker stopped"})" << std::endl;
+  Log("info", "worker stopped");
   return 0;
 }
 

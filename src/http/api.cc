@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "core/ids.h"
+#include "core/log.h"
 #include "core/metrics.h"
 #include "core/request_json.h"
 #include "core/strings.h"
@@ -170,11 +171,7 @@ HttpResponse Api::Route(HttpRequest& request) {
   try {
     return router_.Dispatch(request);
   } catch (const std::exception& e) {
-    std::cerr << Dump({{"level", "error"},
-                       {"msg", "handler threw"},
-                       {"request_id", request.request_id},
-                       {"error", e.what()}})
-              << std::endl;
+    Log("error", "handler threw", {{"request_id", request.request_id}, {"error", e.what()}});
   } catch (...) {
   }
   return ErrorResponse(
@@ -202,20 +199,12 @@ void Api::Record(const HttpRequest& request, const HttpResponse& response, doubl
     GlobalMetrics().Add("imagegen_errors_total", {{"code", response.error_code}});
   }
   if (!options_.log_requests) return;
-  json line = {{"ts", std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count()},
-               {"level", response.status >= 500 ? "error" : "info"},
-               {"msg", "request"},
-               {"request_id", request.request_id},
-               {"method", request.method},
-               {"path", request.path},
-               {"route", response.route},
-               {"status", response.status},
-               {"duration_ms", ms},
-               {"remote", request.remote_addr}};
+  json line = {
+      {"request_id", request.request_id}, {"method", request.method},  {"path", request.path},
+      {"route", response.route},          {"status", response.status}, {"duration_ms", ms},
+      {"remote", request.remote_addr}};
   if (!response.error_code.empty()) line["error_code"] = response.error_code;
-  std::cerr << Dump(line) + "\n" << std::flush;
+  Log(response.status >= 500 ? "error" : "info", "request", std::move(line));
 }
 
 Result<GenerateResult> Api::RunAdmitted(const GenerateRequest& generate,

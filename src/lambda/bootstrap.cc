@@ -6,6 +6,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "core/log.h"
 #include "lambda/runtime.h"
 
 namespace imagegen::lambda {
@@ -15,12 +16,7 @@ using json = nlohmann::json;
 
 int InitFailed(RuntimeApi& api, const Error& error) {
   std::string type = "imagegen.InitError." + std::string(ErrorCodeName(error.code));
-  std::cerr << json{{"level", "error"},
-                    {"msg", "init failed"},
-                    {"error_type", type},
-                    {"error", error.message}}
-                   .dump(-1, ' ', false, json::error_handler_t::replace)
-            << std::endl;
+  Log("error", "init failed", {{"error_type", type}, {"error", error.message}});
   (void)api.PostInitError(type, error.message);
   return 1;
 }
