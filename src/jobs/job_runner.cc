@@ -61,7 +61,7 @@ JobRunner::JobRunner(std::shared_ptr<Pipeline> pipeline, std::shared_ptr<JobStor
 
 Disposition JobRunner::Finish(const QueueMessage& message, JobRecord* record,
                               const Error& error) const {
-  int64_t now = NowEpochMs();
+  int64_t now = jobs_->Now();
   if (error.code == ErrorCode::kCancelled) {
     record->status = JobStatus::kCancelled;
     record->finished_ms = now;
@@ -102,7 +102,7 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
   } else {
     // Sent straight to the queue (imagegen submit, aws sqs send-message): no record yet.
     record.job_id = job_id;
-    record.created_ms = message.sent_ms > 0 ? message.sent_ms : NowEpochMs();
+    record.created_ms = message.sent_ms > 0 ? message.sent_ms : jobs_->Now();
     record.request = parsed.ok() ? GenerateRequestToJson(parsed.value())
                                  : json{{"body", message.body.substr(0, 1024)}};
   }
@@ -119,7 +119,7 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
   }
 
   record.status = JobStatus::kRunning;
-  record.started_ms = NowEpochMs();
+  record.started_ms = jobs_->Now();
   record.finished_ms = 0;
   record.error.reset();
   record.step = 0;
@@ -145,7 +145,7 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
   if (!result.ok()) return Finish(message, &record, result.error());
 
   record.status = JobStatus::kSucceeded;
-  record.finished_ms = NowEpochMs();
+  record.finished_ms = jobs_->Now();
   record.result = ResultToJson(result.value(), nullptr);
   if (record.total_steps > 0) record.step = record.total_steps;
   if (auto s = jobs_->Put(record); !s) {

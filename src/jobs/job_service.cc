@@ -109,7 +109,7 @@ Result<SubmitResult> JobService::Submit(GenerateRequest request,
   JobRecord record;
   record.job_id = request.job_id;
   record.status = JobStatus::kQueued;
-  record.created_ms = NowEpochMs();
+  record.created_ms = jobs_->Now();
   record.request = GenerateRequestToJson(request);
   record.request_hash = hash;
   // The record first: a worker that receives the message at once must find it, and must not

@@ -146,7 +146,7 @@ Result<JobRecord> JobStore::Get(const std::string& job_id) {
   auto parsed = json::parse(data.value(), nullptr, false);
   auto record = JobRecordFromJson(parsed);
   if (!record.ok()) return record.error();
-  if (Expired(record.value(), NowEpochMs())) {
+  if (Expired(record.value(), Now())) {
     Forget(job_id);
     return Error::Make(ErrorCode::kNotFound, "no such job: " + job_id + " (expired)");
   }
@@ -166,7 +166,7 @@ Result<JobRecord> JobStore::Get(const std::string& job_id) {
 
 Status JobStore::Put(JobRecord record) {
   if (auto s = CheckJobId(record.job_id); !s) return s;
-  record.updated_ms = NowEpochMs();
+  record.updated_ms = Now();
   record.cancel_requested = false;  // lives in its own object
   return store_.Put(RecordKey(record.job_id), JobRecordToJson(record).dump(), "application/json",
                     {{"job-status", std::string(JobStatusName(record.status))}});
@@ -174,7 +174,7 @@ Status JobStore::Put(JobRecord record) {
 
 Status JobStore::RequestCancel(const std::string& job_id) {
   if (auto s = CheckJobId(job_id); !s) return s;
-  return store_.Put(CancelKey(job_id), std::to_string(NowEpochMs()), "text/plain", {});
+  return store_.Put(CancelKey(job_id), std::to_string(Now()), "text/plain", {});
 }
 
 Result<bool> JobStore::CancelRequested(const std::string& job_id) {

@@ -67,12 +67,17 @@ struct JobPage {
 struct JobStoreOptions {
   std::string prefix = "jobs/";         // key prefix of the records (owner prefix included)
   int64_t retention_s = 7 * 24 * 3600;  // how long finished records are kept
+  EpochClock now_ms;                    // stamps and expiry; empty: NowEpochMs
 };
 
 // Thread-safe (the ObjectStore is). `store` must outlive the JobStore.
 class JobStore {
  public:
   JobStore(ObjectStore& store, JobStoreOptions options);
+
+  // The store's clock (JobStoreOptions::now_ms): what the job service and runner stamp records
+  // with, so one injected clock drives a job's whole lifecycle.
+  int64_t Now() const { return options_.now_ms ? options_.now_ms() : NowEpochMs(); }
 
   // kNotFound when there is no record or it expired. cancel_requested reflects the marker, and
   // an unfinished job with a cancellation request that no worker holds reads as cancelled.

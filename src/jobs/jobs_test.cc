@@ -275,13 +275,21 @@ TEST_F(JobsTest, ListingPaginatesAndHidesExpiredRecords) {
   } while (!cursor.empty());
   EXPECT_EQ(seen, std::vector<std::string>(ids.rbegin(), ids.rend()));  // newest first
 
+  // An injected clock: the record expires when the clock passes finished + retention, with no
+  // sleeping and whatever the wall clock says.
+  int64_t fake_now = NowEpochMs();
   JobStoreOptions short_lived;
   short_lived.retention_s = 1;
+  short_lived.now_ms = [&fake_now] { return fake_now; };
   JobStore expiring(*store_, short_lived);
   JobRecord done = expiring.Get(ids[0]).value();
   done.status = JobStatus::kSucceeded;
-  done.finished_ms = NowEpochMs() - 5000;
+  done.finished_ms = fake_now;
   ASSERT_TRUE(expiring.Put(done).ok());
+  EXPECT_EQ(expiring.Get(ids[0])->updated_ms, fake_now);  // stamped by the injected clock
+  fake_now += 999;
+  EXPECT_TRUE(expiring.Get(ids[0]).ok());  // within its retention
+  fake_now += 5000;
   ASSERT_TRUE(store_->Head("jobs/" + ids[0] + ".json").ok());
   EXPECT_EQ(expiring.Get(ids[0]).error().code, ErrorCode::kNotFound);
   // Found expired: deleted from the store, not only hidden.
@@ -289,7 +297,7 @@ TEST_F(JobsTest, ListingPaginatesAndHidesExpiredRecords) {
   JobRecord cancelled = expiring.Get(ids[1]).value();
   ASSERT_TRUE(expiring.RequestCancel(ids[1]).ok());
   cancelled.status = JobStatus::kCancelled;
-  cancelled.finished_ms = NowEpochMs() - 5000;
+  cancelled.finished_ms = fake_now - 5000;
   ASSERT_TRUE(expiring.Put(cancelled).ok());
   EXPECT_EQ(expiring.List(100, "")->jobs.size(), 3u);
   EXPECT_FALSE(store_->Head("jobs/" + ids[1] + ".json").ok());

@@ -1,5 +1,5 @@
 // ImageModel: the seam between the pipeline and whatever makes pixels
-// (the embedded engine, Amazon Bedrock, an OpenAI-compatible server, the test model).
+// (the embedded engine, Amazon Bedrock, the test model).
 #pragma once
 
 #include <memory>
