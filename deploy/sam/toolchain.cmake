@@ -20,7 +20,12 @@ set(CMAKE_C_COMPILER_TARGET ${IMAGEGEN_LAMBDA_TRIPLE})
 set(CMAKE_CXX_COMPILER_TARGET ${IMAGEGEN_LAMBDA_TRIPLE})
 # libstdc++ and libgcc are linked in, and the result is stripped; SQLite needs libdl and libm,
 # which its static users must name.
-set(CMAKE_EXE_LINKER_FLAGS_INIT "-fuse-ld=lld -static-libstdc++ -static-libgcc -s")
+# Per-function sections, unused ones dropped and identical code folded: a smaller binary with
+# fewer relocations to apply at every cold start (bench/lambda).
+set(CMAKE_C_FLAGS_INIT "-ffunction-sections -fdata-sections")
+set(CMAKE_CXX_FLAGS_INIT "-ffunction-sections -fdata-sections")
+set(CMAKE_EXE_LINKER_FLAGS_INIT
+    "-fuse-ld=lld -static-libstdc++ -static-libgcc -s -Wl,--gc-sections -Wl,--icf=safe")
 set(CMAKE_CXX_STANDARD_LIBRARIES "-ldl -lm")
 
 # Only the sysroot's libraries and headers, never the build host's.
