@@ -27,6 +27,11 @@ enum class ErrorCode {
   kUpstreamTimeout,       // a dependency did not answer in time
   kUpstreamUnavailable,   // a dependency failed (5xx, reset, refused)
   kInternal,              // a bug or an impossible state
+  kConflict,              // the name (job id, key) is taken by a different request
+  kLengthRequired,        // a request body with neither Content-Length nor chunked framing
+  kRequestTimeout,        // the client did not send the whole request in time
+  kHeadersTooLarge,       // request header section over the size or count limit
+  kNotImplemented,        // a transfer coding or method the server does not implement
 };
 
 // Stable machine-readable name, e.g. "invalid_request". Part of the API contract.
