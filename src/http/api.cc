@@ -316,6 +316,7 @@ HttpResponse Api::GetImage(HttpRequest& request) {
       info.content_type.empty() ? "application/octet-stream" : info.content_type;
   response.SetHeader("ETag", info.etag);
   response.SetHeader("Cache-Control", "private, max-age=86400, immutable");
+  response.SetHeader("Accept-Ranges", "bytes");  // the HTTP server serves single ranges
   if (!info.etag.empty() && request.Header("if-none-match") == info.etag) {
     response.status = 304;
     response.content_type.clear();

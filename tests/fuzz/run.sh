@@ -12,7 +12,7 @@ echo "== schemathesis against /openapi.json ($MAX_EXAMPLES examples per operatio
 MAX_EXAMPLES="$MAX_EXAMPLES" .venv/bin/pytest -q tests/fuzz/test_contract.py -p no:cacheprovider
 
 echo "== libFuzzer: request parser for ${FUZZ_SECONDS}s"
-CC=clang-14 CXX=clang++-14 BUILD_DIR=build-fuzz IMAGEGEN_TARGETS="request_fuzz aws_parsers_fuzz" \
+CC=clang-14 CXX=clang++-14 BUILD_DIR=build-fuzz IMAGEGEN_TARGETS="request_fuzz aws_parsers_fuzz http_parsers_fuzz" \
   scripts/build.sh -DIMAGEGEN_FUZZ=ON -DIMAGEGEN_BUILD_TESTS=OFF -DIMAGEGEN_WERROR=OFF -DIMAGEGEN_ENGINE=OFF
 mkdir -p build-fuzz/corpus
 cp tests/fuzz/seeds/* build-fuzz/corpus/ 2>/dev/null || true
@@ -21,3 +21,8 @@ build-fuzz/request_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=4096 build-fuzz
 echo "== libFuzzer: AWS layer parsers for ${FUZZ_SECONDS}s"
 mkdir -p build-fuzz/corpus-aws
 build-fuzz/aws_parsers_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=8192 build-fuzz/corpus-aws
+
+echo "== libFuzzer: HTTP server parsers (head, gzip body, Range) for ${FUZZ_SECONDS}s"
+mkdir -p build-fuzz/corpus-http
+printf 'POST /generate HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}' > build-fuzz/corpus-http/seed
+build-fuzz/http_parsers_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=8192 build-fuzz/corpus-http
