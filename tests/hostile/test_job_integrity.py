@@ -79,7 +79,7 @@ def test_same_job_id_other_prompt_is_409_and_changes_nothing(start_server, figur
     _, png = image_bytes(server, key)
     other = post_json(server, "/generate", request_body("a volcano", "hostile-conflict-1"))
     figures.update(status=other.status, error_code=other.error_code())
-    assert other.status == 409, other.body[:200]
+    assert other.status == 409, f"status {other.status}: {other.body[:160]!r}"
     assert other.error_code() == "conflict"
     assert image_bytes(server, key) == (200, png)
     assert png_text(png)["prompt"] == "a lighthouse"
@@ -92,7 +92,7 @@ def test_queued_job_id_cannot_be_planted_through_generate(start_server, figures)
     assert queued.status == 202, queued.body[:200]
     planted = post_json(server, "/generate", request_body("a planted prompt", "hostile-queued-1"))
     figures.update(status=planted.status, error_code=planted.error_code())
-    assert planted.status == 409, planted.body[:200]
+    assert planted.status == 409, f"status {planted.status}: {planted.body[:160]!r}"
     assert planted.error_code() == "conflict"
     assert rawhttp.request(server.port, "GET", "/images/hostile-queued-1.png").status == 404
 
