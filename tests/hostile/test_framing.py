@@ -129,7 +129,7 @@ def test_malformed_framing_is_rejected_and_closed(shared_server, figures, raw, a
     smuggled = [r for r in result.responses if r.header("x-request-id") == "smuggled"]
     assert not smuggled, "the request behind the bad one was answered (smuggling)"
     assert len(result.responses) == 1, f"{len(result.responses)} responses"
-    # <= 2 s, not the edge of the read: a 2 s keep-alive timeout closing it is no close-on-error.
+    # Inside 2 s, not at the edge of the read: a 2 s keep-alive timeout is no close-on-error.
     assert result.closed and result.elapsed < 2.0, "connection still open 2 s after the error"
 
 
