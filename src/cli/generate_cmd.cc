@@ -39,9 +39,11 @@ int RunGenerate(GenerateArgs& args) {
       return ReportError(Error::Invalid("out", "cannot write " + args.out));
     }
   }
-  std::cout << ResultToJson(result.value(), nullptr)
-                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-            << std::endl;
+  // Local output: the store's full URI (a file store's absolute path) is useful here.
+  nlohmann::json j = ResultToJson(result.value(), nullptr);
+  j["uri"] = services->store->Uri(result->images.front().key);
+  for (auto& image : j["images"]) image["uri"] = services->store->Uri(image["key"]);
+  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
   return 0;
 }
 
