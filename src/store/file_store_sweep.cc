@@ -52,7 +52,8 @@ FileStoreSweep SweepFileStore(const fs::path& root, std::chrono::seconds grace) 
   for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::end(it);
        it.increment(ec)) {
     const fs::path& path = it->path();
-    if (!it->is_regular_file(ec) || !OlderThan(path, grace, &st)) continue;
+    std::error_code entry_ec;  // one unreadable entry must not end the walk
+    if (!it->is_regular_file(entry_ec) || !OlderThan(path, grace, &st)) continue;
     if (IsTempFile(path)) {
       if (::unlink(path.c_str()) == 0) ++sweep.temp_files;
       continue;
