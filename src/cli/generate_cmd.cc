@@ -39,9 +39,11 @@ int RunGenerate(GenerateArgs& args) {
       return ReportError(Error::Invalid("out", "cannot write " + args.out));
     }
   }
-  std::cout << ResultToJson(result.value(), nullptr)
-                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-            << std::endl;
+  // Local output: the store's full URI (a file store's absolute path) is useful here.
+  nlohmann::json j = ResultToJson(result.value(), nullptr);
+  j["uri"] = services->store->Uri(result->images.front().key);
+  for (auto& image : j["images"]) image["uri"] = services->store->Uri(image["key"]);
+  std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
   return 0;
 }
 
@@ -54,14 +56,14 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_option("--out,-o", args->out, "Also write the PNG to this file");
   cmd->add_option("--seed", args->seed, "Seed, 0..2147483647 (random when absent)")
       ->check(CLI::Range(int64_t{0}, int64_t{2147483647}));
-  cmd->add_option("--width", args->request.width, "Width in pixels (model's allowed sizes)")
+  AddOptional(cmd, "--width", &args->request.width, "Width in pixels (model's allowed sizes)")
       ->check(CLI::Range(1, 16384));
-  cmd->add_option("--height", args->request.height, "Height in pixels")
+  AddOptional(cmd, "--height", &args->request.height, "Height in pixels")
       ->check(CLI::Range(1, 16384));
   cmd->add_option("--size", args->size, "WIDTHxHEIGHT, instead of --width/--height");
-  cmd->add_option("--steps", args->request.steps, "Sampler steps (model default when absent)")
+  AddOptional(cmd, "--steps", &args->request.steps, "Sampler steps (model default when absent)")
       ->check(CLI::Range(1, 1000));
-  cmd->add_option("--guidance", args->request.guidance, "Classifier-free guidance scale");
+  AddOptional(cmd, "--guidance", &args->request.guidance, "Classifier-free guidance scale");
   cmd->add_option("--negative", args->request.negative_prompt, "Negative prompt");
   cmd->add_option("--count", args->request.count, "Number of images")->check(CLI::Range(1, 16));
   cmd->add_option("--job-id", args->request.job_id,

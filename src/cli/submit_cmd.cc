@@ -64,12 +64,12 @@ void AddSubmitCommand(CLI::App& app) {
                   "Names the job and its output; submitting it again makes no second image");
   cmd->add_option("--seed", args->seed, "Seed, 0..2147483647 (random when absent)")
       ->check(CLI::Range(int64_t{0}, int64_t{2147483647}));
-  cmd->add_option("--width", args->request.width, "Width in pixels")->check(CLI::Range(1, 16384));
-  cmd->add_option("--height", args->request.height, "Height in pixels")
+  AddOptional(cmd, "--width", &args->request.width, "Width in pixels")->check(CLI::Range(1, 16384));
+  AddOptional(cmd, "--height", &args->request.height, "Height in pixels")
       ->check(CLI::Range(1, 16384));
   cmd->add_option("--size", args->size, "WIDTHxHEIGHT, instead of --width/--height");
-  cmd->add_option("--steps", args->request.steps, "Sampler steps")->check(CLI::Range(1, 1000));
-  cmd->add_option("--guidance", args->request.guidance, "Classifier-free guidance scale");
+  AddOptional(cmd, "--steps", &args->request.steps, "Sampler steps")->check(CLI::Range(1, 1000));
+  AddOptional(cmd, "--guidance", &args->request.guidance, "Classifier-free guidance scale");
   cmd->add_option("--negative", args->request.negative_prompt, "Negative prompt");
   cmd->add_option("--count", args->request.count, "Number of images")->check(CLI::Range(1, 16));
   cmd->add_flag("--raw", args->raw,

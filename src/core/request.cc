@@ -82,14 +82,14 @@ int64_t RandomSeed() {
 
 Status ResolveSize(const GenerateRequest& in, const ModelLimits& limits, ValidRequest* out) {
   if (limits.sizes.empty()) return Error::Make(ErrorCode::kInternal, "model declares no sizes");
-  if (in.width == 0 && in.height == 0) {
+  if (!in.width && !in.height) {
     out->width = limits.sizes.front().first;
     out->height = limits.sizes.front().second;
     return Status::Ok();
   }
   // Only one of the two given: a square is the natural reading.
-  int w = in.width != 0 ? in.width : in.height;
-  int h = in.height != 0 ? in.height : in.width;
+  int w = in.width.value_or(in.height.value_or(0));
+  int h = in.height.value_or(in.width.value_or(0));
   for (const auto& [sw, sh] : limits.sizes) {
     if (sw == w && sh == h) {
       out->width = w;
@@ -123,11 +123,11 @@ Result<ValidRequest> Validate(const GenerateRequest& in, const ModelLimits& limi
   } else {
     out.seed = RandomSeed() % (limits.max_seed + 1);
   }
-  out.steps = in.steps == 0 ? limits.default_steps : in.steps;
+  out.steps = in.steps.value_or(limits.default_steps);
   if (auto s = CheckRange("steps", out.steps, limits.min_steps, limits.max_steps); !s) {
     return s.error();
   }
-  out.guidance = in.guidance == 0 ? limits.default_guidance : in.guidance;
+  out.guidance = in.guidance.value_or(limits.default_guidance);
   if (auto s = CheckRange("guidance_scale", out.guidance, limits.min_guidance, limits.max_guidance);
       !s) {
     return s.error();

@@ -11,15 +11,16 @@
 
 namespace imagegen {
 
-// What a caller asks for, as received from any door. Zero/empty means "use the model default".
+// What a caller asks for, as received from any door. An absent field means "use the model
+// default"; a present one is checked as given (guidance 0 is no guidance, steps 0 an error).
 struct GenerateRequest {
   std::string prompt;
   std::string negative_prompt;
-  int width = 0;
-  int height = 0;
+  std::optional<int> width;
+  std::optional<int> height;
   std::optional<int64_t> seed;  // 0..2147483647; random when absent, always reported
-  int steps = 0;
-  double guidance = 0;  // classifier-free guidance scale
+  std::optional<int> steps;
+  std::optional<double> guidance;  // classifier-free guidance scale
   int count = 1;
   std::string model;   // empty: the server's configured model
   std::string job_id;  // names the output key; generated when empty

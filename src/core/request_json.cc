@@ -58,11 +58,23 @@ Status ReadInt(const nlohmann::json& body, const char* name, int64_t lo, int64_t
   return Status::Ok();
 }
 
-Status ReadNumber(const nlohmann::json& body, const char* name, double* out) {
+Status ReadNumber(const nlohmann::json& body, const char* name, std::optional<double>* out) {
   auto it = body.find(name);
   if (it == body.end() || it->is_null()) return Status::Ok();
   if (!it->is_number()) return Error::Invalid(name, std::string(name) + " must be a number");
   *out = it->get<double>();
+  return Status::Ok();
+}
+
+// An integer field that may be absent (null counts as absent); kept within [-max, max] so it
+// fits an int, the real range being the model's (Validate).
+Status ReadOptionalInt(const nlohmann::json& body, const char* name, int64_t max,
+                       std::optional<int>* out) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return Status::Ok();
+  int64_t value = 0;
+  if (auto s = ReadInt(body, name, -max, max, &value); !s) return s;
+  *out = static_cast<int>(value);
   return Status::Ok();
 }
 
@@ -77,12 +89,13 @@ Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
   if (auto s = ReadString(body, "negative_prompt", &req.negative_prompt); !s) return s.error();
   if (auto s = ReadString(body, "model", &req.model); !s) return s.error();
   if (auto s = ReadString(body, "job_id", &req.job_id); !s) return s.error();
-  int64_t width = 0, height = 0, count = 1, steps = 0;
-  // Range checks here only keep numbers in int; the model's limits are checked by Validate.
+  int64_t count = 1;
+  // Range checks here only keep numbers in int; the model's limits are checked by Validate,
+  // which names the model's range (so 0 is read as given, not as "absent").
   constexpr int64_t kBig = 1 << 20;
-  if (auto s = ReadInt(body, "width", 1, kBig, &width); !s) return s.error();
-  if (auto s = ReadInt(body, "height", 1, kBig, &height); !s) return s.error();
-  if (auto s = ReadInt(body, "steps", 1, kBig, &steps); !s) return s.error();
+  if (auto s = ReadOptionalInt(body, "width", kBig, &req.width); !s) return s.error();
+  if (auto s = ReadOptionalInt(body, "height", kBig, &req.height); !s) return s.error();
+  if (auto s = ReadOptionalInt(body, "steps", kBig, &req.steps); !s) return s.error();
   if (auto s = ReadInt(body, "count", 1, kBig, &count); !s) return s.error();
   if (auto s = ReadInt(body, "n", 1, kBig, &count); !s) return s.error();
   std::string size;
@@ -90,8 +103,8 @@ Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
   if (!size.empty()) {
     auto parsed = ParseSize(size);
     if (!parsed) return Error::Invalid("size", "size must look like \"512x512\"");
-    width = parsed->first;
-    height = parsed->second;
+    req.width = parsed->first;
+    req.height = parsed->second;
   }
   if (body.contains("seed") && !body["seed"].is_null()) {
     int64_t seed = 0;
@@ -99,9 +112,6 @@ Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
     req.seed = seed;
   }
   if (auto s = ReadNumber(body, "guidance_scale", &req.guidance); !s) return s.error();
-  req.width = static_cast<int>(width);
-  req.height = static_cast<int>(height);
-  req.steps = static_cast<int>(steps);
   req.count = static_cast<int>(count);
   return req;
 }

@@ -73,7 +73,7 @@ TEST(ValidateTest, SizeMustBeInTheModelsTable) {
   EXPECT_EQ(v.error().field, "size");
   EXPECT_NE(v.error().message.find("64x64, 128x128"), std::string::npos);
   req.width = 128;
-  req.height = 0;  // one side given: square
+  req.height.reset();  // one side given: square
   ASSERT_TRUE(Validate(req, TestLimits()).ok());
   EXPECT_EQ(Validate(req, TestLimits())->height, 128);
 }
@@ -99,6 +99,47 @@ TEST(ValidateTest, GivenSeedIsKept) {
   req.prompt = "x";
   req.seed = 0;
   EXPECT_EQ(Validate(req, TestLimits())->seed, 0);
+}
+
+// A given zero is a value, not "absent": guidance 0 means no guidance; steps/width/height 0
+// are refused naming the model's range, never replaced by the default.
+TEST(ValidateTest, GivenZeroIsCheckedAsGivenNotDefaulted) {
+  auto parse = [](const char* body) {
+    auto request = ParseGenerateJson(nlohmann::json::parse(body));
+    EXPECT_TRUE(request.ok()) << body;
+    return Validate(request.value(), TestLimits());
+  };
+  auto zero_guidance = parse(R"({"prompt":"a","guidance_scale":0})");
+  ASSERT_TRUE(zero_guidance.ok());
+  EXPECT_EQ(zero_guidance->guidance, 0.0);
+  EXPECT_EQ(parse(R"({"prompt":"a"})")->guidance, 7.5);
+  EXPECT_EQ(parse(R"({"prompt":"a","guidance_scale":null})")->guidance, 7.5);
+
+  auto zero_steps = parse(R"({"prompt":"a","steps":0})");
+  ASSERT_FALSE(zero_steps.ok());
+  EXPECT_EQ(zero_steps.error().field, "steps");
+  EXPECT_NE(zero_steps.error().message.find("between 1 and 50"), std::string::npos)
+      << zero_steps.error().message;
+  for (const char* body : {R"({"prompt":"a","width":0})", R"({"prompt":"a","height":0})",
+                           R"({"prompt":"a","width":0,"height":0})"}) {
+    auto zero_size = parse(body);
+    ASSERT_FALSE(zero_size.ok()) << body;
+    EXPECT_EQ(zero_size.error().field, "size");
+    EXPECT_NE(zero_size.error().message.find("allowed: 64x64"), std::string::npos)
+        << zero_size.error().message;
+  }
+  EXPECT_EQ(parse(R"({"prompt":"a","seed":0})")->seed, 0);
+
+  ModelLimits strict = TestLimits();
+  strict.min_guidance = 1.0;  // a model with no unguided mode refuses 0, naming its range
+  GenerateRequest request;
+  request.prompt = "a";
+  request.guidance = 0.0;
+  auto refused = Validate(request, strict);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().field, "guidance_scale");
+  EXPECT_NE(refused.error().message.find("between 1"), std::string::npos)
+      << refused.error().message;
 }
 
 TEST(ParseSizeTest, Formats) {

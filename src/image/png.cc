@@ -3,11 +3,14 @@
 #include <png.h>
 
 #include <csetjmp>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 
 namespace imagegen {
 namespace {
+
+constexpr png_alloc_size_t kMaxAncillaryChunkBytes = 8 << 20;
 
 struct WriteBuffer {
   std::string bytes;
@@ -30,6 +33,26 @@ void ReadFromBuffer(png_structp png, png_bytep out, png_size_t length) {
   if (cursor->offset + length > cursor->bytes->size()) png_error(png, "truncated PNG");
   std::memcpy(out, cursor->bytes->data() + cursor->offset, length);
   cursor->offset += length;
+}
+
+// Walks the chunk list before libpng sees it: libpng allocates a chunk's declared length before
+// reading it, so an 85-byte file declaring a 2 GB tEXt chunk would cost 2 GB. Every chunk must
+// fit inside the bytes we actually have.
+Status CheckChunkLengths(const std::string& bytes) {
+  size_t at = 8;  // after the signature
+  while (at + 8 <= bytes.size()) {
+    const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + at);
+    uint64_t length =
+        (uint64_t{p[0]} << 24) | (uint64_t{p[1]} << 16) | (uint64_t{p[2]} << 8) | p[3];
+    if (length > 0x7fffffffu || length + 12 > bytes.size() - at) {
+      return Error::Invalid("image", "corrupt PNG: a chunk at byte " + std::to_string(at) +
+                                         " declares " + std::to_string(length) +
+                                         " bytes, more than the file holds");
+    }
+    if (std::memcmp(p + 4, "IEND", 4) == 0) return Status::Ok();
+    at += static_cast<size_t>(length) + 12;
+  }
+  return Error::Invalid("image", "corrupt PNG: truncated before IEND");
 }
 
 // libpng reports errors by longjmp; these handlers keep its messages for our Error.
@@ -64,6 +87,8 @@ bool ReadPng(png_structp png, png_infop info, ReadCursor* cursor, Image* image,
   png_set_read_fn(png, cursor, ReadFromBuffer);
   // A decompression-bomb guard: nothing imagegen handles is larger than this.
   png_set_user_limits(png, 16384, 16384);
+  // Decompressed text (zTXt/iTXt) and other ancillary chunks stay small too.
+  png_set_chunk_malloc_max(png, kMaxAncillaryChunkBytes);
   png_read_info(png, info);
   png_set_expand(png);
   png_set_strip_16(png);
@@ -114,6 +139,7 @@ Result<Image> DecodePng(const std::string& bytes, TextChunks* text) {
   if (bytes.size() < 8 || png_sig_cmp(reinterpret_cast<png_const_bytep>(bytes.data()), 0, 8) != 0) {
     return Error::Invalid("image", "not a PNG file");
   }
+  if (auto s = CheckChunkLengths(bytes); !s) return s.error();
   std::string error;
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &error, OnPngError, OnPngWarning);
   if (png == nullptr) return Error::Make(ErrorCode::kInternal, "png_create_read_struct failed");

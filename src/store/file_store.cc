@@ -14,55 +14,59 @@
 #include <random>
 #include <sstream>
 
+#include "store/file_store_sweep.h"
+
 namespace imagegen {
 namespace fs = std::filesystem;
 namespace {
 
-Error IoError(const std::string& what, const std::string& path) {
-  return Error::Make(ErrorCode::kInternal, what + " " + path + ": " + std::strerror(errno));
+// `name` is store-relative: messages reach job records and logs, never the server's paths.
+Error IoError(const std::string& what, const std::string& name) {
+  return Error::Make(ErrorCode::kInternal,
+                     "file store: " + what + " " + name + ": " + std::strerror(errno));
 }
 
-Status WriteAll(int fd, const std::string& data, const std::string& path) {
+Status WriteAll(int fd, const std::string& data, const std::string& name) {
   size_t written = 0;
   while (written < data.size()) {
     ssize_t n = ::write(fd, data.data() + written, data.size() - written);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return IoError("write", path);
+    if (n < 0) return IoError("write", name);
     written += static_cast<size_t>(n);
   }
   return Status::Ok();
 }
 
-Status FsyncDir(const fs::path& dir) {
+Status FsyncDir(const fs::path& dir, const std::string& name) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return IoError("open directory", dir.string());
+  if (fd < 0) return IoError("open the directory of", name);
   int rc = ::fsync(fd);
   ::close(fd);
-  if (rc != 0) return IoError("fsync directory", dir.string());
+  if (rc != 0) return IoError("fsync the directory of", name);
   return Status::Ok();
 }
 
 // temp file in the same directory, fsync, rename over the target, fsync the directory.
-Status AtomicWrite(const fs::path& target, const std::string& data) {
+Status AtomicWrite(const fs::path& target, const std::string& data, const std::string& name) {
   std::error_code ec;
   fs::create_directories(target.parent_path(), ec);
-  if (ec)
-    return Error::Make(ErrorCode::kInternal,
-                       "mkdir " + target.parent_path().string() + ": " + ec.message());
+  if (ec) {
+    return Error::Make(ErrorCode::kInternal, "file store: mkdir for " + name + ": " + ec.message());
+  }
   static std::atomic<uint64_t> counter{0};
   fs::path tmp = target.parent_path() /
                  (".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return IoError("create", tmp.string());
-  Status s = WriteAll(fd, data, tmp.string());
-  if (s && ::fsync(fd) != 0) s = IoError("fsync", tmp.string());
+  if (fd < 0) return IoError("create a temporary file for", name);
+  Status s = WriteAll(fd, data, name);
+  if (s && ::fsync(fd) != 0) s = IoError("fsync", name);
   ::close(fd);
-  if (s && ::rename(tmp.c_str(), target.c_str()) != 0) s = IoError("rename", target.string());
+  if (s && ::rename(tmp.c_str(), target.c_str()) != 0) s = IoError("rename into place", name);
   if (!s) {
     ::unlink(tmp.c_str());
     return s;
   }
-  return FsyncDir(target.parent_path());
+  return FsyncDir(target.parent_path(), name);
 }
 
 Result<std::string> ReadFile(const fs::path& path) {
@@ -84,8 +88,8 @@ class FileStore final : public ObjectStore {
     if (auto s = CheckKey(key); !s) return s;
     nlohmann::json meta = {{"content_type", content_type}, {"metadata", metadata}};
     // The sidecar goes first: an object that exists always has its metadata.
-    if (auto s = AtomicWrite(MetaPath(key), meta.dump()); !s) return s;
-    return AtomicWrite(root_ / key, data);
+    if (auto s = AtomicWrite(MetaPath(key), meta.dump(), "the metadata of " + key); !s) return s;
+    return AtomicWrite(root_ / key, data, key);
   }
 
   Result<std::string> Get(const std::string& key, ObjectInfo* info) override {
@@ -122,8 +126,7 @@ class FileStore final : public ObjectStore {
     // The object first, then its sidecar: an object that exists always has its metadata.
     for (const fs::path& path : {root_ / key, MetaPath(key)}) {
       if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-        return Error::Make(ErrorCode::kInternal,
-                           "delete " + path.string() + ": " + std::strerror(errno));
+        return IoError("delete", key);
       }
     }
     return Status::Ok();
@@ -144,8 +147,7 @@ class FileStore final : public ObjectStore {
       std::string key = fs::relative(it->path(), root_).generic_string();
       if (key.compare(0, prefix.size(), prefix) == 0 && key > cursor) keys.push_back(key);
     }
-    if (ec)
-      return Error::Make(ErrorCode::kInternal, "list " + root_.string() + ": " + ec.message());
+    if (ec) return Error::Make(ErrorCode::kInternal, "file store: list: " + ec.message());
     std::sort(keys.begin(), keys.end());
     ListPage page;
     for (const auto& key : keys) {
@@ -161,6 +163,11 @@ class FileStore final : public ObjectStore {
 
   std::string Uri(const std::string& key) const override {
     return "file://" + (root_ / key).string();
+  }
+
+  // Results go over HTTP: name the object relative to the store, never by its server path.
+  ObjectLinks Links(const std::string& key, int) const override {
+    return ObjectLinks{"file:" + key, std::nullopt, std::nullopt, std::nullopt};
   }
 
  private:
@@ -193,6 +200,7 @@ Result<std::unique_ptr<ObjectStore>> MakeFileStore(const std::string& root) {
     return Error::Invalid(
         "store", "cannot create store directory " + absolute.string() + ": " + ec.message());
   }
+  SweepFileStore(absolute, kFileStoreSweepGrace);
   return std::unique_ptr<ObjectStore>(std::make_unique<FileStore>(absolute.lexically_normal()));
 }
 
