@@ -101,6 +101,10 @@ ENGLISH = ("a photo of an astronaut riding a horse on the moon highly detailed d
            "hat isn't they're we've i'm you'll he'd").split()
 
 
+ADDED = [("<cat>", True, True), ("<cat><dog>", False, False), ("dog>", True, False),
+         ("at><", False, True)]
+
+
 def draw_char(rng, ranges):
     """A random character of `ranges` that this Python's Unicode data assigns (transformers
     removes unassigned ones as controls; ICU's newer Unicode may know them: not compared)."""
@@ -269,6 +273,13 @@ def folders(tmp_path_factory):
     (legacy / "special_tokens_map.json").write_text(json.dumps({
         "bos_token": SOT, "eos_token": EOT, "unk_token": EOT, "pad_token": "!"}))
     out["sd2_legacy"] = legacy
+    # Added tokens beyond the vocabulary, overlapping each other, with lstrip/rstrip.
+    tokenizer = transformers.CLIPTokenizer(str(base / "vocab.json"), str(base / "merges.txt"),
+                                           model_max_length=77)
+    tokenizer.add_tokens([transformers.AddedToken(t, lstrip=lstrip, rstrip=rstrip)
+                          for t, lstrip, rstrip in ADDED])
+    tokenizer.save_pretrained(str(root / "added"))
+    out["added"] = root / "added"
     return out, vocab_size, merge_count
 
 
@@ -370,6 +381,18 @@ def test_open_clip_padding_with_exclamation_mark(folders, variant):
     slow, mismatches, _ = compare(paths[variant], cases, "!")
     assert not mismatches, describe(mismatches)
     assert slow.pad_token_id == 0 and slow.eos_token_id != 0
+
+
+def test_added_tokens_are_cut_out_longest_first_with_their_strip_flags(folders):
+    paths, _, _ = folders
+    rng = random.Random(11)
+    parts = [t for t, _, _ in ADDED] + ["<dog>", " ", "  ", "\u3000", "\n", "a", "cat", "<",
+                                        "<ca", EOT, "CAT"]
+    cases = [("added", "".join(rng.choice(parts) for _ in range(rng.randint(1, 10))))
+             for _ in range(3000)]
+    slow, mismatches, _ = compare(paths["added"], cases, EOT)
+    assert not mismatches, describe(mismatches)
+    assert len(slow) == len(slow.get_vocab()) and slow.convert_tokens_to_ids("<cat>") >= 2000
 
 
 def test_fast_tokenizer_disagreements_are_reported(folders):

@@ -469,6 +469,8 @@ Status ReadAddedTokens(const json& config, const json& legacy_added, IdMap* ids,
 Result<int> ReadMaxLength(const json& config) {
   if (!config.contains("model_max_length")) return 77;
   const json& value = config["model_max_length"];
+  // transformers writes int(1e30) when no length was set; CLIP's text encoders have 77 positions.
+  if (value.is_number() && value.get<double>() >= 1e29) return 77;
   if (!value.is_number_integer() || value.get<int64_t>() < 3 || value.get<int64_t>() > 4096) {
     return Corrupt("tokenizer_config.json", "model_max_length is not an integer in 3..4096");
   }

@@ -227,6 +227,18 @@ TEST(ClipTokenizer, OpenClipPadTokenFromTheConfigurationIsUsedAndCutOut) {
   EXPECT_EQ((*chunks)[0][76], bang);
 }
 
+TEST(ClipTokenizer, TransformersUnsetLengthMeansTheEncodersSeventySevenPositions) {
+  ClipTokenizerFiles files = TinyFiles();
+  files.tokenizer_config_json = R"({"model_max_length": 1000000000000000019884624838656})";
+  auto unset = ClipTokenizer::FromFiles(files);
+  ASSERT_TRUE(unset.ok()) << unset.error().message;
+  EXPECT_EQ(unset->max_length(), 77);
+  files.tokenizer_config_json = R"({"model_max_length": 16})";
+  auto short_one = ClipTokenizer::FromFiles(files);
+  ASSERT_TRUE(short_one.ok());
+  EXPECT_EQ(short_one->Encode("low")->size(), 16u);
+}
+
 TEST(ClipTokenizer, SpecialTokensMapOverridesOnlyWithoutAddedTokensDecoder) {
   ClipTokenizerFiles files = TinyFiles();
   files.special_tokens_map_json = R"({"pad_token": {"content": "!", "lstrip": false}})";
@@ -260,7 +272,9 @@ TEST(ClipTokenizer, RefusesCorruptFilesAndPromptsWithClearErrors) {
   files = TinyFiles();
   files.tokenizer_config_json = R"({"bos_token": "<|missing|>"})";
   expect_invalid(files, "<|missing|>");
-  files.tokenizer_config_json = R"({"model_max_length": 1e30})";
+  files.tokenizer_config_json = R"({"model_max_length": 2})";
+  expect_invalid(files, "model_max_length");
+  files.tokenizer_config_json = R"({"model_max_length": 77.5})";
   expect_invalid(files, "model_max_length");
   files.tokenizer_config_json = "[1]";
   expect_invalid(files, "tokenizer_config.json");
