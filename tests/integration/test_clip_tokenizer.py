@@ -280,6 +280,16 @@ def folders(tmp_path_factory):
                           for t, lstrip, rstrip in ADDED])
     tokenizer.save_pretrained(str(root / "added"))
     out["added"] = root / "added"
+    # The same merges in a random order: a merge's result can then meet a better-ranked pair at
+    # once, which transformers leaves for its next round (BytePairEncoder defers it too).
+    shuffled = root / "shuffled"
+    shuffled.mkdir()
+    for f in ("vocab.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (shuffled / f).write_bytes((root / "sd1" / f).read_bytes())
+    header, *merges = (base / "merges.txt").read_text(encoding="utf-8").splitlines()
+    random.Random(4321).shuffle(merges)
+    (shuffled / "merges.txt").write_text("\n".join([header, *merges]) + "\n", encoding="utf-8")
+    out["shuffled"] = shuffled
     return out, vocab_size, merge_count
 
 
@@ -371,6 +381,13 @@ def test_ids_equal_transformers_on_twelve_thousand_strings(folders):
     assert sum(len(slow(t, add_special_tokens=False).input_ids) > 150 for t in long_cases) > 100
     print(f"\n{len(cases)} strings, vocabulary {vocab_size}, {merge_count} merges: C++ tool "
           f"{elapsed:.2f} s for all (ids, 77-token encoding and chunks)")
+
+
+def test_merges_out_of_training_order(folders):
+    paths, _, _ = folders
+    cases = generated_strings(random.Random(13), 3000)
+    _, mismatches, _ = compare(paths["shuffled"], cases, EOT)
+    assert not mismatches, describe(mismatches)
 
 
 @pytest.mark.parametrize("variant", ["sd2", "sd2_legacy"])
