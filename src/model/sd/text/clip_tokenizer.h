@@ -15,6 +15,11 @@
 // Unicode properties come from ICU; where ICU's Unicode version differs from that of the Python
 // that runs transformers, characters assigned in between may tokenise differently.
 //
+// Where it refuses what transformers tolerates: a merges.txt line that is not two symbols, a
+// special token with no id in vocab.json or added_tokens_decoder (transformers would invent one
+// past the embedding table), single_word added tokens, and prompts that are not UTF-8. Not read:
+// tokenizer.json (a fast tokenizer's file; diffusers folders carry the slow files).
+//
 // Thread-safe: a loaded tokenizer is immutable apart from a bounded, locked word cache.
 #pragma once
 
