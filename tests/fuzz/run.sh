@@ -26,3 +26,11 @@ echo "== libFuzzer: HTTP server parsers (head, gzip body, Range) for ${FUZZ_SECO
 mkdir -p build-fuzz/corpus-http
 printf 'POST /generate HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}' > build-fuzz/corpus-http/seed
 build-fuzz/http_parsers_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=8192 build-fuzz/corpus-http
+
+# The CLIP tokenizer belongs to the engine's build (IMAGEGEN_ENGINE=ON; it compiles no LibTorch).
+echo "== libFuzzer: CLIP tokenizer (hostile tokenizer files and prompts) for ${FUZZ_SECONDS}s"
+CC=clang-14 CXX=clang++-14 BUILD_DIR=build-fuzz-engine IMAGEGEN_TARGETS=clip_tokenizer_fuzz \
+  scripts/build.sh -DIMAGEGEN_FUZZ=ON -DIMAGEGEN_BUILD_TESTS=OFF -DIMAGEGEN_WERROR=OFF -DIMAGEGEN_ENGINE=ON
+mkdir -p build-fuzz-engine/corpus-clip
+build-fuzz-engine/clip_tokenizer_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=8192 -rss_limit_mb=2048 \
+  build-fuzz-engine/corpus-clip
