@@ -14,7 +14,6 @@ constexpr uint16_t kTagExifIfd = 0x8769;
 constexpr uint16_t kTagUserComment = 0x9286;
 constexpr uint16_t kTypeAscii = 2, kTypeShort = 3, kTypeLong = 4, kTypeUndefined = 7;
 constexpr char kUnicodePrefix[8] = {'U', 'N', 'I', 'C', 'O', 'D', 'E', '\0'};
-constexpr char kAsciiPrefix[8] = {'A', 'S', 'C', 'I', 'I', '\0', '\0', '\0'};
 // No IFD imagegen reads has more entries; a larger count is garbage, not a reason to loop long.
 constexpr uint32_t kMaxEntries = 512;
 

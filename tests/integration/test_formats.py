@@ -308,3 +308,16 @@ def test_unauthorized_is_openais_authentication_error(client):
     assert raised.value.body["type"] == "authentication_error"
     right = openai.OpenAI(base_url=server.url + "/v1", api_key="right-key", max_retries=0)
     assert right.images.generate(prompt="x", output_format="webp").output_format == "webp"
+
+
+def test_submit_carries_format_to_the_worker(tmp_path, workers):  # noqa: F811
+    queue, store = f"sqlite://{tmp_path}/queue.db", f"file://{tmp_path}/images"
+    r = run_cli("submit", "a bird", "--format", "jpeg", "--quality", "60", "--job-id", "bird-1",
+                "--queue", queue, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    workers("--queue", queue, "--store", store, "--model", "test", "--wait", "0",
+            "--drain").proc.wait(timeout=60)
+    stored = tmp_path / "images" / "bird-1.jpg"
+    assert Image.open(stored).format == "JPEG"
+    info = json.loads(run_cli("inspect", str(stored)).stdout)
+    assert info["format"] == "jpeg" and info["text"]["prompt"] == "a bird"
