@@ -125,6 +125,19 @@ INSTANTIATE_TEST_SUITE_P(Formats, CodecTest,
                            return std::string(ImageFormatName(param_info.param));
                          });
 
+TEST(PngTest, AnAllOpaqueAlphaPlaneIsDropped) {
+  Image image = Smooth(8, 8);
+  image.alpha.assign(64, 255);
+  auto decoded = DecodeImage(EncodeImage(image, {}, ImageFormat::kPng, 0)->bytes);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_FALSE(decoded->image.HasAlpha());  // so a JPEG re-encode warns about nothing
+  EXPECT_EQ(decoded->image.rgb, image.rgb);
+  image.alpha[5] = 254;
+  decoded = DecodeImage(EncodeImage(image, {}, ImageFormat::kPng, 0)->bytes);
+  ASSERT_TRUE(decoded.ok() && decoded->image.HasAlpha());
+  EXPECT_EQ(decoded->image.alpha, image.alpha);
+}
+
 TEST(JpegTest, LowerQualityIsSmaller) {
   Image image = Smooth(128, 128);
   for (int y = 0; y < 128; y += 2) image.Pixel(y, y)[0] = 255;  // some detail to spend bits on

@@ -45,6 +45,13 @@ void OnPngWarning(png_structp, png_const_charp) {}
 Image FromRgba(int width, int height, const std::vector<uint8_t>& rgba, bool keep_alpha) {
   Image image(width, height);
   size_t n = static_cast<size_t>(width) * height;
+  // An alpha plane with every pixel opaque says nothing: dropping it keeps an RGBA file from a
+  // model (or a re-encode) from turning into a spurious "transparency dropped" warning.
+  bool any_transparent = false;
+  for (size_t i = 0; keep_alpha && i < n && !any_transparent; ++i) {
+    any_transparent = rgba[i * 4 + 3] != 255;
+  }
+  keep_alpha = keep_alpha && any_transparent;
   if (keep_alpha) image.alpha.resize(n);
   for (size_t i = 0; i < n; ++i) {
     image.rgb[i * 3] = rgba[i * 4];

@@ -15,11 +15,12 @@ namespace imagegen {
 Result<std::string> EncodePng(const Image& image, const TextChunks& text);
 
 // Decodes any PNG libpng reads into RGB8 (palette, grey and 16-bit are converted); the alpha
-// plane is kept when the file has alpha (an alpha channel or tRNS). `text` (optional) receives
-// every tEXt/zTXt/iTXt chunk. Corrupt input is an error.
+// plane is kept when the file has alpha (an alpha channel or tRNS) that is not all opaque. `text`
+// (optional) receives every tEXt/zTXt/iTXt chunk. Corrupt input is an error.
 Result<Image> DecodePng(const std::string& bytes, TextChunks* text);
 
-// An Image from interleaved RGBA8; the alpha plane only when `keep_alpha`.
+// An Image from interleaved RGBA8; the alpha plane only when `keep_alpha` and some pixel is not
+// fully opaque.
 Image FromRgba(int width, int height, const std::vector<uint8_t>& rgba, bool keep_alpha);
 
 // Nearest-neighbour resize: exact for integer factors, which is how the embedded model's
