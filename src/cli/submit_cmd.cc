@@ -16,6 +16,7 @@ struct SubmitArgs {
   GenerateRequest request;
   int64_t seed = -1;
   std::string size;
+  int quality = -1;
   bool raw = false;
 };
 
@@ -32,6 +33,7 @@ int RunSubmit(SubmitArgs& args) {
     std::cout << id.value() << std::endl;
     return 0;
   }
+  if (args.quality >= 0) request.quality = args.quality;
   if (args.seed >= 0) {
     request.seed = args.seed;
   } else {
@@ -72,6 +74,10 @@ void AddSubmitCommand(CLI::App& app) {
   AddOptional(cmd, "--guidance", &args->request.guidance, "Classifier-free guidance scale");
   cmd->add_option("--negative", args->request.negative_prompt, "Negative prompt");
   cmd->add_option("--count", args->request.count, "Number of images")->check(CLI::Range(1, 16));
+  cmd->add_option("--format", args->request.format, "Output format: png (default), jpeg or webp");
+  cmd->add_option("--quality", args->quality, "JPEG/WebP quality 0..100 (100: lossless WebP)");
+  cmd->add_option("--background", args->request.background,
+                  "auto (default), opaque or transparent");
   cmd->add_flag("--raw", args->raw,
                 "Send the prompt as a plain-text body (as aws sqs send-message does); prints "
                 "the message id, which names the job");

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/image_format.h"
 
 namespace imagegen {
 
@@ -22,8 +23,14 @@ struct GenerateRequest {
   std::optional<int> steps;
   std::optional<double> guidance;  // classifier-free guidance scale
   int count = 1;
-  std::string model;   // empty: the server's configured model
-  std::string job_id;  // names the output key; generated when empty
+  std::string model;           // empty: the server's configured model
+  std::string job_id;          // names the output key; generated when empty
+  std::string format;          // "png" | "jpeg" | "webp"; empty: png
+  std::optional<int> quality;  // 0..100 for JPEG and WebP (100 = WebP lossless); model default
+  std::string background;      // "auto" | "opaque" | "transparent"; empty: auto
+  // OpenAI's quality ("low" | "medium" | "high" | "auto" | "standard" | "hd"): chooses the steps
+  // when steps are not given. Empty: no preset.
+  std::string quality_preset;
 };
 
 // One row of limits per model. Validation reads only this table.
@@ -35,6 +42,8 @@ struct ModelLimits {
   double min_guidance = 0.0, max_guidance = 20.0, default_guidance = 7.5;
   int max_count = 4;
   int64_t max_seed = 2147483647;
+  int default_quality = 90;  // JPEG/WebP quality when the request names none (0..100 allowed)
+  bool makes_alpha = false;  // whether the model can draw a transparent background
 };
 
 // A request with every field resolved: defaults applied, seed chosen, limits checked.
@@ -49,13 +58,21 @@ struct ValidRequest {
   int count = 1;
   std::string model;
   std::string job_id;
+  ImageFormat format = ImageFormat::kPng;
+  int quality = 90;
+  Background background = Background::kAuto;
+  std::string quality_preset;  // the preset that chose the steps ("medium" for "auto"), or empty
+  // Asked-for things that will not happen as asked (transparency from a model without alpha,
+  // a quality for lossless PNG); every door reports them with the result.
+  std::vector<std::string> warnings;
 };
 
 constexpr int64_t kMaxSeed = 2147483647;
 
 // Checks `request` against `limits`, trims the prompt, applies defaults, and picks a random
-// seed when none was given. Errors are kInvalidRequest with `field` set and a message that
-// names the field and the allowed range.
+// seed when none was given. A transparent background in JPEG is an error (JPEG has no alpha);
+// one from a model that cannot make alpha is a warning. Errors are kInvalidRequest with `field` set
+// and a message that names the field and the allowed range.
 Result<ValidRequest> Validate(const GenerateRequest& request, const ModelLimits& limits);
 
 // Parses "WxH" (e.g. "512x512"). Returns nullopt when malformed.

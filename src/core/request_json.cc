@@ -80,8 +80,9 @@ Status ReadOptionalInt(const nlohmann::json& body, const char* name, int64_t max
 
 Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
   static const std::set<std::string> kKnown = {
-      "prompt", "negative_prompt", "width", "height", "size",  "seed",
-      "steps",  "guidance_scale",  "count", "n",      "model", "job_id"};
+      "prompt", "negative_prompt", "width",          "height",  "size",
+      "seed",   "steps",           "guidance_scale", "count",   "n",
+      "model",  "job_id",          "format",         "quality", "background"};
   if (auto s = CheckKnownFields(body, kKnown); !s) return s.error();
   GenerateRequest req;
   if (!body.contains("prompt")) return Error::Invalid("prompt", "prompt is required");
@@ -89,6 +90,8 @@ Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
   if (auto s = ReadString(body, "negative_prompt", &req.negative_prompt); !s) return s.error();
   if (auto s = ReadString(body, "model", &req.model); !s) return s.error();
   if (auto s = ReadString(body, "job_id", &req.job_id); !s) return s.error();
+  if (auto s = ReadString(body, "format", &req.format); !s) return s.error();
+  if (auto s = ReadString(body, "background", &req.background); !s) return s.error();
   int64_t count = 1;
   // Range checks here only keep numbers in int; the model's limits are checked by Validate,
   // which names the model's range (so 0 is read as given, not as "absent").
@@ -100,9 +103,9 @@ Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
   if (auto s = ReadInt(body, "n", 1, kBig, &count); !s) return s.error();
   std::string size;
   if (auto s = ReadString(body, "size", &size); !s) return s.error();
-  if (!size.empty()) {
+  if (!size.empty() && size != "auto") {  // "auto" (OpenAI's): the model's default size
     auto parsed = ParseSize(size);
-    if (!parsed) return Error::Invalid("size", "size must look like \"512x512\"");
+    if (!parsed) return Error::Invalid("size", "size must look like \"512x512\" or be \"auto\"");
     req.width = parsed->first;
     req.height = parsed->second;
   }
@@ -112,6 +115,11 @@ Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
     req.seed = seed;
   }
   if (auto s = ReadNumber(body, "guidance_scale", &req.guidance); !s) return s.error();
+  if (body.contains("quality") && !body["quality"].is_null()) {
+    int64_t quality = 0;  // the range (0..100) is Validate's
+    if (auto s = ReadInt(body, "quality", -kBig, kBig, &quality); !s) return s.error();
+    req.quality = static_cast<int>(quality);
+  }
   req.count = static_cast<int>(count);
   return req;
 }

@@ -142,6 +142,125 @@ TEST(ValidateTest, GivenZeroIsCheckedAsGivenNotDefaulted) {
       << refused.error().message;
 }
 
+TEST(ValidateTest, OutputFormatQualityAndBackground) {
+  GenerateRequest req;
+  req.prompt = "a cat";
+  auto v = Validate(req, TestLimits());
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->format, ImageFormat::kPng);
+  EXPECT_EQ(v->quality, TestLimits().default_quality);
+  EXPECT_EQ(v->background, Background::kAuto);
+  EXPECT_TRUE(v->warnings.empty());
+
+  req.format = "webp";
+  req.quality = 55;
+  v = Validate(req, TestLimits());
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->format, ImageFormat::kWebp);
+  EXPECT_EQ(v->quality, 55);
+
+  req.format = "gif";
+  EXPECT_EQ(Validate(req, TestLimits()).error().field, "format");
+  req.format = "jpeg";
+  req.quality = 101;
+  auto bad = Validate(req, TestLimits());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().field, "quality");
+  EXPECT_NE(bad.error().message.find("between 0 and 100"), std::string::npos);
+  req.quality = -1;
+  EXPECT_EQ(Validate(req, TestLimits()).error().field, "quality");
+  req.quality.reset();
+  req.background = "striped";
+  EXPECT_EQ(Validate(req, TestLimits()).error().field, "background");
+}
+
+TEST(ValidateTest, TransparencyNeedsAlphaInTheFormatAndTheModel) {
+  GenerateRequest req;
+  req.prompt = "a cat";
+  req.background = "transparent";
+  req.format = "jpeg";
+  auto jpeg = Validate(req, TestLimits());
+  ASSERT_FALSE(jpeg.ok());
+  EXPECT_EQ(jpeg.error().field, "background");
+  EXPECT_EQ(jpeg.error().code, ErrorCode::kInvalidRequest);
+
+  req.format = "png";
+  auto no_alpha = Validate(req, TestLimits());  // makes_alpha is false by default
+  ASSERT_TRUE(no_alpha.ok());
+  ASSERT_EQ(no_alpha->warnings.size(), 1u);
+  EXPECT_NE(no_alpha->warnings[0].find("cannot make alpha"), std::string::npos);
+
+  ModelLimits alpha = TestLimits();
+  alpha.makes_alpha = true;
+  auto with_alpha = Validate(req, alpha);
+  ASSERT_TRUE(with_alpha.ok());
+  EXPECT_TRUE(with_alpha->warnings.empty());
+  EXPECT_EQ(with_alpha->background, Background::kTransparent);
+
+  req.background.clear();
+  req.quality = 50;  // PNG is lossless: said, not silently ignored
+  auto png = Validate(req, alpha);
+  ASSERT_TRUE(png.ok());
+  ASSERT_EQ(png->warnings.size(), 1u);
+  EXPECT_NE(png->warnings[0].find("lossless"), std::string::npos);
+}
+
+TEST(ValidateTest, QualityPresetsChooseTheSteps) {
+  GenerateRequest req;
+  req.prompt = "a cat";
+  auto steps_for = [&](const std::string& preset) {
+    req.quality_preset = preset;
+    auto v = Validate(req, TestLimits());
+    EXPECT_TRUE(v.ok()) << preset;
+    return v.ok() ? v->steps : -1;
+  };
+  EXPECT_EQ(steps_for("low"), 10);
+  EXPECT_EQ(steps_for("medium"), 20);
+  EXPECT_EQ(steps_for("standard"), 20);
+  EXPECT_EQ(steps_for("auto"), 20);
+  EXPECT_EQ(steps_for("high"), 40);
+  EXPECT_EQ(steps_for("hd"), 40);
+  req.quality_preset = "auto";
+  EXPECT_EQ(Validate(req, TestLimits())->quality_preset, "medium");
+  req.steps = 7;  // explicit steps win
+  req.quality_preset = "high";
+  EXPECT_EQ(Validate(req, TestLimits())->steps, 7);
+  req.quality_preset = "ultra";
+  EXPECT_EQ(Validate(req, TestLimits()).error().field, "quality");
+  ModelLimits few = TestLimits();
+  few.default_steps = 30;
+  few.max_steps = 50;
+  req.steps = 0;
+  req.quality_preset = "high";
+  EXPECT_EQ(Validate(req, few)->steps, 50);  // capped at the model's maximum
+}
+
+TEST(ParseGenerateJsonTest, FormatFieldsAndSizeAuto) {
+  auto r = ParseGenerateJson(nlohmann::json::parse(
+      R"({"prompt":"x","format":"jpeg","quality":70,"background":"opaque","size":"auto"})"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->format, "jpeg");
+  EXPECT_EQ(r->quality, 70);
+  EXPECT_EQ(r->background, "opaque");
+  EXPECT_EQ(r->width, 0);
+  EXPECT_EQ(
+      ParseGenerateJson(nlohmann::json::parse(R"({"prompt":"x","quality":"high"})")).error().field,
+      "quality");
+  EXPECT_EQ(ParseGenerateJson(nlohmann::json::parse(R"({"prompt":"x","format":5})")).error().field,
+            "format");
+}
+
+TEST(IdsTest, KeyExtensionFollowsTheFormat) {
+  EXPECT_EQ(ImageKey("p/", "j", 0, ImageExtension(ImageFormat::kJpeg)), "p/j.jpg");
+  EXPECT_EQ(ImageKey("", "j", 1, ImageExtension(ImageFormat::kWebp)), "j-1.webp");
+  EXPECT_TRUE(HasImageExtension("a/b.webp"));
+  EXPECT_TRUE(HasImageExtension("b.jpg"));
+  EXPECT_FALSE(HasImageExtension(".png"));
+  EXPECT_FALSE(HasImageExtension("a/readyz.txt"));
+  EXPECT_EQ(ImageFormatFromName("jpg"), ImageFormat::kJpeg);
+  EXPECT_FALSE(ImageFormatFromName("PNG"));
+}
+
 TEST(ParseSizeTest, Formats) {
   EXPECT_EQ(ParseSize("512x256"), std::make_pair(512, 256));
   EXPECT_FALSE(ParseSize("512"));

@@ -194,8 +194,10 @@ HttpResponse Api::Route(HttpRequest& request) {
     return response;
   }
   if (!IsPublicRoute(request) && !Authorized(request)) {
-    HttpResponse response =
-        ErrorResponse(Error::Make(ErrorCode::kUnauthorized, "a valid API key is required"));
+    Error error = Error::Make(ErrorCode::kUnauthorized, "a valid API key is required");
+    // OpenAI clients read only OpenAI's error shape (the SDK's AuthenticationError).
+    bool openai = request.path.rfind("/v1/", 0) == 0;
+    HttpResponse response = openai ? OpenAiErrorResponse(error) : ErrorResponse(error);
     response.SetHeader("WWW-Authenticate", "Bearer");
     return response;
   }
@@ -282,7 +284,7 @@ HttpResponse Api::OpenAiGenerate(HttpRequest& request) {
   if (!parsed.ok()) return OpenAiErrorResponse(parsed.error());
   auto result = RunAdmitted(parsed->request, request);
   if (!result.ok()) return OpenAiErrorResponse(result.error());
-  return OpenAiSuccessResponse(result.value(), parsed->b64_json, pipeline_->store(),
+  return OpenAiSuccessResponse(parsed.value(), result.value(), pipeline_->store(),
                                [&](const std::string& key) { return ImageUrl(request, key); });
 }
 
@@ -308,8 +310,7 @@ HttpResponse Api::ListImages(HttpRequest& request) {
     if (!page.ok()) return ErrorResponse(page.error());
     for (const auto& object : page->objects) {
       next = object.key;
-      if (object.key.size() < 4 || object.key.compare(object.key.size() - 4, 4, ".png") != 0)
-        continue;
+      if (!HasImageExtension(object.key)) continue;
       auto head = pipeline_->store().Head(object.key);
       if (!head.ok()) continue;  // deleted between list and head
       auto meta = [&](const char* name) {

@@ -33,6 +33,9 @@ json GenerateRequestToJson(const GenerateRequest& r) {
   if (r.guidance) j["guidance_scale"] = *r.guidance;
   if (r.count != 1) j["count"] = r.count;
   if (!r.model.empty()) j["model"] = r.model;
+  if (!r.format.empty()) j["format"] = r.format;
+  if (r.quality) j["quality"] = *r.quality;
+  if (!r.background.empty()) j["background"] = r.background;
   return j;
 }
 

@@ -1,11 +1,12 @@
 #include "pipeline/pipeline.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/ids.h"
 #include "core/metrics.h"
-#include "image/png.h"
+#include "image/codec.h"
 
 namespace imagegen {
 namespace {
@@ -20,7 +21,8 @@ std::string FormatGuidance(double g) {
   return out.str();
 }
 
-Metadata ImageMetadata(const ValidRequest& request, const std::string& model, int64_t seed) {
+Metadata ImageMetadata(const ValidRequest& request, const std::string& model, int64_t seed,
+                       bool alpha) {
   auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
@@ -33,7 +35,16 @@ Metadata ImageMetadata(const ValidRequest& request, const std::string& model, in
           {"width", std::to_string(request.width)},
           {"height", std::to_string(request.height)},
           {"job-id", request.job_id},
+          {"format", std::string(ImageFormatName(request.format))},
+          {"alpha", alpha ? "1" : "0"},
           {"created-ms", std::to_string(now_ms)}};
+}
+
+// One copy of each warning: a model's and an encoder's warnings repeat for every image.
+void AddWarning(std::string warning, std::vector<std::string>* warnings) {
+  if (std::find(warnings->begin(), warnings->end(), warning) == warnings->end()) {
+    warnings->push_back(std::move(warning));
+  }
 }
 
 // RAII for the in-flight gauge, so every exit path decrements it.
@@ -88,12 +99,15 @@ Result<ValidRequest> Pipeline::Check(const GenerateRequest& request) const {
 std::optional<GenerateResult> Pipeline::FindExisting(const ValidRequest& request) {
   GenerateResult result;
   for (int i = 0; i < request.count; ++i) {
-    std::string key = ImageKey(options_.key_prefix, request.job_id, i);
+    std::string key =
+        ImageKey(options_.key_prefix, request.job_id, i, ImageExtension(request.format));
     auto head = store_->Head(key);
     if (!head.ok()) return std::nullopt;
     auto seed = head->metadata.find("seed");
     StoredImage image{key, store_->Links(key, options_.presign_expiry_s),
                       seed == head->metadata.end() ? 0 : std::atoll(seed->second.c_str())};
+    auto alpha = head->metadata.find("alpha");
+    result.transparent |= alpha != head->metadata.end() && alpha->second == "1";
     result.images.push_back(std::move(image));
   }
   result.seed = result.images.front().seed;
@@ -102,15 +116,21 @@ std::optional<GenerateResult> Pipeline::FindExisting(const ValidRequest& request
 }
 
 Result<StoredImage> Pipeline::StoreImage(const ValidRequest& request, int index, const Image& image,
-                                         int64_t seed, Timings* timings) {
+                                         int64_t seed, GenerateResult* result) {
+  Timings* timings = &result->timings;
   auto start = Clock::now();
-  auto png = EncodePng(image, ProvenanceChunks(request, model_->Name(), seed));
+  auto encoded = EncodeImage(image, ProvenanceChunks(request, model_->Name(), seed), request.format,
+                             request.quality);
   timings->encode_ms += MsSince(start);
-  if (!png.ok()) return png.error();
+  if (!encoded.ok()) return encoded.error();
+  bool alpha = image.HasAlpha() && FormatHasAlpha(request.format);
+  result->transparent |= alpha;
+  for (auto& warning : encoded->warnings) AddWarning(std::move(warning), &result->warnings);
   start = Clock::now();
-  std::string key = ImageKey(options_.key_prefix, request.job_id, index);
-  Status put =
-      store_->Put(key, png.value(), "image/png", ImageMetadata(request, model_->Name(), seed));
+  std::string key =
+      ImageKey(options_.key_prefix, request.job_id, index, ImageExtension(request.format));
+  Status put = store_->Put(key, encoded->bytes, std::string(ImageMediaType(request.format)),
+                           ImageMetadata(request, model_->Name(), seed, alpha));
   timings->store_ms += MsSince(start);
   if (!put.ok()) return put.error();
   GlobalMetrics().Add("imagegen_images_stored_total", {});
@@ -138,15 +158,17 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
     if (!output.ok()) return output.error();
     GlobalMetrics().Observe("imagegen_generation_seconds", {{"model", model_->Name()}},
                             result.timings.generate_ms / 1000.0);
+    for (auto& warning : output->warnings) AddWarning(std::move(warning), &result.warnings);
     for (int i = 0; i < static_cast<int>(output->images.size()); ++i) {
       // The model's own account of the seed where it gives one (Stability), else seed + index.
       size_t at = static_cast<size_t>(i);
       int64_t seed = at < output->seeds.size() ? output->seeds[at] : req.seed + i;
-      auto stored = StoreImage(req, i, output->images[at], seed, &result.timings);
+      Image& image = output->images[at];
+      if (req.background == Background::kOpaque) image.alpha.clear();  // asked for, kept opaque
+      auto stored = StoreImage(req, i, image, seed, &result);
       if (!stored.ok()) return stored.error();
       result.images.push_back(std::move(stored.value()));
     }
-    result.warnings = std::move(output->warnings);
     result.seed = result.images.empty() ? req.seed : result.images.front().seed;
   }
   result.job_id = req.job_id;
@@ -157,6 +179,11 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
   result.height = req.height;
   result.steps = req.steps;
   result.guidance = req.guidance;
+  result.format = req.format;
+  result.quality = req.quality;
+  result.background = req.background;
+  result.quality_preset = req.quality_preset;
+  for (auto& warning : req.warnings) AddWarning(std::move(warning), &result.warnings);
   result.timings.total_ms = MsSince(start);
   return result;
 }
@@ -182,6 +209,9 @@ nlohmann::json ResultToJson(const GenerateResult& result,
   j["height"] = result.height;
   j["steps"] = result.steps;
   j["guidance_scale"] = result.guidance;
+  j["format"] = ImageFormatName(result.format);
+  j["quality"] = result.quality;
+  j["background"] = BackgroundName(result.background);
   j["seed"] = result.seed;
   j["images"] = nlohmann::json::array();
   for (const auto& image : result.images) j["images"].push_back(image_json(image));

@@ -1,4 +1,5 @@
-// The one pipeline every door uses: validate -> generate -> encode PNG (+provenance) -> store.
+// The one pipeline every door uses: validate -> generate -> encode (PNG, JPEG or WebP, with the
+// provenance inside) -> store.
 #pragma once
 
 #include <memory>
@@ -35,6 +36,11 @@ struct GenerateResult {
   int width = 0, height = 0, steps = 0;
   double guidance = 0;
   int64_t seed = 0;
+  ImageFormat format = ImageFormat::kPng;
+  int quality = 0;  // the JPEG/WebP quality used (PNG: lossless, reported as given)
+  Background background = Background::kAuto;
+  bool transparent = false;    // an image kept an alpha plane (so "background" was honoured)
+  std::string quality_preset;  // OpenAI's quality name that chose the steps, if any
   std::vector<StoredImage> images;
   std::vector<std::string> warnings;
   Timings timings;
@@ -61,14 +67,15 @@ class Pipeline {
  private:
   std::optional<GenerateResult> FindExisting(const ValidRequest& request);
   Result<StoredImage> StoreImage(const ValidRequest& request, int index, const Image& image,
-                                 int64_t seed, Timings* timings);
+                                 int64_t seed, GenerateResult* result);
 
   std::shared_ptr<ImageModel> model_;
   std::shared_ptr<ObjectStore> store_;
   PipelineOptions options_;
 };
 
-// The PNG text chunks that carry an image's provenance (also an A1111-style "parameters").
+// The pairs that carry an image's provenance (also an A1111-style "parameters"): PNG text
+// chunks, or EXIF/XMP in JPEG and WebP.
 std::vector<std::pair<std::string, std::string>> ProvenanceChunks(const ValidRequest& request,
                                                                   const std::string& model,
                                                                   int64_t seed);
