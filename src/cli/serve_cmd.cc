@@ -48,6 +48,9 @@ int RunServe(ServeArgs& args) {
   if (!services.ok()) return ReportError(services.error());
   if (args.config.serve_workers > 0) StartInProcessWorkers(*services, args.config.serve_workers);
   auto api = services->api;
+  args.server.error_response = [api](const Error& error, const std::string& path) {
+    return api->TransportError(error, path);
+  };
   HttpServer server([api](HttpRequest& request) { return api->Handle(request); }, args.server);
   OnShutdown([&server] { server.Stop(); });
   Status status = server.Run([&](int port) {

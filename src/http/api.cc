@@ -182,6 +182,13 @@ void Api::ApplyCors(const HttpRequest& request, HttpResponse* response) const {
   response->SetHeader("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, Location");
 }
 
+HttpResponse Api::TransportError(const Error& error, const std::string& path) const {
+  bool openai = path.rfind("/v1/", 0) == 0;
+  HttpResponse response = openai ? OpenAiErrorResponse(error) : ErrorResponse(error);
+  ApplySecurityHeaders(&response);
+  return response;
+}
+
 HttpResponse Api::Route(HttpRequest& request) {
   if (request.method == "OPTIONS" && !request.Header("origin").empty()) {
     HttpResponse response = JsonResponse(204, "");

@@ -47,6 +47,9 @@ class Api {
   Api(std::shared_ptr<Pipeline> pipeline, ApiOptions options, std::vector<RouteSpec> routes = {});
   // Never throws; a throwing handler becomes a 500 "internal" response.
   HttpResponse Handle(HttpRequest& request);
+  // An error the transport answers itself (framing, limits, deadlines), in the shape of the
+  // route at `path` (OpenAI's under /v1/) and with the headers every answer carries.
+  HttpResponse TransportError(const Error& error, const std::string& path) const;
   // (method, pattern) of every route, for checking the OpenAPI document against the code.
   std::vector<std::pair<std::string, std::string>> Routes() const { return router_.Routes(); }
   const ApiOptions& options() const { return options_; }

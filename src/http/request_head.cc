@@ -215,6 +215,15 @@ std::optional<size_t> FindHeadEnd(std::string_view bytes) {
   return std::nullopt;
 }
 
+std::string RequestPathOf(std::string_view bytes) {
+  while (bytes.substr(0, 2) == "\r\n") bytes.remove_prefix(2);
+  bytes = bytes.substr(0, std::min<size_t>(bytes.size(), 4096));
+  size_t sp = bytes.find(' ');
+  if (sp == std::string_view::npos || sp + 1 >= bytes.size() || bytes[sp + 1] != '/') return "";
+  size_t end = bytes.find_first_of(" ?\r\n", sp + 1);
+  return std::string(bytes.substr(sp + 1, end == std::string_view::npos ? end : end - sp - 1));
+}
+
 bool MayBecomeRequestHead(std::string_view partial) {
   while (partial.substr(0, 2) == "\r\n") partial.remove_prefix(2);
   if (partial == "\r") return true;

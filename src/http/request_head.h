@@ -47,6 +47,10 @@ std::optional<size_t> FindHeadEnd(std::string_view bytes);
 // wait for the head deadline.
 bool MayBecomeRequestHead(std::string_view partial);
 
+// The path of the request line in `bytes` ("" if there is none that starts with /), for
+// answering a refused request in its route's error shape.
+std::string RequestPathOf(std::string_view bytes);
+
 // Parses and checks a complete head (as delimited by FindHeadEnd). Errors: 400 for any framing
 // or syntax fault, 431 for a head over the limits, 501 for a transfer coding other than
 // chunked, 417 is not used (an unknown Expect is refused as 400).

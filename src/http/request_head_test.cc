@@ -102,6 +102,13 @@ TEST(RequestHeadTest, FindsTheEndAndStopsAtABareLf) {
   EXPECT_EQ(FindHeadEnd("GET / HTTP/1.1\nHost"), 15u);  // handed to the parser, which refuses
 }
 
+TEST(RequestHeadTest, PathOfARefusedRequest) {
+  EXPECT_EQ(RequestPathOf("POST /v1/images/generations?x=1 HTTP/1.1\r\nX: \x01\r\n\r\n"),
+            "/v1/images/generations");
+  EXPECT_EQ(RequestPathOf("GET http://a/ HTTP/1.1\r\n"), "");
+  EXPECT_EQ(RequestPathOf("garbage"), "");
+}
+
 TEST(RequestHeadTest, RefusesEarlyWhatCannotBecomeARequestLine) {
   EXPECT_TRUE(MayBecomeRequestHead(""));
   EXPECT_TRUE(MayBecomeRequestHead("PO"));

@@ -350,12 +350,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     auto end = FindHeadEnd(bytes);
     if (!end) {
       if (MayBecomeRequestHead(bytes)) return false;
-      Reject(Error::Invalid("", "malformed request: not an HTTP/1.1 request line"));
+      Reject(Error::Invalid("", "malformed request: not an HTTP/1.1 request line"), "");
       return true;
     }
     auto head = ParseRequestHead(bytes.substr(0, *end), server_->limits);
     if (!head) {
-      Reject(head.error());
+      Reject(head.error(), RequestPathOf(bytes));
       return true;
     }
     head_ = std::move(*head);
@@ -460,7 +460,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     HttpResponse response;
     auto body = DecodeBody(coding, std::move(request.body), server_->options.max_body_bytes);
     if (!body) {
-      response = ErrorFor(body.error(), request.request_id);
+      response = ErrorFor(body.error(), request.request_id, request.path);
     } else {
       request.body = std::move(*body);
       response = CallHandler(request);
@@ -482,11 +482,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     return ErrorFor(
         Error::Make(ErrorCode::kInternal, "internal error; request id " + request.request_id),
-        request.request_id);
+        request.request_id, request.path);
   }
 
-  static HttpResponse ErrorFor(const Error& error, const std::string& request_id) {
-    HttpResponse response = ErrorResponse(error);
+  HttpResponse ErrorFor(const Error& error, const std::string& request_id,
+                        const std::string& path) const {
+    const auto& shape = server_->options.error_response;
+    HttpResponse response = shape ? shape(error, path) : ErrorResponse(error);
     response.SetHeader("X-Request-Id", request_id);
     return response;
   }
@@ -581,9 +583,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   // A server-made error: answered, then the connection is closed (its framing is suspect).
-  void Reject(const Error& error) {
+  void Reject(const Error& error) { Reject(error, head_.target.substr(0, head_.target.find('?'))); }
+  void Reject(const Error& error, const std::string& path) {
     std::string request_id = NewJobId();
-    HttpResponse response = ErrorFor(error, request_id);
+    HttpResponse response = ErrorFor(error, request_id, path);
     Log("info", "request refused",
         {{"request_id", request_id},
          {"remote", remote_},

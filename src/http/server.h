@@ -37,6 +37,9 @@ struct ServerOptions {
   // address with our port, so a client's Host cannot put another site into our answers.
   std::string public_url;
   bool trust_forwarded = false;  // honour X-Forwarded-Proto/-Host (only behind your own proxy)
+  // Shapes the errors the server answers itself (400, 408, 413, 431...) for the path the
+  // client asked for (e.g. OpenAI's error shape under /v1/); unset: ErrorResponse.
+  std::function<HttpResponse(const Error& error, const std::string& path)> error_response;
 };
 
 using RequestHandler = std::function<HttpResponse(HttpRequest&)>;
