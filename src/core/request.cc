@@ -136,6 +136,7 @@ Result<ValidRequest> Validate(const GenerateRequest& in, const ModelLimits& limi
   if (auto s = CheckRange("count", out.count, 1, limits.max_count); !s) return s.error();
   out.model = in.model;
   out.job_id = in.job_id;
+  out.owner = in.owner;
   return out;
 }
 

@@ -23,6 +23,9 @@ struct GenerateRequest {
   int count = 1;
   std::string model;   // empty: the server's configured model
   std::string job_id;  // names the output key; generated when empty
+  // The namespace of job_id: the authenticated caller ("" without API keys), set by doors from
+  // the credential, never read from a client's body. Another owner's ids are other names.
+  std::string owner;
 };
 
 // One row of limits per model. Validation reads only this table.
@@ -48,6 +51,7 @@ struct ValidRequest {
   int count = 1;
   std::string model;
   std::string job_id;
+  std::string owner;  // as GenerateRequest::owner
 };
 
 constexpr int64_t kMaxSeed = 2147483647;

@@ -1,8 +1,13 @@
 #include "pipeline/pipeline.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
+#include "aws/encoding.h"
+#include "core/clock.h"
 #include "core/ids.h"
 #include "core/metrics.h"
 #include "image/png.h"
@@ -20,10 +25,15 @@ std::string FormatGuidance(double g) {
   return out.str();
 }
 
-Metadata ImageMetadata(const ValidRequest& request, const std::string& model, int64_t seed) {
-  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
+using json = nlohmann::json;
+
+constexpr const char* kIndexDir = "index/images/";
+constexpr const char* kIndexMarker = "index/images.v1";
+constexpr int64_t kMaxEpochMs = 9999999999999LL;
+constexpr size_t kIndexTimeChars = 17;  // "rrrr/rrr/rrr/rrr-"
+
+Metadata ImageMetadata(const ValidRequest& request, const std::string& model, int64_t seed,
+                       int64_t created_ms) {
   return {{"prompt", EncodeMetadataValue(request.prompt)},
           {"negative-prompt", EncodeMetadataValue(request.negative_prompt)},
           {"seed", std::to_string(seed)},
@@ -33,8 +43,24 @@ Metadata ImageMetadata(const ValidRequest& request, const std::string& model, in
           {"width", std::to_string(request.width)},
           {"height", std::to_string(request.height)},
           {"job-id", request.job_id},
-          {"created-ms", std::to_string(now_ms)}};
+          {"request-hash", RequestHash(request)},
+          {"created-ms", std::to_string(created_ms)}};
 }
+
+Error IdConflict(const ValidRequest& request, const std::string& why) {
+  Error e = Error::Make(ErrorCode::kConflict, "job_id \"" + request.job_id + "\" " + why);
+  e.field = "job_id";
+  return e;
+}
+
+// A seed for a named request that gave none: the same for every replay of that name.
+int64_t DerivedSeed(const std::string& owner, const std::string& job_id, int64_t max_seed) {
+  std::string digest = aws::Sha256Hex("seed\n" + owner + "\n" + job_id);
+  uint64_t value = std::stoull(digest.substr(0, 15), nullptr, 16);
+  return static_cast<int64_t>(value % static_cast<uint64_t>(max_seed + 1));
+}
+
+bool IsImageKey(const std::string& key) { return key.ends_with(".png"); }
 
 // RAII for the in-flight gauge, so every exit path decrements it.
 class InFlight {
@@ -72,62 +98,167 @@ Pipeline::Pipeline(std::shared_ptr<ImageModel> model, std::shared_ptr<ObjectStor
                    PipelineOptions options)
     : model_(std::move(model)), store_(std::move(store)), options_(std::move(options)) {}
 
+std::string RequestHash(const ValidRequest& r) {
+  json canonical = {{"prompt", r.prompt},     {"negative_prompt", r.negative_prompt},
+                    {"width", r.width},       {"height", r.height},
+                    {"seed", r.seed},         {"steps", r.steps},
+                    {"guidance", r.guidance}, {"count", r.count},
+                    {"model", r.model}};
+  return aws::Sha256Hex(canonical.dump(-1, ' ', true, json::error_handler_t::replace));
+}
+
 Result<ValidRequest> Pipeline::Check(const GenerateRequest& request) const {
   if (!request.model.empty() && request.model != model_->Name()) {
     return Error::Invalid("model", "unknown model \"" + request.model +
                                        "\"; this server serves \"" + model_->Name() + "\"");
   }
+  GenerateRequest resolved = request;
   if (!request.job_id.empty()) {
     if (auto s = CheckJobId(request.job_id); !s) return s.error();
+    if (!resolved.seed) {
+      resolved.seed = DerivedSeed(request.owner, request.job_id, model_->Limits().max_seed);
+    }
   }
-  auto valid = Validate(request, model_->Limits());
+  if (!request.owner.empty()) {
+    if (auto s = CheckJobId(request.owner); !s) return Error::Invalid("owner", "malformed owner");
+  }
+  auto valid = Validate(resolved, model_->Limits());
   if (valid.ok()) valid->model = model_->Name();
   return valid;
 }
 
-std::optional<GenerateResult> Pipeline::FindExisting(const ValidRequest& request) {
+std::string Pipeline::ScopePrefix(const std::string& owner) const {
+  return owner.empty() ? options_.key_prefix : options_.key_prefix + owner + "/";
+}
+
+std::string Pipeline::ClaimKey(const ValidRequest& request) const {
+  std::string scope = request.owner.empty() ? "" : request.owner + "/";
+  return options_.key_prefix + "ids/" + scope + request.job_id;
+}
+
+std::string Pipeline::IndexKey(int64_t created_ms, const std::string& key) const {
+  // rrrr/rrr/rrr/rrr-<key>: the reverse time split so that no directory of the file store
+  // holds more than a thousand entries per level (a page reads a few small directories), and
+  // fixed-width digits so that S3's flat lexicographic order is still newest first.
+  long long rev = kMaxEpochMs - std::clamp<int64_t>(created_ms, 0, kMaxEpochMs);
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%04lld/%03lld/%03lld/%03lld-", rev / 1000000000,
+                rev / 1000000 % 1000, rev / 1000 % 1000, rev % 1000);
+  return options_.key_prefix + kIndexDir + buf + key.substr(options_.key_prefix.size());
+}
+
+Result<JobIdClaim> Pipeline::ClaimJobId(const ValidRequest& request, RunOrigin origin) {
+  const std::string key = ClaimKey(request);
+  const std::string hash = RequestHash(request);
+  const bool by_job = origin == RunOrigin::kJob;
+  const int64_t now = NowEpochMs();
+  json body = {
+      {"request_hash", hash}, {"origin", by_job ? "job" : "generate"}, {"created_ms", now}};
+  auto created = store_->Create(key, body.dump(), "application/json", {{"request-hash", hash}});
+  if (!created.ok()) return created.error();
+  if (created.value() == CreateOutcome::kCreated) return JobIdClaim{true, by_job, now};
+  auto data = store_->Get(key, nullptr);
+  if (!data.ok()) return data.error();
+  auto claim = json::parse(data.value(), nullptr, false);
+  if (!claim.is_object() || claim.value("request_hash", "") != hash) {
+    return IdConflict(request, "is already used for a different request");
+  }
+  return JobIdClaim{false, claim.value("origin", "") == "job", claim.value("created_ms", now)};
+}
+
+Status Pipeline::DropClaim(const ValidRequest& request) {
+  return store_->Delete(ClaimKey(request));
+}
+
+// The stored image at `key` as this request's output, when it is this request's (kConflict
+// when it is another's, or carries no fingerprint: an image is never taken over on a guess).
+Result<StoredImage> Pipeline::ReuseStored(const ValidRequest& request, const std::string& key) {
+  auto head = store_->Head(key);
+  for (int i = 0; !head.ok() && head.error().code == ErrorCode::kNotFound && i < 20; ++i) {
+    // S3's 409 ConditionalRequestConflict: the winning write may not be visible yet.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    head = store_->Head(key);
+  }
+  if (!head.ok()) return head.error();
+  auto hash = head->metadata.find("request-hash");
+  if (hash == head->metadata.end() || hash->second != RequestHash(request)) {
+    return IdConflict(request, "names a stored image of a different request");
+  }
+  auto seed = head->metadata.find("seed");
+  return StoredImage{key, store_->Links(key, options_.presign_expiry_s),
+                     seed == head->metadata.end() ? 0 : std::atoll(seed->second.c_str())};
+}
+
+Result<std::optional<GenerateResult>> Pipeline::FindExisting(const ValidRequest& request) {
   GenerateResult result;
   for (int i = 0; i < request.count; ++i) {
-    std::string key = ImageKey(options_.key_prefix, request.job_id, i);
+    std::string key = ImageKey(ScopePrefix(request.owner), request.job_id, i);
     auto head = store_->Head(key);
-    if (!head.ok()) return std::nullopt;
-    auto seed = head->metadata.find("seed");
-    StoredImage image{key, store_->Links(key, options_.presign_expiry_s),
-                      seed == head->metadata.end() ? 0 : std::atoll(seed->second.c_str())};
-    result.images.push_back(std::move(image));
+    if (!head.ok()) {
+      if (head.error().code != ErrorCode::kNotFound) return head.error();
+      return std::optional<GenerateResult>();  // not (all) stored yet: generate
+    }
+    auto stored = ReuseStored(request, key);
+    if (!stored.ok()) return stored.error();
+    result.images.push_back(std::move(stored.value()));
   }
   result.seed = result.images.front().seed;
   result.reused = true;
-  return result;
+  return std::optional<GenerateResult>(std::move(result));
 }
 
 Result<StoredImage> Pipeline::StoreImage(const ValidRequest& request, int index, const Image& image,
-                                         int64_t seed, Timings* timings) {
+                                         int64_t seed, int64_t created_ms, Timings* timings) {
   auto start = Clock::now();
   auto png = EncodePng(image, ProvenanceChunks(request, model_->Name(), seed));
   timings->encode_ms += MsSince(start);
   if (!png.ok()) return png.error();
   start = Clock::now();
-  std::string key = ImageKey(options_.key_prefix, request.job_id, index);
-  Status put =
-      store_->Put(key, png.value(), "image/png", ImageMetadata(request, model_->Name(), seed));
+  std::string key = ImageKey(ScopePrefix(request.owner), request.job_id, index);
+  // The listing entry first: a crash between the two leaves an entry without an image (skipped
+  // by listings, and filled by the redelivery, which derives the same entry name from the
+  // claim's time), never an image that no listing shows.
+  std::string index_key = IndexKey(created_ms, key);
+  auto indexed = store_->Create(index_key, "", "application/x-imagegen-index", {});
+  if (!indexed.ok()) return indexed.error();
+  auto created = store_->Create(key, png.value(), "image/png",
+                                ImageMetadata(request, model_->Name(), seed, created_ms));
   timings->store_ms += MsSince(start);
-  if (!put.ok()) return put.error();
+  if (!created.ok()) return created.error();
+  if (created.value() == CreateOutcome::kExists) {
+    auto reused = ReuseStored(request, key);
+    if (!reused.ok() && indexed.value() == CreateOutcome::kCreated) {
+      (void)store_->Delete(index_key);  // not our image: do not list it twice
+    }
+    return reused;
+  }
   GlobalMetrics().Add("imagegen_images_stored_total", {});
   return StoredImage{key, store_->Links(key, options_.presign_expiry_s), seed};
 }
 
-Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const GenerateContext& ctx) {
+Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const GenerateContext& ctx,
+                                     RunOrigin origin) {
   auto start = Clock::now();
   auto valid = Check(request);
   if (!valid.ok()) return valid.error();
   ValidRequest& req = valid.value();
   bool client_named = !req.job_id.empty();
   if (!client_named) req.job_id = NewJobId();
+  int64_t created_ms = NowEpochMs();
 
   GenerateResult result;
   if (client_named) {
-    if (auto existing = FindExisting(req)) result = std::move(*existing);
+    auto claim = ClaimJobId(req, origin);
+    if (!claim.ok()) return claim.error();
+    created_ms = claim->created_ms;
+    auto existing = FindExisting(req);
+    if (!existing.ok()) return existing.error();
+    if (existing.value()) {
+      result = std::move(*existing.value());
+    } else if (claim->by_job && origin == RunOrigin::kDirect) {
+      // Someone's queued job: only its runner may produce its output.
+      return IdConflict(req, "names a queued or running job; poll GET /jobs/" + req.job_id);
+    }
   }
   result.timings.validate_ms = MsSince(start);
   if (!result.reused) {
@@ -142,7 +273,7 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
       // The model's own account of the seed where it gives one (Stability), else seed + index.
       size_t at = static_cast<size_t>(i);
       int64_t seed = at < output->seeds.size() ? output->seeds[at] : req.seed + i;
-      auto stored = StoreImage(req, i, output->images[at], seed, &result.timings);
+      auto stored = StoreImage(req, i, output->images[at], seed, created_ms, &result.timings);
       if (!stored.ok()) return stored.error();
       result.images.push_back(std::move(stored.value()));
     }
@@ -159,6 +290,74 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
   result.guidance = req.guidance;
   result.timings.total_ms = MsSince(start);
   return result;
+}
+
+Status Pipeline::EnsureImageIndex() {
+  if (index_ready_) return Status::Ok();
+  std::lock_guard<std::mutex> lock(index_mu_);
+  if (index_ready_) return Status::Ok();
+  const std::string marker = options_.key_prefix + kIndexMarker;
+  auto head = store_->Head(marker);
+  if (!head.ok() && head.error().code != ErrorCode::kNotFound) return head.error();
+  if (head.ok()) {
+    index_ready_ = true;
+    return Status::Ok();
+  }
+  // Images stored before the index existed: one full scan. Entry names derive from each
+  // image's key and creation time, so a writer (or another server) indexing at the same time
+  // writes the same names; a race costs time, not duplicates.
+  const std::string own = options_.key_prefix + "index/";
+  std::string after;
+  for (;;) {
+    auto listed = store_->List(options_.key_prefix, 1000, after);
+    if (!listed.ok()) return listed.error();
+    for (const auto& object : listed->objects) {
+      after = object.key;
+      if (!IsImageKey(object.key) || object.key.starts_with(own)) continue;
+      auto info = store_->Head(object.key);
+      if (!info.ok()) continue;  // deleted meanwhile
+      auto created = info->metadata.find("created-ms");
+      int64_t ms =
+          created == info->metadata.end() ? info->modified_ms : std::atoll(created->second.c_str());
+      auto entry = store_->Create(IndexKey(ms, object.key), "", "application/x-imagegen-index", {});
+      if (!entry.ok()) return entry.error();
+    }
+    if (listed->next_cursor.empty()) break;
+  }
+  if (auto s = store_->Put(marker, "1\n", "text/plain", {}); !s) return s;
+  index_ready_ = true;
+  return Status::Ok();
+}
+
+Result<ImagePage> Pipeline::ListImages(int limit, const std::string& cursor) {
+  if (limit < 1 || limit > 100) return Error::Invalid("limit", "limit must be between 1 and 100");
+  const std::string index = options_.key_prefix + kIndexDir;
+  if (!cursor.empty() && !CheckKey(index + cursor)) {
+    return Error::Invalid("cursor", "malformed cursor");
+  }
+  if (auto s = EnsureImageIndex(); !s) return s.error();
+  ImagePage page;
+  std::string after = cursor.empty() ? "" : index + cursor;
+  for (;;) {
+    auto listed = store_->List(index, limit, after);
+    if (!listed.ok()) return listed.error();
+    for (const auto& entry : listed->objects) {
+      after = entry.key;
+      std::string rest = entry.key.substr(index.size());  // rrrr/rrr/rrr/rrr-<key>
+      if (rest.size() <= kIndexTimeChars || rest[kIndexTimeChars - 1] != '-') continue;
+      std::string key = options_.key_prefix + rest.substr(kIndexTimeChars);
+      auto head = store_->Head(key);
+      if (!head.ok()) continue;  // its generation failed, or has not stored it yet
+      page.images.push_back({key, std::move(head.value())});
+      if (static_cast<int>(page.images.size()) == limit) {
+        // A full page may be followed by nothing; one extra empty page is cheaper than a
+        // look-ahead.
+        page.next_cursor = rest;
+        return page;
+      }
+    }
+    if (listed->next_cursor.empty()) return page;
+  }
 }
 
 nlohmann::json ResultToJson(const GenerateResult& result,
