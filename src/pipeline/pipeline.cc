@@ -292,6 +292,33 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
   return result;
 }
 
+Status Pipeline::IndexExisting(const std::vector<std::string>& keys) {
+  constexpr size_t kThreads = 8;
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  Status failed = Status::Ok();
+  auto work = [&] {
+    for (size_t i = next++; i < keys.size(); i = next++) {
+      auto info = store_->Head(keys[i]);
+      if (!info.ok()) continue;  // deleted meanwhile
+      auto created = info->metadata.find("created-ms");
+      int64_t ms =
+          created == info->metadata.end() ? info->modified_ms : std::atoll(created->second.c_str());
+      std::string entry = IndexKey(ms, keys[i]);
+      if (store_->Head(entry).ok()) continue;  // indexed when it was stored
+      auto made = store_->Create(entry, "", "application/x-imagegen-index", {});
+      if (!made.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        failed = made.error();
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < std::min(kThreads, keys.size()); ++t) threads.emplace_back(work);
+  for (auto& t : threads) t.join();
+  return failed;
+}
+
 Status Pipeline::EnsureImageIndex() {
   if (index_ready_) return Status::Ok();
   std::lock_guard<std::mutex> lock(index_mu_);
@@ -305,23 +332,19 @@ Status Pipeline::EnsureImageIndex() {
   }
   // Images stored before the index existed: one full scan. Entry names derive from each
   // image's key and creation time, so a writer (or another server) indexing at the same time
-  // writes the same names; a race costs time, not duplicates.
+  // writes the same names; a race costs time, not duplicates. Each page of keys is indexed by
+  // a few threads: a durable create is a few fsyncs (file) or a round trip (S3), not CPU.
   const std::string own = options_.key_prefix + "index/";
   std::string after;
   for (;;) {
     auto listed = store_->List(options_.key_prefix, 1000, after);
     if (!listed.ok()) return listed.error();
+    std::vector<std::string> keys;
     for (const auto& object : listed->objects) {
       after = object.key;
-      if (!IsImageKey(object.key) || object.key.starts_with(own)) continue;
-      auto info = store_->Head(object.key);
-      if (!info.ok()) continue;  // deleted meanwhile
-      auto created = info->metadata.find("created-ms");
-      int64_t ms =
-          created == info->metadata.end() ? info->modified_ms : std::atoll(created->second.c_str());
-      auto entry = store_->Create(IndexKey(ms, object.key), "", "application/x-imagegen-index", {});
-      if (!entry.ok()) return entry.error();
+      if (IsImageKey(object.key) && !object.key.starts_with(own)) keys.push_back(object.key);
     }
+    if (auto s = IndexExisting(keys); !s) return s;
     if (listed->next_cursor.empty()) break;
   }
   if (auto s = store_->Put(marker, "1\n", "text/plain", {}); !s) return s;

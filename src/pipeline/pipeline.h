@@ -116,6 +116,7 @@ class Pipeline {
   std::string ClaimKey(const ValidRequest& request) const;
   std::string IndexKey(int64_t created_ms, const std::string& key) const;
   Status EnsureImageIndex();
+  Status IndexExisting(const std::vector<std::string>& keys);
 
   std::shared_ptr<ImageModel> model_;
   std::shared_ptr<ObjectStore> store_;

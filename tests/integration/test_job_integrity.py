@@ -211,3 +211,58 @@ def test_listing_is_newest_first_pages_and_finds_images_from_before_the_index(se
     os.remove(store / "n4.png")
     assert requests.get(server.url + "/images", params={"limit": 1}).json()["images"][0]["key"] \
         == "n3.png"
+
+
+@pytest.fixture
+def sqs_setup(tmp_path, serve, moto_server):
+    """serve on an SQS queue (moto) with a redrive policy; returns (server, worker args, dlq)."""
+    from queue_support import CREDS, sqs_client
+    from test_queue_sqs import make_queue
+
+    def start(model, max_receives):
+        sqs = sqs_client(moto_server)
+        url, dlq = make_queue(sqs, visibility=30, max_receives=max_receives)
+        env = dict(CREDS, AWS_ENDPOINT_URL=moto_server, AWS_CONFIG_FILE=str(tmp_path / "none"),
+                   AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+        store = f"file://{tmp_path}/images"
+        server = serve("--model", model, "--store", store, env=dict(env, IMAGEGEN_QUEUE=url))
+        args = ["--queue", url, "--store", store, "--model", model,
+                "--max-attempts", str(max_receives)]
+        dlq_depth = lambda: int(sqs.get_queue_attributes(  # noqa: E731
+            QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+            "ApproximateNumberOfMessages"])
+        return server, args, env, dlq_depth
+    return start
+
+
+def test_sqs_dead_letter_after_max_attempts_is_failed(sqs_setup, workers):
+    server, args, env, dlq_depth = sqs_setup("test?fail=upstream_unavailable", 2)
+    job = requests.post(server.url + "/jobs", json={"prompt": "never works"})
+    assert job.status_code == 202, job.text
+    w = workers(*args, "--wait", "1", env=env)
+    status_url = job.json()["status_url"]
+    wait_until(lambda: requests.get(status_url).json()["status"] == "failed", timeout=40,
+               what="failed")
+    # The worker released the final failure; SQS's redrive policy moves it on its next receive.
+    wait_until(lambda: dlq_depth() == 1, timeout=30, what="dead-lettered by SQS")
+    time.sleep(1.5)
+    record = requests.get(status_url).json()
+    assert record["status"] == "failed" and record["attempts"] == 2, record
+    assert [o["outcome"] for o in w.outcomes()] == ["retried", "failed"]
+
+
+def test_sqs_crash_on_the_last_attempt_ends_failed(sqs_setup, workers):
+    server, args, env, dlq_depth = sqs_setup("test?delay_ms=20000", 1)
+    job = requests.post(server.url + "/jobs", json={"prompt": "crashes", "steps": 20}).json()
+    w = workers(*args, "--job-timeout", "2", "--wait", "1", "--visibility", "3", env=env)
+    wait_until(lambda: requests.get(job["status_url"]).json()["status"] == "running", timeout=30,
+               what="running")
+    os.kill(w.proc.pid, signal.SIGKILL)
+    w.proc.wait(timeout=10)
+    wait_until(lambda: requests.get(job["status_url"]).json()["status"] == "failed", timeout=20,
+               interval=0.5, what="failed after the lease")
+    # A healthy worker never runs it again: SQS moves it to the dead-letter queue on receive.
+    w2 = workers(*args, "--wait", "1", env=env)
+    wait_until(lambda: dlq_depth() == 1, timeout=30, what="dead-lettered by SQS")
+    assert w2.outcomes() == []
+    assert requests.get(job["status_url"]).json()["status"] == "failed"
