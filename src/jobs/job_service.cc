@@ -98,14 +98,16 @@ Result<SubmitResult> JobService::Submit(GenerateRequest request,
   if (named) {
     auto existing = jobs_->Get(request.job_id, request.owner);
     if (existing.ok() && existing->enqueued) {
-      if (existing->request_hash != hash) return conflict();
+      bool same_seed =
+          !request.seed || existing->request.value("seed", int64_t{-1}) == *request.seed;
+      if (existing->request_hash != hash || !same_seed) return conflict();
       return SubmitResult{std::move(existing.value()), false};
     }
     if (!existing.ok() && existing.error().code != ErrorCode::kNotFound) return existing.error();
   }
   // The id is reserved for this request on every door (a POST /generate under it is refused
   // while the job has not stored its images).
-  auto claim = pipeline_->ClaimJobId(valid.value(), RunOrigin::kJob);
+  auto claim = pipeline_->ClaimJobId(valid.value(), RunOrigin::kJob, request.seed.has_value());
   if (!claim.ok()) {
     if (claim.error().code == ErrorCode::kConflict) return conflict();
     return claim.error();
@@ -116,7 +118,7 @@ Result<SubmitResult> JobService::Submit(GenerateRequest request,
     if (claim->created) (void)pipeline_->DropClaim(valid.value());
     return queue.error();
   }
-  request.seed = valid->seed;
+  request.seed = claim->seed;  // the id's seed (a request without one takes it)
   JobRecord record;
   record.job_id = request.job_id;
   record.owner = request.owner;

@@ -44,6 +44,7 @@ Metadata ImageMetadata(const ValidRequest& request, const std::string& model, in
           {"height", std::to_string(request.height)},
           {"job-id", request.job_id},
           {"request-hash", RequestHash(request)},
+          {"request-seed", std::to_string(request.seed)},
           {"created-ms", std::to_string(created_ms)}};
 }
 
@@ -99,11 +100,10 @@ Pipeline::Pipeline(std::shared_ptr<ImageModel> model, std::shared_ptr<ObjectStor
     : model_(std::move(model)), store_(std::move(store)), options_(std::move(options)) {}
 
 std::string RequestHash(const ValidRequest& r) {
-  json canonical = {{"prompt", r.prompt},     {"negative_prompt", r.negative_prompt},
-                    {"width", r.width},       {"height", r.height},
-                    {"seed", r.seed},         {"steps", r.steps},
-                    {"guidance", r.guidance}, {"count", r.count},
-                    {"model", r.model}};
+  json canonical = {{"prompt", r.prompt}, {"negative_prompt", r.negative_prompt},
+                    {"width", r.width},   {"height", r.height},
+                    {"steps", r.steps},   {"guidance", r.guidance},
+                    {"count", r.count},   {"model", r.model}};
   return aws::Sha256Hex(canonical.dump(-1, ' ', true, json::error_handler_t::replace));
 }
 
@@ -147,23 +147,30 @@ std::string Pipeline::IndexKey(int64_t created_ms, const std::string& key) const
   return options_.key_prefix + kIndexDir + buf + key.substr(options_.key_prefix.size());
 }
 
-Result<JobIdClaim> Pipeline::ClaimJobId(const ValidRequest& request, RunOrigin origin) {
+Result<JobIdClaim> Pipeline::ClaimJobId(const ValidRequest& request, RunOrigin origin,
+                                        bool seed_given) {
   const std::string key = ClaimKey(request);
   const std::string hash = RequestHash(request);
   const bool by_job = origin == RunOrigin::kJob;
   const int64_t now = NowEpochMs();
-  json body = {
-      {"request_hash", hash}, {"origin", by_job ? "job" : "generate"}, {"created_ms", now}};
+  json body = {{"request_hash", hash},
+               {"seed", request.seed},
+               {"origin", by_job ? "job" : "generate"},
+               {"created_ms", now}};
   auto created = store_->Create(key, body.dump(), "application/json", {{"request-hash", hash}});
   if (!created.ok()) return created.error();
-  if (created.value() == CreateOutcome::kCreated) return JobIdClaim{true, by_job, now};
+  if (created.value() == CreateOutcome::kCreated) {
+    return JobIdClaim{true, by_job, now, request.seed};
+  }
   auto data = store_->Get(key, nullptr);
   if (!data.ok()) return data.error();
   auto claim = json::parse(data.value(), nullptr, false);
-  if (!claim.is_object() || claim.value("request_hash", "") != hash) {
+  if (!claim.is_object() || claim.value("request_hash", "") != hash ||
+      (seed_given && claim.value("seed", int64_t{-1}) != request.seed)) {
     return IdConflict(request, "is already used for a different request");
   }
-  return JobIdClaim{false, claim.value("origin", "") == "job", claim.value("created_ms", now)};
+  return JobIdClaim{false, claim.value("origin", "") == "job", claim.value("created_ms", now),
+                    claim.value("seed", request.seed)};
 }
 
 Status Pipeline::DropClaim(const ValidRequest& request) {
@@ -180,8 +187,12 @@ Result<StoredImage> Pipeline::ReuseStored(const ValidRequest& request, const std
     head = store_->Head(key);
   }
   if (!head.ok()) return head.error();
+  // `request` carries the claim's seed by now (Run), so the seed must match too.
   auto hash = head->metadata.find("request-hash");
-  if (hash == head->metadata.end() || hash->second != RequestHash(request)) {
+  auto request_seed = head->metadata.find("request-seed");
+  if (hash == head->metadata.end() || hash->second != RequestHash(request) ||
+      request_seed == head->metadata.end() ||
+      request_seed->second != std::to_string(request.seed)) {
     return IdConflict(request, "names a stored image of a different request");
   }
   auto seed = head->metadata.find("seed");
@@ -248,9 +259,10 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
 
   GenerateResult result;
   if (client_named) {
-    auto claim = ClaimJobId(req, origin);
+    auto claim = ClaimJobId(req, origin, request.seed.has_value());
     if (!claim.ok()) return claim.error();
     created_ms = claim->created_ms;
+    req.seed = claim->seed;  // the id's seed, for a request that gave none
     auto existing = FindExisting(req);
     if (!existing.ok()) return existing.error();
     if (existing.value()) {

@@ -29,6 +29,7 @@ struct JobIdClaim {
   bool created = false;    // this call reserved the id
   bool by_job = false;     // the id was reserved by a job submission
   int64_t created_ms = 0;  // when the id was first reserved: the images' listing time
+  int64_t seed = 0;        // the seed the id was reserved with (a request without one uses it)
 };
 
 // A page of GET /images: stored images, newest first, with their metadata (Head).
@@ -71,14 +72,16 @@ class Pipeline {
 
   // Validation alone, for doors that accept work now and generate later (jobs). A named
   // request (job_id) without a seed gets one derived from its owner and job id, so that every
-  // replay of the same body is the same request (and RequestHash matches).
+  // replay of the same body renders the same image.
   Result<ValidRequest> Check(const GenerateRequest& request) const;
 
   // Reserves a named request's job id, in its owner's namespace, for this request: a
-  // create-only object <key_prefix>ids/[<owner>/]<job_id> holding RequestHash. The same
-  // request again finds its own claim; any other request under that id is kConflict (field
-  // "job_id"). This is what makes a job id name exactly one request, on every door.
-  Result<JobIdClaim> ClaimJobId(const ValidRequest& request, RunOrigin origin);
+  // create-only object <key_prefix>ids/[<owner>/]<job_id> holding RequestHash and the seed.
+  // The same request again finds its own claim; any other request under that id is
+  // kConflict (field "job_id"). A request that gave no seed (`seed_given` false) matches
+  // whatever seed the claim holds, and is to be run with it (JobIdClaim::seed). This is what
+  // makes a job id name exactly one request, on every door.
+  Result<JobIdClaim> ClaimJobId(const ValidRequest& request, RunOrigin origin, bool seed_given);
   // Undoes a claim this caller just created, for a submission that failed before it was
   // accepted (no job exists under the id, so the id must be free again).
   Status DropClaim(const ValidRequest& request);
@@ -126,9 +129,11 @@ class Pipeline {
 };
 
 // The fingerprint that tells one request from another under a job id: SHA-256 (hex) of the
-// validated request's canonical JSON (prompt, negative prompt, width, height, seed, steps,
-// guidance, count, model; job id and owner excluded, as they are the name, not the request).
-// Stored in the job id's claim, the job record and every image's metadata ("request-hash").
+// validated request's canonical JSON (prompt, negative prompt, width, height, steps, guidance,
+// count, model; job id and owner excluded, as they are the name, not the request). The seed is
+// kept beside it and compared only when the caller gave one: "the same prompt, any seed"
+// replays a job that was stored with a seed. Stored in the job id's claim, the job record and
+// every image's metadata ("request-hash", with "request-seed").
 std::string RequestHash(const ValidRequest& request);
 
 // The PNG text chunks that carry an image's provenance (also an A1111-style "parameters").
