@@ -9,10 +9,12 @@ cd "$(dirname "$0")/.."
 mode="${1:-build}"
 
 BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
-  libtorch-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libpng-dev nlohmann-json3-dev
-  libcpp-httplib-dev libcli11-dev libgtest-dev clang-format
+  libtorch-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev libpng-dev libjpeg62-turbo-dev
+  libwebp-dev nlohmann-json3-dev libboost1.81-dev zlib1g-dev libcpp-httplib-dev libcli11-dev
+  libgtest-dev libicu-dev clang-format
   libopenblas0-pthread)  # LibTorch's BLAS: 2.3-2.5x faster than the reference BLAS, same pixels
-TEST_PACKAGES=(python3 python3-venv chromium curl wrk)
+TEST_PACKAGES=(python3 python3-venv chromium curl wrk
+  libclang-rt-14-dev)  # libFuzzer and the sanitizers' runtime for clang (tests/fuzz/run.sh)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

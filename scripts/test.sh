@@ -9,6 +9,10 @@
 #   scripts/test.sh package    the Lambda zip as `sam build` makes it, for x86_64 and arm64, run
 #                              under the RIE inside a Debian 11 root (arm64 under qemu); slow the
 #                              first time (sysroots, cross builds, debootstrap)
+#   scripts/test.sh hostile    hostile clients against `imagegen serve` over raw sockets (framing,
+#                              limits, deadlines, slowloris, drain); HOSTILE_BIN=PATH tests another
+#                              binary; the JSON report goes to $HOSTILE_REPORT or
+#                              artifacts/hostile/report.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suite="${1:-default}"
@@ -41,8 +45,12 @@ case "$suite" in
   container)
     .venv/bin/pytest -q tests/container -p no:cacheprovider
     ;;
+  hostile)
+    if [ -z "${HOSTILE_BIN:-}" ]; then IMAGEGEN_TARGETS=imagegen scripts/build.sh; fi
+    IMAGEGEN_BIN="${HOSTILE_BIN:-$IMAGEGEN_BIN}" .venv/bin/pytest -q tests/hostile -p no:cacheprovider
+    ;;
   *)
-    echo "usage: scripts/test.sh [default|unit|asan|fuzz|container|package]" >&2
+    echo "usage: scripts/test.sh [default|unit|asan|fuzz|container|package|hostile]" >&2
     exit 2
     ;;
 esac

@@ -22,7 +22,8 @@ else
   dnf=$(command -v dnf || command -v microdnf)
   pkgs=(clang lld make patch python3 python3-pip tar gzip xz)
   [ "$mode" = native ] && pkgs+=(gcc-c++ git pkgconf-pkg-config libcurl-devel openssl-devel
-    sqlite-devel libpng-devel zlib-devel binutils findutils which unzip)
+    sqlite-devel libpng-devel libjpeg-turbo-devel libwebp-devel zlib-devel boost-devel binutils
+    findutils which unzip)
   as_root "$dnf" install -y "${pkgs[@]}"
 fi
 

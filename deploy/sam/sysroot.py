@@ -9,10 +9,11 @@ than it runs on, and every other library is linked in statically:
 
   * glibc, libgcc and libstdc++ (static) of Debian 11 "bullseye" (glibc 2.31, GCC 10): what the
     binary needs from the system is then at most glibc 2.31, which AL2023 (2.34) provides;
-  * static OpenSSL, zlib, SQLite and libpng, and the header-only JSON and CLI11 libraries, of
-    Debian 12 "bookworm" (maintained, security-patched versions);
-  * cpp-httplib (header-only) and libcurl built from bookworm's source packages, with Debian's
-    patches applied (Debian's libcurl.a needs Kerberos, which has no static library).
+  * static OpenSSL, zlib, SQLite, libpng, libjpeg-turbo and libwebp, and the header-only JSON,
+    CLI11 and Boost (Asio, Beast) libraries, of Debian 12 "bookworm" (maintained,
+    security-patched versions);
+  * libcurl built from bookworm's source package, with Debian's patches applied (Debian's
+    libcurl.a needs Kerberos, which has no static library).
 
 Only Python's standard library, `patch` and a C compiler are needed, so the same script runs on a
 Debian/Ubuntu laptop, in CI and inside AWS's AL2023 build image, for either architecture (no
@@ -44,12 +45,13 @@ DEBIAN_ARCH_TO_LAMBDA = {"amd64": "x86_64", "arm64": "arm64"}
 BULLSEYE = ["libc6", "libc6-dev", "linux-libc-dev", "libgcc-10-dev", "libstdc++-10-dev",
             "libgcc-s1", "libcrypt1", "libcrypt-dev"]
 # Static libraries and headers from bookworm: security-maintained versions.
-BOOKWORM = ["libssl-dev", "zlib1g-dev", "libsqlite3-dev", "libpng-dev", "nlohmann-json3-dev",
-            "libcli11-dev"]
-SOURCES = ["curl", "cpp-httplib"]
+BOOKWORM = ["libssl-dev", "zlib1g-dev", "libsqlite3-dev", "libpng-dev", "libjpeg62-turbo-dev",
+            "libwebp-dev", "nlohmann-json3-dev", "libcli11-dev",
+            "libboost1.81-dev"]  # Boost: header-only Asio and Beast
+SOURCES = ["curl"]
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 STAMP = "imagegen-sysroot.stamp"
-STAMP_VERSION = "3"  # bump when the contents change
+STAMP_VERSION = "4"  # bump when the contents change
 
 
 def log(message):
@@ -343,17 +345,6 @@ def build_curl(source, root, triple, cc):
                    stdout=subprocess.DEVNULL)
 
 
-def install_httplib(source, root):
-    include = root / "usr" / "include"
-    shutil.copy(source / "httplib.h", include / "httplib.h")
-    pc = root / "usr" / "share" / "pkgconfig" / "cpp-httplib.pc"
-    pc.parent.mkdir(parents=True, exist_ok=True)
-    version = source.name.split("-")[-1].split("+")[0]
-    pc.write_text("prefix=/usr\nincludedir=${prefix}/include\n\nName: cpp-httplib\n"
-                  "Description: header-only HTTP server (no TLS: imagegen serves plain HTTP)\n"
-                  f"Version: {version}\nCflags: -I${{includedir}}\nLibs: -pthread\n")
-
-
 def relativize_links(root):
     """Debian's packages hold absolute symlinks (/lib64/ld-linux-x86-64.so.2 -> /lib/...); inside
     a sysroot they must point into the sysroot, not at the build host's files."""
@@ -368,7 +359,7 @@ def keep_static_only(root, triple):
     """Removes shared-object links of the bookworm libraries so the linker takes the .a files."""
     libdir = root / "usr" / "lib" / triple
     for name in ["libssl.so", "libcrypto.so", "libz.so", "libsqlite3.so", "libpng.so",
-                 "libpng16.so"]:
+                 "libpng16.so", "libjpeg.so", "libwebp.so", "libwebpmux.so", "libwebpdemux.so"]:
         (libdir / name).unlink(missing_ok=True)
 
 
@@ -397,7 +388,6 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         trees = fetch_sources(args.mirror.rstrip("/"), args.security_mirror.rstrip("/"),
                               pathlib.Path(work))
-        install_httplib(trees["cpp-httplib"], root)
         build_curl(trees["curl"], root, triple, args.cc)
     stamp.write_text(STAMP_VERSION + "\n")
     log(f"ready: {root}")

@@ -202,6 +202,7 @@ Result<Response> Client::Send(const Request& request) {
     bool retryable = options_.is_retryable ? options_.is_retryable(failure) : IsRetryable(failure);
     int max_attempts =
         options_.max_attempts_for ? options_.max_attempts_for(failure) : retry.max_attempts;
+    if (request.max_attempts > 0) max_attempts = std::max(max_attempts, request.max_attempts);
     if (!retryable || attempt >= max_attempts) return map_error(failure);
     int64_t delay_ms = BackoffDelayMs(retry, attempt, options_.random01());
     if (has_deadline && delay_ms >= ms_left()) return map_error(failure);  // no time to retry

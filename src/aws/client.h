@@ -48,7 +48,12 @@ struct Request {
   std::string body;
   bool unsigned_payload = false;  // sign "UNSIGNED-PAYLOAD" instead of the body hash
   int timeout_ms = 0;             // whole exchange per attempt; 0: the client's default
-  std::string endpoint;           // "": the client's endpoint; else a base URL (S3 vhosts)
+  // At least this many attempts (the first included) for this call, where the client's retry
+  // policy allows fewer (retryable failures only; 0: the policy as it is). For calls whose
+  // loss costs more than their delay, e.g. acknowledging a queue message: a lost SQS delete
+  // leaves the message in flight until its visibility timeout and then redelivers it.
+  int max_attempts = 0;
+  std::string endpoint;  // "": the client's endpoint; else a base URL (S3 vhosts)
   // No attempt starts, waits or runs past this (a Lambda invocation's deadline, say): attempt
   // timeouts are cut to the time left, a backoff that would cross it ends the retries, and
   // running out of time is kDeadlineExceeded.

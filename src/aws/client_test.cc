@@ -113,6 +113,23 @@ TEST(Client, GivesUpAfterMaxAttempts) {
   EXPECT_EQ(h.client->retry_tokens(), RetryQuota::kCapacity - 2 * RetryQuota::kRetryCost);
 }
 
+TEST(Client, RequestMayAskForMoreAttempts) {
+  Harness h;
+  for (int i = 0; i < 6; ++i) h.transport->PushFailure(TransportFailure::kReset);
+  h.transport->Push(200, "{}");
+  Request r = SqsRequest();
+  r.max_attempts = 7;  // an acknowledgement: its loss costs more than its delay
+  auto resp = h.client->Send(r);
+  ASSERT_TRUE(resp.ok()) << resp.error().message;
+  EXPECT_EQ(resp->attempts, 7);
+  EXPECT_EQ(h.sleeps, (std::vector<int64_t>{500, 1000, 2000, 4000, 8000, 10000}));
+  // Fewer than the client's own never lowers the client's policy.
+  for (int i = 0; i < 3; ++i) h.transport->Push(500, "<Error><Code>InternalError</Code></Error>");
+  r.max_attempts = 1;
+  EXPECT_FALSE(h.client->Send(r).ok());
+  EXPECT_EQ(h.transport->requests.size(), 7u + 3u);
+}
+
 TEST(Client, MaxAttemptsFromEnvironment) {
   Harness h(SqsService(), {{"AWS_MAX_ATTEMPTS", "5"}});
   for (int i = 0; i < 5; ++i) h.transport->PushFailure(TransportFailure::kReset);

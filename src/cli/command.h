@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "app/config.h"
@@ -24,6 +25,15 @@ void SetExitCode(int code);
 // --store, --s3-endpoint, --s3-path-style, --key-prefix, --model, --threads over `config`,
 // whose fields already hold the environment's values (flags win).
 void AddCommonFlags(CLI::App* command, Config* config);
+
+// An option a request must see as absent when not given (the model's default then applies), so
+// that a given 0 is checked as given instead of being read as "absent".
+template <typename T>
+CLI::Option* AddOptional(CLI::App* command, const std::string& name, std::optional<T>* target,
+                         const std::string& help) {
+  return command->add_option_function<T>(
+      name, [target](const T& value) { *target = value; }, help);
+}
 
 // One readable line on stderr for an error, and its exit code.
 int ReportError(const Error& error);

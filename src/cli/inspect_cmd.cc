@@ -1,11 +1,11 @@
-// imagegen inspect FILE: the provenance a PNG carries, as JSON.
+// imagegen inspect FILE: the provenance a PNG, JPEG or WebP carries, as JSON.
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli/command.h"
-#include "image/png.h"
+#include "image/codec.h"
 
 namespace imagegen {
 namespace {
@@ -15,12 +15,17 @@ int RunInspect(const std::string& path) {
   if (!file) return ReportError(Error::Invalid("file", "cannot open " + path));
   std::ostringstream bytes;
   bytes << file.rdbuf();
-  TextChunks text;
-  auto image = DecodePng(bytes.str(), &text);
-  if (!image.ok()) return ReportError(Error::Invalid("file", path + ": " + image.error().message));
-  nlohmann::json j = {{"width", image->width}, {"height", image->height}};
+  auto decoded = DecodeImage(bytes.str());
+  if (!decoded.ok()) {
+    return ReportError(Error::Invalid("file", path + ": " + decoded.error().message));
+  }
+  const Image& image = decoded->image;
+  nlohmann::json j = {{"format", ImageFormatName(decoded->format)},
+                      {"width", image.width},
+                      {"height", image.height},
+                      {"alpha", image.HasAlpha()}};
   j["text"] = nlohmann::json::object();
-  for (const auto& [key, value] : text) j["text"][key] = value;
+  for (const auto& [key, value] : decoded->text) j["text"][key] = value;
   std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
   return 0;
 }
@@ -29,8 +34,9 @@ int RunInspect(const std::string& path) {
 
 void AddInspectCommand(CLI::App& app) {
   auto path = std::make_shared<std::string>();
-  CLI::App* cmd = app.add_subcommand("inspect", "Print the generation parameters stored in a PNG");
-  cmd->add_option("file", *path, "PNG file")->required();
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "Print the generation parameters stored in a PNG, JPEG or WebP image");
+  cmd->add_option("file", *path, "PNG, JPEG or WebP file")->required();
   cmd->callback([path] { SetExitCode(RunInspect(*path)); });
 }
 

@@ -47,7 +47,8 @@ int RunServe(ServeArgs& args) {
   auto services = BuildServices(args.config, options);
   if (!services.ok()) return ReportError(services.error());
   if (args.config.serve_workers > 0) StartInProcessWorkers(*services, args.config.serve_workers);
-  HttpServer server(services->api, args.server);
+  auto api = services->api;
+  HttpServer server([api](HttpRequest& request) { return api->Handle(request); }, args.server);
   OnShutdown([&server] { server.Stop(); });
   Status status = server.Run([&](int port) {
     Log("info", "listening",
@@ -71,7 +72,24 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option("--port", args->server.port, "Port (0: any free port)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
-  cmd->add_option("--max-body", args->server.max_body_bytes, "Largest request body in bytes")
+  cmd->add_option("--max-body", args->server.max_body_bytes,
+                  "Largest request body in bytes, raw or decoded")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 30))
+      ->capture_default_str();
+  cmd->add_option("--public-url", args->server.public_url,
+                  "Base of absolute links, e.g. https://images.example.com (behind a proxy) "
+                  "[env IMAGEGEN_PUBLIC_URL]")
+      ->envname("IMAGEGEN_PUBLIC_URL");
+  cmd->add_flag("--trust-proxy", args->server.trust_forwarded,
+                "Take the links' scheme and host from X-Forwarded-Proto/-Host (only behind "
+                "your own proxy)");
+  cmd->add_option("--drain-timeout", args->server.drain_timeout_s,
+                  "On SIGTERM, seconds in-flight requests may still finish")
+      ->check(CLI::Range(0, 3600))
+      ->capture_default_str();
+  cmd->add_option("--max-connections", args->server.max_connections,
+                  "Open connections at most; more are closed when accepted")
+      ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   cmd->add_option("--max-concurrent", args->api.max_concurrent, "Generations at once")
       ->check(CLI::Range(1, 1024))

@@ -16,6 +16,7 @@ struct SubmitArgs {
   GenerateRequest request;
   int64_t seed = -1;
   std::string size;
+  int quality = -1;
   bool raw = false;
 };
 
@@ -32,6 +33,7 @@ int RunSubmit(SubmitArgs& args) {
     std::cout << id.value() << std::endl;
     return 0;
   }
+  if (args.quality >= 0) request.quality = args.quality;
   if (args.seed >= 0) {
     request.seed = args.seed;
   } else {
@@ -64,14 +66,18 @@ void AddSubmitCommand(CLI::App& app) {
                   "Names the job and its output; submitting it again makes no second image");
   cmd->add_option("--seed", args->seed, "Seed, 0..2147483647 (random when absent)")
       ->check(CLI::Range(int64_t{0}, int64_t{2147483647}));
-  cmd->add_option("--width", args->request.width, "Width in pixels")->check(CLI::Range(1, 16384));
-  cmd->add_option("--height", args->request.height, "Height in pixels")
+  AddOptional(cmd, "--width", &args->request.width, "Width in pixels")->check(CLI::Range(1, 16384));
+  AddOptional(cmd, "--height", &args->request.height, "Height in pixels")
       ->check(CLI::Range(1, 16384));
   cmd->add_option("--size", args->size, "WIDTHxHEIGHT, instead of --width/--height");
-  cmd->add_option("--steps", args->request.steps, "Sampler steps")->check(CLI::Range(1, 1000));
-  cmd->add_option("--guidance", args->request.guidance, "Classifier-free guidance scale");
+  AddOptional(cmd, "--steps", &args->request.steps, "Sampler steps")->check(CLI::Range(1, 1000));
+  AddOptional(cmd, "--guidance", &args->request.guidance, "Classifier-free guidance scale");
   cmd->add_option("--negative", args->request.negative_prompt, "Negative prompt");
   cmd->add_option("--count", args->request.count, "Number of images")->check(CLI::Range(1, 16));
+  cmd->add_option("--format", args->request.format, "Output format: png (default), jpeg or webp");
+  cmd->add_option("--quality", args->quality, "JPEG/WebP quality 0..100 (100: lossless WebP)");
+  cmd->add_option("--background", args->request.background,
+                  "auto (default), opaque or transparent");
   cmd->add_flag("--raw", args->raw,
                 "Send the prompt as a plain-text body (as aws sqs send-message does); prints "
                 "the message id, which names the job");

@@ -1,8 +1,7 @@
 // imagegen worker: consume the job queue (see src/jobs/worker.h), with Prometheus metrics on
 // --metrics-port. SIGTERM/SIGINT: stop receiving, finish the jobs in hand, exit 0.
 // imagegen dead-letters: list or redrive the embedded queue's dead letters.
-#include <httplib.h>
-
+#include <future>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -12,6 +11,7 @@
 #include "cli/signals.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "http/server.h"
 #include "jobs/worker.h"
 #include "queue/sqlite_queue.h"
 
@@ -25,34 +25,60 @@ struct WorkerArgs {
   std::string metrics_host = "127.0.0.1";
 };
 
-// /metrics and /healthz only: the worker serves no generation routes.
+// /metrics and /healthz only, on the same HTTP server as `serve`: the worker serves no
+// generation routes.
 class MetricsServer {
  public:
   Status Start(const std::string& host, int port) {
-    server_.Get("/metrics", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(GlobalMetrics().Render(), "text/plain; version=0.0.4; charset=utf-8");
+    ServerOptions options;
+    options.host = host;
+    options.port = port;
+    options.threads = 2;
+    options.io_threads = 1;
+    options.drain_timeout_s = 1;
+    server_ = std::make_unique<HttpServer>(Respond, options);
+    std::promise<Status> bound;
+    auto listening = bound.get_future();
+    thread_ = std::thread([this, &bound] {
+      bool told = false;
+      Status status = server_->Run([&](int p) {
+        port_ = p;
+        told = true;
+        bound.set_value(Status::Ok());
+      });
+      if (!told) bound.set_value(status);
     });
-    server_.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(R"({"status":"ok"})", "application/json");
-    });
-    int bound = port == 0 ? server_.bind_to_any_port(host) : port;
-    if (port != 0 && !server_.bind_to_port(host, port)) bound = -1;
-    if (bound < 0) {
-      return Error::Invalid("metrics_port",
-                            "cannot listen on " + host + ":" + std::to_string(port));
-    }
-    port_ = bound;
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    return Status::Ok();
+    Status status = listening.get();
+    if (!status.ok() && thread_.joinable()) thread_.join();
+    return status;
   }
   void Stop() {
-    server_.stop();
+    if (!server_) return;
+    server_->Stop();
     if (thread_.joinable()) thread_.join();
   }
   int port() const { return port_; }
 
  private:
-  httplib::Server server_;
+  static HttpResponse Respond(HttpRequest& request) {
+    HttpResponse response;
+    bool known = request.path == "/metrics" || request.path == "/healthz";
+    if (!known) {
+      response = ErrorResponse(Error::Make(ErrorCode::kNotFound, "only /metrics and /healthz"));
+    } else if (request.method != "GET") {
+      response = ErrorResponse(Error::Make(ErrorCode::kMethodNotAllowed, "only GET"));
+      response.SetHeader("Allow", "GET");
+    } else if (request.path == "/metrics") {
+      response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      response.body = GlobalMetrics().Render();
+    } else {
+      response.body = R"({"status":"ok"})";
+    }
+    response.SetHeader("X-Request-Id", request.request_id);
+    return response;
+  }
+
+  std::unique_ptr<HttpServer> server_;
   std::thread thread_;
   int port_ = 0;
 };

@@ -14,7 +14,7 @@ struct ErrorSpec {
 };
 
 // The single table that maps the taxonomy onto every door.
-constexpr std::array<ErrorSpec, 20> kErrorTable = {{
+constexpr std::array<ErrorSpec, 19> kErrorTable = {{
     {ErrorCode::kInvalidRequest, "invalid_request", 400, 2, false},
     {ErrorCode::kUnauthorized, "unauthorized", 401, 4, false},
     {ErrorCode::kForbidden, "forbidden", 403, 4, false},
@@ -30,7 +30,6 @@ constexpr std::array<ErrorSpec, 20> kErrorTable = {{
     {ErrorCode::kUpstreamTimeout, "upstream_timeout", 504, 5, true},
     {ErrorCode::kUpstreamUnavailable, "upstream_unavailable", 502, 5, true},
     {ErrorCode::kConflict, "conflict", 409, 2, false},
-    {ErrorCode::kLengthRequired, "length_required", 411, 2, false},
     {ErrorCode::kRequestTimeout, "request_timeout", 408, 5, true},
     {ErrorCode::kHeadersTooLarge, "headers_too_large", 431, 2, false},
     {ErrorCode::kNotImplemented, "not_implemented", 501, 2, false},

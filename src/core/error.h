@@ -28,7 +28,6 @@ enum class ErrorCode {
   kUpstreamUnavailable,   // a dependency failed (5xx, reset, refused)
   kInternal,              // a bug or an impossible state
   kConflict,              // the name (job id, key) is taken by a different request
-  kLengthRequired,        // a request body with neither Content-Length nor chunked framing
   kRequestTimeout,        // the client did not send the whole request in time
   kHeadersTooLarge,       // request header section over the size or count limit
   kNotImplemented,        // a transfer coding or method the server does not implement

@@ -33,14 +33,15 @@ Status CheckJobId(const std::string& id) {
   return Status::Ok();
 }
 
-std::string ImageKey(const std::string& key_prefix, const std::string& job_id, int index) {
+std::string ImageKey(const std::string& key_prefix, const std::string& job_id, int index,
+                     std::string_view extension) {
   // Appends into one reserved string: GCC 12 at -O3 reports a false -Wrestrict for the
   // equivalent chain of operator+ on temporaries.
   std::string key;
   key.reserve(key_prefix.size() + job_id.size() + 16);
   key.append(key_prefix).append(job_id);
   if (index > 0) key.append("-").append(std::to_string(index));
-  key.append(".png");
+  key.append(extension);
   return key;
 }
 

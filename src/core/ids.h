@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "core/error.h"
 
@@ -16,8 +17,10 @@ std::string NewJobId();
 // Client-supplied job ids: 1-64 of [A-Za-z0-9_-], not starting with '-' or '_'.
 Status CheckJobId(const std::string& id);
 
-// Object key of image `index` of a job: PREFIX + ID + ".png", and ID + "-N.png" for N > 0.
-std::string ImageKey(const std::string& key_prefix, const std::string& job_id, int index);
+// Object key of image `index` of a job: PREFIX + ID + EXT, and ID + "-N" + EXT for N > 0, where
+// EXT is the format's extension (".png", ".jpg", ".webp").
+std::string ImageKey(const std::string& key_prefix, const std::string& job_id, int index,
+                     std::string_view extension = ".png");
 
 // Percent-encodes bytes outside printable ASCII (and '%'), so values survive S3 metadata.
 std::string EncodeMetadataValue(const std::string& value);

@@ -82,14 +82,14 @@ int64_t RandomSeed() {
 
 Status ResolveSize(const GenerateRequest& in, const ModelLimits& limits, ValidRequest* out) {
   if (limits.sizes.empty()) return Error::Make(ErrorCode::kInternal, "model declares no sizes");
-  if (in.width == 0 && in.height == 0) {
+  if (!in.width && !in.height) {
     out->width = limits.sizes.front().first;
     out->height = limits.sizes.front().second;
     return Status::Ok();
   }
   // Only one of the two given: a square is the natural reading.
-  int w = in.width != 0 ? in.width : in.height;
-  int h = in.height != 0 ? in.height : in.width;
+  int w = in.width.value_or(in.height.value_or(0));
+  int h = in.height.value_or(in.width.value_or(0));
   for (const auto& [sw, sh] : limits.sizes) {
     if (sw == w && sh == h) {
       out->width = w;
@@ -100,6 +100,57 @@ Status ResolveSize(const GenerateRequest& in, const ModelLimits& limits, ValidRe
   return Error::Invalid("size",
                         "size " + std::to_string(w) + "x" + std::to_string(h) +
                             " is not supported by this model; allowed: " + SizeList(limits));
+}
+
+// OpenAI's quality names mapped onto the sampler's steps: the one knob that trades time for
+// detail in every model imagegen has. "auto" is the model's default ("medium").
+Status ResolvePreset(const GenerateRequest& in, const ModelLimits& limits, ValidRequest* out) {
+  const std::string& preset = in.quality_preset;
+  int steps = limits.default_steps;
+  if (preset.empty()) {
+    out->steps = in.steps.value_or(limits.default_steps);
+    return Status::Ok();
+  }
+  if (preset == "low") {
+    steps = std::max(limits.min_steps, limits.default_steps / 2);
+  } else if (preset == "high" || preset == "hd") {
+    steps = std::min(limits.max_steps, limits.default_steps * 2);
+  } else if (preset != "medium" && preset != "standard" && preset != "auto") {
+    return Error::Invalid(
+        "quality",
+        "quality must be one of auto, low, medium, high, standard, hd (got \"" + preset + "\")");
+  }
+  out->quality_preset = preset == "auto" ? "medium" : preset;
+  out->steps = in.steps.value_or(steps);  // explicit steps win over the preset
+  return Status::Ok();
+}
+
+Status ResolveOutput(const GenerateRequest& in, const ModelLimits& limits, ValidRequest* out) {
+  auto format = ImageFormatFromName(in.format.empty() ? "png" : in.format);
+  if (!format) {
+    return Error::Invalid("format", "format must be png, jpeg or webp (got \"" + in.format + "\")");
+  }
+  out->format = *format;
+  auto background = BackgroundFromName(in.background.empty() ? "auto" : in.background);
+  if (!background) {
+    return Error::Invalid("background", "background must be auto, opaque or transparent (got \"" +
+                                            in.background + "\")");
+  }
+  out->background = *background;
+  if (*background == Background::kTransparent && !FormatHasAlpha(*format)) {
+    return Error::Invalid("background",
+                          "a transparent background needs png or webp; jpeg has no alpha channel");
+  }
+  if (*background == Background::kTransparent && !limits.makes_alpha) {
+    out->warnings.push_back(
+        "background \"transparent\" ignored: this model cannot make alpha; the image is opaque");
+  }
+  out->quality = in.quality.value_or(limits.default_quality);
+  if (auto s = CheckRange("quality", out->quality, 0, 100); !s) return s;
+  if (in.quality.has_value() && !FormatIsLossy(*format)) {
+    out->warnings.push_back("quality has no effect on png, which is lossless");
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -123,17 +174,18 @@ Result<ValidRequest> Validate(const GenerateRequest& in, const ModelLimits& limi
   } else {
     out.seed = RandomSeed() % (limits.max_seed + 1);
   }
-  out.steps = in.steps == 0 ? limits.default_steps : in.steps;
+  if (auto s = ResolvePreset(in, limits, &out); !s) return s.error();
   if (auto s = CheckRange("steps", out.steps, limits.min_steps, limits.max_steps); !s) {
     return s.error();
   }
-  out.guidance = in.guidance == 0 ? limits.default_guidance : in.guidance;
+  out.guidance = in.guidance.value_or(limits.default_guidance);
   if (auto s = CheckRange("guidance_scale", out.guidance, limits.min_guidance, limits.max_guidance);
       !s) {
     return s.error();
   }
   out.count = in.count;
   if (auto s = CheckRange("count", out.count, 1, limits.max_count); !s) return s.error();
+  if (auto s = ResolveOutput(in, limits, &out); !s) return s.error();
   out.model = in.model;
   out.job_id = in.job_id;
   out.owner = in.owner;

@@ -8,24 +8,32 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/image_format.h"
 
 namespace imagegen {
 
-// What a caller asks for, as received from any door. Zero/empty means "use the model default".
+// What a caller asks for, as received from any door. An absent field means "use the model
+// default"; a present one is checked as given (guidance 0 is no guidance, steps 0 an error).
 struct GenerateRequest {
   std::string prompt;
   std::string negative_prompt;
-  int width = 0;
-  int height = 0;
+  std::optional<int> width;
+  std::optional<int> height;
   std::optional<int64_t> seed;  // 0..2147483647; random when absent, always reported
-  int steps = 0;
-  double guidance = 0;  // classifier-free guidance scale
+  std::optional<int> steps;
+  std::optional<double> guidance;  // classifier-free guidance scale
   int count = 1;
   std::string model;   // empty: the server's configured model
   std::string job_id;  // names the output key; generated when empty
   // The namespace of job_id: the authenticated caller ("" without API keys), set by doors from
   // the credential, never read from a client's body. Another owner's ids are other names.
   std::string owner;
+  std::string format;          // "png" | "jpeg" | "webp"; empty: png
+  std::optional<int> quality;  // 0..100 for JPEG and WebP (100 = WebP lossless); model default
+  std::string background;      // "auto" | "opaque" | "transparent"; empty: auto
+  // OpenAI's quality ("low" | "medium" | "high" | "auto" | "standard" | "hd"): chooses the steps
+  // when steps are not given. Empty: no preset.
+  std::string quality_preset;
 };
 
 // One row of limits per model. Validation reads only this table.
@@ -37,6 +45,8 @@ struct ModelLimits {
   double min_guidance = 0.0, max_guidance = 20.0, default_guidance = 7.5;
   int max_count = 4;
   int64_t max_seed = 2147483647;
+  int default_quality = 90;  // JPEG/WebP quality when the request names none (0..100 allowed)
+  bool makes_alpha = false;  // whether the model can draw a transparent background
 };
 
 // A request with every field resolved: defaults applied, seed chosen, limits checked.
@@ -52,13 +62,21 @@ struct ValidRequest {
   std::string model;
   std::string job_id;
   std::string owner;  // as GenerateRequest::owner
+  ImageFormat format = ImageFormat::kPng;
+  int quality = 90;
+  Background background = Background::kAuto;
+  std::string quality_preset;  // the preset that chose the steps ("medium" for "auto"), or empty
+  // Asked-for things that will not happen as asked (transparency from a model without alpha,
+  // a quality for lossless PNG); every door reports them with the result.
+  std::vector<std::string> warnings;
 };
 
 constexpr int64_t kMaxSeed = 2147483647;
 
 // Checks `request` against `limits`, trims the prompt, applies defaults, and picks a random
-// seed when none was given. Errors are kInvalidRequest with `field` set and a message that
-// names the field and the allowed range.
+// seed when none was given. A transparent background in JPEG is an error (JPEG has no alpha);
+// one from a model that cannot make alpha is a warning. Errors are kInvalidRequest with `field` set
+// and a message that names the field and the allowed range.
 Result<ValidRequest> Validate(const GenerateRequest& request, const ModelLimits& limits);
 
 // Parses "WxH" (e.g. "512x512"). Returns nullopt when malformed.

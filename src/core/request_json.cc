@@ -58,7 +58,7 @@ Status ReadInt(const nlohmann::json& body, const char* name, int64_t lo, int64_t
   return Status::Ok();
 }
 
-Status ReadNumber(const nlohmann::json& body, const char* name, double* out) {
+Status ReadNumber(const nlohmann::json& body, const char* name, std::optional<double>* out) {
   auto it = body.find(name);
   if (it == body.end() || it->is_null()) return Status::Ok();
   if (!it->is_number()) return Error::Invalid(name, std::string(name) + " must be a number");
@@ -66,10 +66,23 @@ Status ReadNumber(const nlohmann::json& body, const char* name, double* out) {
   return Status::Ok();
 }
 
+// An integer field that may be absent (null counts as absent); kept within [-max, max] so it
+// fits an int, the real range being the model's (Validate).
+Status ReadOptionalInt(const nlohmann::json& body, const char* name, int64_t max,
+                       std::optional<int>* out) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return Status::Ok();
+  int64_t value = 0;
+  if (auto s = ReadInt(body, name, -max, max, &value); !s) return s;
+  *out = static_cast<int>(value);
+  return Status::Ok();
+}
+
 Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
   static const std::set<std::string> kKnown = {
-      "prompt", "negative_prompt", "width", "height", "size",  "seed",
-      "steps",  "guidance_scale",  "count", "n",      "model", "job_id"};
+      "prompt", "negative_prompt", "width",          "height",  "size",
+      "seed",   "steps",           "guidance_scale", "count",   "n",
+      "model",  "job_id",          "format",         "quality", "background"};
   if (auto s = CheckKnownFields(body, kKnown); !s) return s.error();
   GenerateRequest req;
   if (!body.contains("prompt")) return Error::Invalid("prompt", "prompt is required");
@@ -77,21 +90,24 @@ Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
   if (auto s = ReadString(body, "negative_prompt", &req.negative_prompt); !s) return s.error();
   if (auto s = ReadString(body, "model", &req.model); !s) return s.error();
   if (auto s = ReadString(body, "job_id", &req.job_id); !s) return s.error();
-  int64_t width = 0, height = 0, count = 1, steps = 0;
-  // Range checks here only keep numbers in int; the model's limits are checked by Validate.
+  if (auto s = ReadString(body, "format", &req.format); !s) return s.error();
+  if (auto s = ReadString(body, "background", &req.background); !s) return s.error();
+  int64_t count = 1;
+  // Range checks here only keep numbers in int; the model's limits are checked by Validate,
+  // which names the model's range (so 0 is read as given, not as "absent").
   constexpr int64_t kBig = 1 << 20;
-  if (auto s = ReadInt(body, "width", 1, kBig, &width); !s) return s.error();
-  if (auto s = ReadInt(body, "height", 1, kBig, &height); !s) return s.error();
-  if (auto s = ReadInt(body, "steps", 1, kBig, &steps); !s) return s.error();
+  if (auto s = ReadOptionalInt(body, "width", kBig, &req.width); !s) return s.error();
+  if (auto s = ReadOptionalInt(body, "height", kBig, &req.height); !s) return s.error();
+  if (auto s = ReadOptionalInt(body, "steps", kBig, &req.steps); !s) return s.error();
   if (auto s = ReadInt(body, "count", 1, kBig, &count); !s) return s.error();
   if (auto s = ReadInt(body, "n", 1, kBig, &count); !s) return s.error();
   std::string size;
   if (auto s = ReadString(body, "size", &size); !s) return s.error();
-  if (!size.empty()) {
+  if (!size.empty() && size != "auto") {  // "auto" (OpenAI's): the model's default size
     auto parsed = ParseSize(size);
-    if (!parsed) return Error::Invalid("size", "size must look like \"512x512\"");
-    width = parsed->first;
-    height = parsed->second;
+    if (!parsed) return Error::Invalid("size", "size must look like \"512x512\" or be \"auto\"");
+    req.width = parsed->first;
+    req.height = parsed->second;
   }
   if (body.contains("seed") && !body["seed"].is_null()) {
     int64_t seed = 0;
@@ -99,9 +115,11 @@ Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
     req.seed = seed;
   }
   if (auto s = ReadNumber(body, "guidance_scale", &req.guidance); !s) return s.error();
-  req.width = static_cast<int>(width);
-  req.height = static_cast<int>(height);
-  req.steps = static_cast<int>(steps);
+  if (body.contains("quality") && !body["quality"].is_null()) {
+    int64_t quality = 0;  // the range (0..100) is Validate's
+    if (auto s = ReadInt(body, "quality", -kBig, kBig, &quality); !s) return s.error();
+    req.quality = static_cast<int>(quality);
+  }
   req.count = static_cast<int>(count);
   return req;
 }

@@ -29,7 +29,7 @@ Result<nlohmann::json> ParseJsonObject(const std::string& text);
 // Field readers shared by the native and OpenAI-compatible parsers.
 Status ReadString(const nlohmann::json& body, const char* name, std::string* out);
 Status ReadInt(const nlohmann::json& body, const char* name, int64_t lo, int64_t hi, int64_t* out);
-Status ReadNumber(const nlohmann::json& body, const char* name, double* out);
+Status ReadNumber(const nlohmann::json& body, const char* name, std::optional<double>* out);
 Status CheckKnownFields(const nlohmann::json& body, const std::set<std::string>& known);
 
 }  // namespace imagegen

@@ -73,7 +73,7 @@ TEST(ValidateTest, SizeMustBeInTheModelsTable) {
   EXPECT_EQ(v.error().field, "size");
   EXPECT_NE(v.error().message.find("64x64, 128x128"), std::string::npos);
   req.width = 128;
-  req.height = 0;  // one side given: square
+  req.height.reset();  // one side given: square
   ASSERT_TRUE(Validate(req, TestLimits()).ok());
   EXPECT_EQ(Validate(req, TestLimits())->height, 128);
 }
@@ -99,6 +99,166 @@ TEST(ValidateTest, GivenSeedIsKept) {
   req.prompt = "x";
   req.seed = 0;
   EXPECT_EQ(Validate(req, TestLimits())->seed, 0);
+}
+
+// A given zero is a value, not "absent": guidance 0 means no guidance; steps/width/height 0
+// are refused naming the model's range, never replaced by the default.
+TEST(ValidateTest, GivenZeroIsCheckedAsGivenNotDefaulted) {
+  auto parse = [](const char* body) {
+    auto request = ParseGenerateJson(nlohmann::json::parse(body));
+    EXPECT_TRUE(request.ok()) << body;
+    return Validate(request.value(), TestLimits());
+  };
+  auto zero_guidance = parse(R"({"prompt":"a","guidance_scale":0})");
+  ASSERT_TRUE(zero_guidance.ok());
+  EXPECT_EQ(zero_guidance->guidance, 0.0);
+  EXPECT_EQ(parse(R"({"prompt":"a"})")->guidance, 7.5);
+  EXPECT_EQ(parse(R"({"prompt":"a","guidance_scale":null})")->guidance, 7.5);
+
+  auto zero_steps = parse(R"({"prompt":"a","steps":0})");
+  ASSERT_FALSE(zero_steps.ok());
+  EXPECT_EQ(zero_steps.error().field, "steps");
+  EXPECT_NE(zero_steps.error().message.find("between 1 and 50"), std::string::npos)
+      << zero_steps.error().message;
+  for (const char* body : {R"({"prompt":"a","width":0})", R"({"prompt":"a","height":0})",
+                           R"({"prompt":"a","width":0,"height":0})"}) {
+    auto zero_size = parse(body);
+    ASSERT_FALSE(zero_size.ok()) << body;
+    EXPECT_EQ(zero_size.error().field, "size");
+    EXPECT_NE(zero_size.error().message.find("allowed: 64x64"), std::string::npos)
+        << zero_size.error().message;
+  }
+  EXPECT_EQ(parse(R"({"prompt":"a","seed":0})")->seed, 0);
+
+  ModelLimits strict = TestLimits();
+  strict.min_guidance = 1.0;  // a model with no unguided mode refuses 0, naming its range
+  GenerateRequest request;
+  request.prompt = "a";
+  request.guidance = 0.0;
+  auto refused = Validate(request, strict);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().field, "guidance_scale");
+  EXPECT_NE(refused.error().message.find("between 1"), std::string::npos)
+      << refused.error().message;
+}
+
+TEST(ValidateTest, OutputFormatQualityAndBackground) {
+  GenerateRequest req;
+  req.prompt = "a cat";
+  auto v = Validate(req, TestLimits());
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->format, ImageFormat::kPng);
+  EXPECT_EQ(v->quality, TestLimits().default_quality);
+  EXPECT_EQ(v->background, Background::kAuto);
+  EXPECT_TRUE(v->warnings.empty());
+
+  req.format = "webp";
+  req.quality = 55;
+  v = Validate(req, TestLimits());
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->format, ImageFormat::kWebp);
+  EXPECT_EQ(v->quality, 55);
+
+  req.format = "gif";
+  EXPECT_EQ(Validate(req, TestLimits()).error().field, "format");
+  req.format = "jpeg";
+  req.quality = 101;
+  auto bad = Validate(req, TestLimits());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().field, "quality");
+  EXPECT_NE(bad.error().message.find("between 0 and 100"), std::string::npos);
+  req.quality = -1;
+  EXPECT_EQ(Validate(req, TestLimits()).error().field, "quality");
+  req.quality.reset();
+  req.background = "striped";
+  EXPECT_EQ(Validate(req, TestLimits()).error().field, "background");
+}
+
+TEST(ValidateTest, TransparencyNeedsAlphaInTheFormatAndTheModel) {
+  GenerateRequest req;
+  req.prompt = "a cat";
+  req.background = "transparent";
+  req.format = "jpeg";
+  auto jpeg = Validate(req, TestLimits());
+  ASSERT_FALSE(jpeg.ok());
+  EXPECT_EQ(jpeg.error().field, "background");
+  EXPECT_EQ(jpeg.error().code, ErrorCode::kInvalidRequest);
+
+  req.format = "png";
+  auto no_alpha = Validate(req, TestLimits());  // makes_alpha is false by default
+  ASSERT_TRUE(no_alpha.ok());
+  ASSERT_EQ(no_alpha->warnings.size(), 1u);
+  EXPECT_NE(no_alpha->warnings[0].find("cannot make alpha"), std::string::npos);
+
+  ModelLimits alpha = TestLimits();
+  alpha.makes_alpha = true;
+  auto with_alpha = Validate(req, alpha);
+  ASSERT_TRUE(with_alpha.ok());
+  EXPECT_TRUE(with_alpha->warnings.empty());
+  EXPECT_EQ(with_alpha->background, Background::kTransparent);
+
+  req.background.clear();
+  req.quality = 50;  // PNG is lossless: said, not silently ignored
+  auto png = Validate(req, alpha);
+  ASSERT_TRUE(png.ok());
+  ASSERT_EQ(png->warnings.size(), 1u);
+  EXPECT_NE(png->warnings[0].find("lossless"), std::string::npos);
+}
+
+TEST(ValidateTest, QualityPresetsChooseTheSteps) {
+  GenerateRequest req;
+  req.prompt = "a cat";
+  auto steps_for = [&](const std::string& preset) {
+    req.quality_preset = preset;
+    auto v = Validate(req, TestLimits());
+    EXPECT_TRUE(v.ok()) << preset;
+    return v.ok() ? v->steps : -1;
+  };
+  EXPECT_EQ(steps_for("low"), 10);
+  EXPECT_EQ(steps_for("medium"), 20);
+  EXPECT_EQ(steps_for("standard"), 20);
+  EXPECT_EQ(steps_for("auto"), 20);
+  EXPECT_EQ(steps_for("high"), 40);
+  EXPECT_EQ(steps_for("hd"), 40);
+  req.quality_preset = "auto";
+  EXPECT_EQ(Validate(req, TestLimits())->quality_preset, "medium");
+  req.steps = 7;  // explicit steps win
+  req.quality_preset = "high";
+  EXPECT_EQ(Validate(req, TestLimits())->steps, 7);
+  req.quality_preset = "ultra";
+  EXPECT_EQ(Validate(req, TestLimits()).error().field, "quality");
+  ModelLimits few = TestLimits();
+  few.default_steps = 30;
+  few.max_steps = 50;
+  req.steps = 0;
+  req.quality_preset = "high";
+  EXPECT_EQ(Validate(req, few)->steps, 50);  // capped at the model's maximum
+}
+
+TEST(ParseGenerateJsonTest, FormatFieldsAndSizeAuto) {
+  auto r = ParseGenerateJson(nlohmann::json::parse(
+      R"({"prompt":"x","format":"jpeg","quality":70,"background":"opaque","size":"auto"})"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->format, "jpeg");
+  EXPECT_EQ(r->quality, 70);
+  EXPECT_EQ(r->background, "opaque");
+  EXPECT_EQ(r->width, 0);
+  EXPECT_EQ(
+      ParseGenerateJson(nlohmann::json::parse(R"({"prompt":"x","quality":"high"})")).error().field,
+      "quality");
+  EXPECT_EQ(ParseGenerateJson(nlohmann::json::parse(R"({"prompt":"x","format":5})")).error().field,
+            "format");
+}
+
+TEST(IdsTest, KeyExtensionFollowsTheFormat) {
+  EXPECT_EQ(ImageKey("p/", "j", 0, ImageExtension(ImageFormat::kJpeg)), "p/j.jpg");
+  EXPECT_EQ(ImageKey("", "j", 1, ImageExtension(ImageFormat::kWebp)), "j-1.webp");
+  EXPECT_TRUE(HasImageExtension("a/b.webp"));
+  EXPECT_TRUE(HasImageExtension("b.jpg"));
+  EXPECT_FALSE(HasImageExtension(".png"));
+  EXPECT_FALSE(HasImageExtension("a/readyz.txt"));
+  EXPECT_EQ(ImageFormatFromName("jpg"), ImageFormat::kJpeg);
+  EXPECT_FALSE(ImageFormatFromName("PNG"));
 }
 
 TEST(ParseSizeTest, Formats) {

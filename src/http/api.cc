@@ -37,6 +37,37 @@ std::array<unsigned char, SHA256_DIGEST_LENGTH> Digest(const std::string& s) {
   return out;
 }
 
+// Every answer: no content sniffing. HTML pages may not be framed (clickjacking), whatever
+// policy their route already set.
+void ApplySecurityHeaders(HttpResponse* response) {
+  response->SetHeader("X-Content-Type-Options", "nosniff");
+  if (!Lower(response->content_type).starts_with("text/html")) return;
+  std::string policy;
+  for (const auto& [name, value] : response->headers) {
+    if (name == "Content-Security-Policy") policy = value;
+  }
+  if (policy.find("frame-ancestors") == std::string::npos) {
+    policy += policy.empty() ? "frame-ancestors 'none'" : "; frame-ancestors 'none'";
+  }
+  response->SetHeader("Content-Security-Policy", policy);
+  response->SetHeader("X-Frame-Options", "DENY");
+}
+
+// An internal error's message may name server paths or upstream details: the log gets it, the
+// client gets a generic message with the request id to quote. Both error shapes (ours and
+// OpenAI's) keep the message at error.message.
+void HideInternalDetail(const HttpRequest& request, HttpResponse* response) {
+  if (response->error_code != ErrorCodeName(ErrorCode::kInternal)) return;
+  json body = json::parse(response->body, nullptr, false);
+  if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return;
+  std::string generic = "internal error; request id " + request.request_id;
+  std::string detail = body["error"].value("message", "");
+  if (detail == generic) return;  // already generic (a handler that threw; logged in Route)
+  Log("error", "internal error", {{"request_id", request.request_id}, {"error", detail}});
+  body["error"]["message"] = generic;
+  response->body = Dump(body);
+}
+
 }  // namespace
 
 bool Admission::Acquire(Clock::time_point deadline) {
@@ -184,8 +215,10 @@ HttpResponse Api::Route(HttpRequest& request) {
     return response;
   }
   if (!IsPublicRoute(request) && !Authorized(request)) {
-    HttpResponse response =
-        ErrorResponse(Error::Make(ErrorCode::kUnauthorized, "a valid API key is required"));
+    Error error = Error::Make(ErrorCode::kUnauthorized, "a valid API key is required");
+    // OpenAI clients read only OpenAI's error shape (the SDK's AuthenticationError).
+    bool openai = request.path.rfind("/v1/", 0) == 0;
+    HttpResponse response = openai ? OpenAiErrorResponse(error) : ErrorResponse(error);
     response.SetHeader("WWW-Authenticate", "Bearer");
     return response;
   }
@@ -204,7 +237,9 @@ HttpResponse Api::Handle(HttpRequest& request) {
   auto start = Clock::now();
   if (request.request_id.empty()) request.request_id = NewJobId();
   HttpResponse response = Route(request);
+  HideInternalDetail(request, &response);
   ApplyCors(request, &response);
+  ApplySecurityHeaders(&response);
   response.SetHeader("X-Request-Id", request.request_id);
   if (request.method == "HEAD") response.body.clear();
   Record(request, response,
@@ -273,7 +308,7 @@ HttpResponse Api::OpenAiGenerate(HttpRequest& request) {
   parsed->request.owner = request.principal;
   auto result = RunAdmitted(parsed->request, request);
   if (!result.ok()) return OpenAiErrorResponse(result.error());
-  return OpenAiSuccessResponse(result.value(), parsed->b64_json, pipeline_->store(),
+  return OpenAiSuccessResponse(parsed.value(), result.value(), pipeline_->store(),
                                [&](const std::string& key) { return ImageUrl(request, key); });
 }
 
@@ -324,6 +359,7 @@ HttpResponse Api::GetImage(HttpRequest& request) {
       info.content_type.empty() ? "application/octet-stream" : info.content_type;
   response.SetHeader("ETag", info.etag);
   response.SetHeader("Cache-Control", "private, max-age=86400, immutable");
+  response.SetHeader("Accept-Ranges", "bytes");  // the HTTP server serves single ranges
   if (!info.etag.empty() && request.Header("if-none-match") == info.etag) {
     response.status = 304;
     response.content_type.clear();
@@ -333,24 +369,18 @@ HttpResponse Api::GetImage(HttpRequest& request) {
   return response;
 }
 
-HttpResponse Api::Ready(HttpRequest&) {
+HttpResponse Api::Ready(HttpRequest& request) {
   // The probe stays inside the key prefix: a role scoped to BUCKET/PREFIX/* (the SAM stack's:
-  // s3:GetObject + s3:PutObject there, s3:ListBucket optional) cannot read the bucket root. Without
-  // s3:ListBucket S3 answers 403, not 404, for a missing key, so the probe object is written
-  // (PutObject is granted) when it cannot be read, and read from then on: ready means this
-  // service can both write and read where its images go.
+  // s3:GetObject + s3:PutObject there) cannot touch the bucket root. It is written, not just
+  // read: a full or read-only store still answers reads (see StoreReadiness).
   const std::string key = pipeline_->options().key_prefix + kReadyProbeKey;
-  auto head = pipeline_->store().Head(key);
-  Status status = Status::Ok();
-  if (!head.ok()) {
-    ErrorCode code = head.error().code;
-    status = code == ErrorCode::kNotFound || code == ErrorCode::kForbidden
-                 ? pipeline_->store().Put(key, "ready\n", "text/plain", {})
-                 : Status(head.error());
-  }
-  if (!status.ok()) {
-    return JsonResponse(503, Dump({{"status", "unavailable"},
-                                   {"store", std::string(ErrorCodeName(status.error().code))}}));
+  if (Status status = readiness_.Check(pipeline_->store(), key); !status.ok()) {
+    Log("warn", "not ready: the store refused the readiness probe",
+        {{"request_id", request.request_id}, {"error", status.error().message}});
+    return JsonResponse(
+        503, Dump({{"status", "unavailable"},
+                   {"store", std::string(ErrorCodeName(status.error().code))},
+                   {"reason", "the image store refused a probe write or its read-back"}}));
   }
   return JsonResponse(200, Dump({{"status", "ready"}, {"model", pipeline_->model().Name()}}));
 }

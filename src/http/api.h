@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "http/readiness.h"
 #include "http/router.h"
 #include "pipeline/pipeline.h"
 
@@ -67,9 +68,11 @@ class Api {
   ApiOptions options_;
   Router router_;
   Admission admission_;
+  StoreReadiness readiness_;
 };
 
-// GET /readyz reads (and, when absent, writes) this object under the key prefix; see Api::Ready.
+// GET /readyz writes and reads back this object under the key prefix (at most every few
+// seconds); see Api::Ready and StoreReadiness.
 inline constexpr const char* kReadyProbeKey = "readyz.probe";
 
 // Keys: IMAGEGEN_API_KEYS (comma-separated) and/or a file with one key per line ('#' comments).

@@ -87,4 +87,15 @@ std::multimap<std::string, std::string> ParseQueryString(const std::string& quer
   return out;
 }
 
+void BufferStream(HttpResponse* response) {
+  if (!response->stream) return;
+  std::string body;
+  response->stream([&body](std::string_view piece) {
+    body.append(piece);
+    return true;
+  });
+  response->stream = nullptr;
+  response->body = std::move(body);
+}
+
 }  // namespace imagegen

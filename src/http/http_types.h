@@ -3,8 +3,10 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -39,11 +41,18 @@ struct HttpRequest {
   }
 };
 
+// Writes one piece of a streamed body; false once the client is gone (the producer should stop).
+using BodyWriter = std::function<bool(std::string_view piece)>;
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // Set: the body is produced piece by piece after the head is sent (Server-Sent Events), and
+  // `body` is ignored. The HTTP server sends it chunked as it comes; buffering doors (Lambda)
+  // collect it with BufferStream first.
+  std::function<void(const BodyWriter& write)> stream;
   std::string route = "unmatched";  // the route pattern, for metrics and logs
   std::string error_code;           // set for error responses, for logs and metrics
 
@@ -57,6 +66,9 @@ struct HttpResponse {
     headers.emplace_back(name, value);
   }
 };
+
+// Runs a streamed body to its end into `body` (for doors that cannot stream).
+void BufferStream(HttpResponse* response);
 
 // Checks that a Content-Type is JSON. An absent one is accepted; any other type is 415.
 Status CheckJsonContentType(const HttpRequest& request);

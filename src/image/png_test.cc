@@ -56,6 +56,20 @@ TEST(PngTest, CorruptInputIsAnErrorNeverACrash) {
   }
 }
 
+// A chunk length past the end of the file is refused before libpng allocates it.
+TEST(PngTest, ChunkLongerThanTheFileIsRefused) {
+  std::string png = EncodePng(Gradient(4, 4), {{"prompt", "x"}}).value();
+  size_t ihdr_end = 8 + 12 + 13;  // signature, then IHDR (length, type, 13 bytes, CRC)
+  std::string huge = png;
+  huge[ihdr_end] = '\x7f';  // the next chunk's length's high byte: ~2 GB
+  auto decoded = DecodePng(huge, nullptr);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.error().code, ErrorCode::kInvalidRequest);
+  EXPECT_NE(decoded.error().message.find("declares"), std::string::npos) << decoded.error().message;
+  EXPECT_TRUE(DecodePng(png, nullptr).ok());
+  EXPECT_TRUE(DecodePng(png + "trailing bytes after IEND", nullptr).ok());
+}
+
 TEST(PngTest, ResizeNearestScalesBlocks) {
   Image small(2, 1);
   small.Pixel(0, 0)[0] = 10;

@@ -26,13 +26,16 @@ std::string Sha256Hex(const std::string& text) {
 json GenerateRequestToJson(const GenerateRequest& r) {
   json j = {{"prompt", r.prompt}};
   if (!r.negative_prompt.empty()) j["negative_prompt"] = r.negative_prompt;
-  if (r.width > 0) j["width"] = r.width;
-  if (r.height > 0) j["height"] = r.height;
+  if (r.width) j["width"] = *r.width;
+  if (r.height) j["height"] = *r.height;
   if (r.seed) j["seed"] = *r.seed;
-  if (r.steps > 0) j["steps"] = r.steps;
-  if (r.guidance != 0) j["guidance_scale"] = r.guidance;
+  if (r.steps) j["steps"] = *r.steps;
+  if (r.guidance) j["guidance_scale"] = *r.guidance;
   if (r.count != 1) j["count"] = r.count;
   if (!r.model.empty()) j["model"] = r.model;
+  if (!r.format.empty()) j["format"] = r.format;
+  if (r.quality) j["quality"] = *r.quality;
+  if (!r.background.empty()) j["background"] = r.background;
   return j;
 }
 

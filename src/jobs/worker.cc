@@ -62,19 +62,23 @@ void Worker::Run() {
       for (auto& [receipt, last] : held_) {
         if (now - last >= options_.visibility_s * 1000 / 3) {
           due.push_back(receipt);
+          ++extending_[receipt];
           last = now;
         }
       }
       lock.unlock();
       for (const auto& receipt : due) {
         // A failed extension is not fatal: at worst the message is redelivered and the next
-        // holder finds (or overwrites) the same image.
+        // holder finds the same image (or the finished record, and only deletes).
         if (auto s = queue_->ChangeVisibility(receipt, options_.visibility_s); !s) {
           GlobalMetrics().Add("imagegen_queue_errors_total", {{"op", "change_visibility"}});
           LogLine({{"level", "warn"},
                    {"msg", "visibility not extended"},
                    {"error", ErrorReason(s.error())}});
         }
+        std::lock_guard<std::mutex> done_lock(mu_);
+        if (--extending_[receipt] == 0) extending_.erase(receipt);
+        extended_.notify_all();
       }
       lock.lock();
     }
@@ -147,6 +151,12 @@ void Worker::Loop() {
   }
 }
 
+void Worker::StopExtending(const std::string& receipt) {
+  std::unique_lock<std::mutex> lock(mu_);
+  held_.erase(receipt);
+  extended_.wait(lock, [&] { return extending_.count(receipt) == 0; });
+}
+
 void Worker::DeadLetter(const QueueMessage& message, const std::string& reason) {
   if (auto s = queue_->DeadLetter(message.receipt, reason); !s) {
     LogLine({{"level", "warn"}, {"msg", "dead-letter failed"}, {"error", ErrorReason(s.error())}});
@@ -188,12 +198,12 @@ JobOutcome Worker::Process(const QueueMessage& message) {
 
   Disposition disposition =
       runner_.Run(message, Clock::now() + std::chrono::seconds(options_.job_timeout_s));
+  // A delete keeps the message extended while it retries (an extension after it only fails);
+  // a release or a dead-letter must be the last word on its visibility.
+  bool deleting = disposition.action == Disposition::Action::kDelete;
+  if (!deleting) StopExtending(message.receipt);
   Carry(message, disposition);
-
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    held_.erase(message.receipt);
-  }
+  if (deleting) StopExtending(message.receipt);
   metrics.Add("imagegen_worker_jobs_in_flight", {}, -1);
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   std::string name(JobOutcomeName(disposition.outcome));

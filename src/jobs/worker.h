@@ -60,6 +60,8 @@ class Worker {
   void Heartbeat();
   void RefreshStats();
   void Carry(const QueueMessage& message, const Disposition& disposition);
+  // Ends the heartbeat's extensions of `receipt`, waiting for one on the wire to return.
+  void StopExtending(const std::string& receipt);
   void DeadLetter(const QueueMessage& message, const std::string& reason);
 
   std::shared_ptr<JobQueue> queue_;
@@ -70,6 +72,11 @@ class Worker {
   std::mutex mu_;
   std::condition_variable cv_;           // wakes the heartbeat thread on Stop()
   std::map<std::string, int64_t> held_;  // receipt -> last extension, ms; GUARDED_BY(mu_)
+  // Receipts whose extension the heartbeat is sending now; GUARDED_BY(mu_). A message's
+  // outcome (delete, release with a delay, dead-letter) waits for it, so no extension can land
+  // after the outcome and undo a release's delay or a dead-letter's hand-back.
+  std::map<std::string, int> extending_;
+  std::condition_variable extended_;  // signalled when an extension returns
 };
 
 }  // namespace imagegen

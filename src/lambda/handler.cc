@@ -102,6 +102,7 @@ InvocationResult LambdaHandler::HandleHttp(const json& event, EventKind kind,
       request.deadline = std::min(request.deadline, gateway);
     }
     response = api_->Handle(request);  // never throws; logs one line; counts HTTP metrics
+    BufferStream(&response);           // API Gateway takes one body: a stream is sent whole
     if (!response.error_code.empty()) RecordFailure(response.error_code);
   }
   json out = ProxyResponse(response, kind);

@@ -10,7 +10,7 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/metrics.h"
-#include "image/png.h"
+#include "image/codec.h"
 
 namespace imagegen {
 namespace {
@@ -33,7 +33,7 @@ constexpr int64_t kMaxEpochMs = 9999999999999LL;
 constexpr size_t kIndexTimeChars = 17;  // "rrrr/rrr/rrr/rrr-"
 
 Metadata ImageMetadata(const ValidRequest& request, const std::string& model, int64_t seed,
-                       int64_t created_ms) {
+                       int64_t created_ms, bool alpha) {
   return {{"prompt", EncodeMetadataValue(request.prompt)},
           {"negative-prompt", EncodeMetadataValue(request.negative_prompt)},
           {"seed", std::to_string(seed)},
@@ -43,9 +43,18 @@ Metadata ImageMetadata(const ValidRequest& request, const std::string& model, in
           {"width", std::to_string(request.width)},
           {"height", std::to_string(request.height)},
           {"job-id", request.job_id},
+          {"format", std::string(ImageFormatName(request.format))},
+          {"alpha", alpha ? "1" : "0"},
           {"request-hash", RequestHash(request)},
           {"request-seed", std::to_string(request.seed)},
           {"created-ms", std::to_string(created_ms)}};
+}
+
+// One copy of each warning: a model's and an encoder's warnings repeat for every image.
+void AddWarning(std::string warning, std::vector<std::string>* warnings) {
+  if (std::find(warnings->begin(), warnings->end(), warning) == warnings->end()) {
+    warnings->push_back(std::move(warning));
+  }
 }
 
 Error IdConflict(const ValidRequest& request, const std::string& why) {
@@ -60,8 +69,6 @@ int64_t DerivedSeed(const std::string& owner, const std::string& job_id, int64_t
   uint64_t value = std::stoull(digest.substr(0, 15), nullptr, 16);
   return static_cast<int64_t>(value % static_cast<uint64_t>(max_seed + 1));
 }
-
-bool IsImageKey(const std::string& key) { return key.ends_with(".png"); }
 
 // RAII for the in-flight gauge, so every exit path decrements it.
 class InFlight {
@@ -100,10 +107,19 @@ Pipeline::Pipeline(std::shared_ptr<ImageModel> model, std::shared_ptr<ObjectStor
     : model_(std::move(model)), store_(std::move(store)), options_(std::move(options)) {}
 
 std::string RequestHash(const ValidRequest& r) {
-  json canonical = {{"prompt", r.prompt}, {"negative_prompt", r.negative_prompt},
-                    {"width", r.width},   {"height", r.height},
-                    {"steps", r.steps},   {"guidance", r.guidance},
-                    {"count", r.count},   {"model", r.model}};
+  // The output fields change the stored bytes (and the keys' extension), so they are part of
+  // the request; a PNG's quality is not (lossless whatever it says), so it hashes as 0.
+  json canonical = {{"prompt", r.prompt},
+                    {"negative_prompt", r.negative_prompt},
+                    {"width", r.width},
+                    {"height", r.height},
+                    {"steps", r.steps},
+                    {"guidance", r.guidance},
+                    {"count", r.count},
+                    {"model", r.model},
+                    {"format", ImageFormatName(r.format)},
+                    {"quality", FormatIsLossy(r.format) ? r.quality : 0},
+                    {"background", BackgroundName(r.background)}};
   return aws::Sha256Hex(canonical.dump(-1, ' ', true, json::error_handler_t::replace));
 }
 
@@ -179,7 +195,8 @@ Status Pipeline::DropClaim(const ValidRequest& request) {
 
 // The stored image at `key` as this request's output, when it is this request's (kConflict
 // when it is another's, or carries no fingerprint: an image is never taken over on a guess).
-Result<StoredImage> Pipeline::ReuseStored(const ValidRequest& request, const std::string& key) {
+Result<StoredImage> Pipeline::ReuseStored(const ValidRequest& request, const std::string& key,
+                                          GenerateResult* result) {
   auto head = store_->Head(key);
   for (int i = 0; !head.ok() && head.error().code == ErrorCode::kNotFound && i < 20; ++i) {
     // S3's 409 ConditionalRequestConflict: the winning write may not be visible yet.
@@ -195,6 +212,8 @@ Result<StoredImage> Pipeline::ReuseStored(const ValidRequest& request, const std
       request_seed->second != std::to_string(request.seed)) {
     return IdConflict(request, "names a stored image of a different request");
   }
+  auto alpha = head->metadata.find("alpha");
+  result->transparent |= alpha != head->metadata.end() && alpha->second == "1";
   auto seed = head->metadata.find("seed");
   return StoredImage{key, store_->Links(key, options_.presign_expiry_s),
                      seed == head->metadata.end() ? 0 : std::atoll(seed->second.c_str())};
@@ -203,13 +222,14 @@ Result<StoredImage> Pipeline::ReuseStored(const ValidRequest& request, const std
 Result<std::optional<GenerateResult>> Pipeline::FindExisting(const ValidRequest& request) {
   GenerateResult result;
   for (int i = 0; i < request.count; ++i) {
-    std::string key = ImageKey(ScopePrefix(request.owner), request.job_id, i);
+    std::string key =
+        ImageKey(ScopePrefix(request.owner), request.job_id, i, ImageExtension(request.format));
     auto head = store_->Head(key);
     if (!head.ok()) {
       if (head.error().code != ErrorCode::kNotFound) return head.error();
       return std::optional<GenerateResult>();  // not (all) stored yet: generate
     }
-    auto stored = ReuseStored(request, key);
+    auto stored = ReuseStored(request, key, &result);
     if (!stored.ok()) return stored.error();
     result.images.push_back(std::move(stored.value()));
   }
@@ -219,30 +239,36 @@ Result<std::optional<GenerateResult>> Pipeline::FindExisting(const ValidRequest&
 }
 
 Result<StoredImage> Pipeline::StoreImage(const ValidRequest& request, int index, const Image& image,
-                                         int64_t seed, int64_t created_ms, Timings* timings) {
+                                         int64_t seed, int64_t created_ms, GenerateResult* result) {
+  Timings* timings = &result->timings;
   auto start = Clock::now();
-  auto png = EncodePng(image, ProvenanceChunks(request, model_->Name(), seed));
+  auto encoded = EncodeImage(image, ProvenanceChunks(request, model_->Name(), seed), request.format,
+                             request.quality);
   timings->encode_ms += MsSince(start);
-  if (!png.ok()) return png.error();
+  if (!encoded.ok()) return encoded.error();
+  bool alpha = image.HasAlpha() && FormatHasAlpha(request.format);
+  for (auto& warning : encoded->warnings) AddWarning(std::move(warning), &result->warnings);
   start = Clock::now();
-  std::string key = ImageKey(ScopePrefix(request.owner), request.job_id, index);
+  std::string key =
+      ImageKey(ScopePrefix(request.owner), request.job_id, index, ImageExtension(request.format));
   // The listing entry first: a crash between the two leaves an entry without an image (skipped
   // by listings, and filled by the redelivery, which derives the same entry name from the
   // claim's time), never an image that no listing shows.
   std::string index_key = IndexKey(created_ms, key);
   auto indexed = store_->Create(index_key, "", "application/x-imagegen-index", {});
   if (!indexed.ok()) return indexed.error();
-  auto created = store_->Create(key, png.value(), "image/png",
-                                ImageMetadata(request, model_->Name(), seed, created_ms));
+  auto created = store_->Create(key, encoded->bytes, std::string(ImageMediaType(request.format)),
+                                ImageMetadata(request, model_->Name(), seed, created_ms, alpha));
   timings->store_ms += MsSince(start);
   if (!created.ok()) return created.error();
   if (created.value() == CreateOutcome::kExists) {
-    auto reused = ReuseStored(request, key);
+    auto reused = ReuseStored(request, key, result);
     if (!reused.ok() && indexed.value() == CreateOutcome::kCreated) {
       (void)store_->Delete(index_key);  // not our image: do not list it twice
     }
     return reused;
   }
+  result->transparent |= alpha;
   GlobalMetrics().Add("imagegen_images_stored_total", {});
   return StoredImage{key, store_->Links(key, options_.presign_expiry_s), seed};
 }
@@ -281,15 +307,17 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
     if (!output.ok()) return output.error();
     GlobalMetrics().Observe("imagegen_generation_seconds", {{"model", model_->Name()}},
                             result.timings.generate_ms / 1000.0);
+    for (auto& warning : output->warnings) AddWarning(std::move(warning), &result.warnings);
     for (int i = 0; i < static_cast<int>(output->images.size()); ++i) {
       // The model's own account of the seed where it gives one (Stability), else seed + index.
       size_t at = static_cast<size_t>(i);
       int64_t seed = at < output->seeds.size() ? output->seeds[at] : req.seed + i;
-      auto stored = StoreImage(req, i, output->images[at], seed, created_ms, &result.timings);
+      Image& image = output->images[at];
+      if (req.background == Background::kOpaque) image.alpha.clear();  // asked for, kept opaque
+      auto stored = StoreImage(req, i, image, seed, created_ms, &result);
       if (!stored.ok()) return stored.error();
       result.images.push_back(std::move(stored.value()));
     }
-    result.warnings = std::move(output->warnings);
     result.seed = result.images.empty() ? req.seed : result.images.front().seed;
   }
   result.job_id = req.job_id;
@@ -300,6 +328,11 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
   result.height = req.height;
   result.steps = req.steps;
   result.guidance = req.guidance;
+  result.format = req.format;
+  result.quality = req.quality;
+  result.background = req.background;
+  result.quality_preset = req.quality_preset;
+  for (auto& warning : req.warnings) AddWarning(std::move(warning), &result.warnings);
   result.timings.total_ms = MsSince(start);
   return result;
 }
@@ -354,7 +387,7 @@ Status Pipeline::EnsureImageIndex() {
     std::vector<std::string> keys;
     for (const auto& object : listed->objects) {
       after = object.key;
-      if (IsImageKey(object.key) && !object.key.starts_with(own)) keys.push_back(object.key);
+      if (HasImageExtension(object.key) && !object.key.starts_with(own)) keys.push_back(object.key);
     }
     if (auto s = IndexExisting(keys); !s) return s;
     if (listed->next_cursor.empty()) break;
@@ -416,6 +449,9 @@ nlohmann::json ResultToJson(const GenerateResult& result,
   j["height"] = result.height;
   j["steps"] = result.steps;
   j["guidance_scale"] = result.guidance;
+  j["format"] = ImageFormatName(result.format);
+  j["quality"] = result.quality;
+  j["background"] = BackgroundName(result.background);
   j["seed"] = result.seed;
   j["images"] = nlohmann::json::array();
   for (const auto& image : result.images) j["images"].push_back(image_json(image));

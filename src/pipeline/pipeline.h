@@ -1,4 +1,5 @@
-// The one pipeline every door uses: validate -> generate -> encode PNG (+provenance) -> store.
+// The one pipeline every door uses: validate -> generate -> encode (PNG, JPEG or WebP, with the
+// provenance inside) -> store.
 #pragma once
 
 #include <atomic>
@@ -59,6 +60,11 @@ struct GenerateResult {
   int width = 0, height = 0, steps = 0;
   double guidance = 0;
   int64_t seed = 0;
+  ImageFormat format = ImageFormat::kPng;
+  int quality = 0;  // the JPEG/WebP quality used (PNG: lossless, reported as given)
+  Background background = Background::kAuto;
+  bool transparent = false;    // an image kept an alpha plane (so "background" was honoured)
+  std::string quality_preset;  // OpenAI's quality name that chose the steps, if any
   std::vector<StoredImage> images;
   std::vector<std::string> warnings;
   Timings timings;
@@ -113,8 +119,9 @@ class Pipeline {
  private:
   Result<std::optional<GenerateResult>> FindExisting(const ValidRequest& request);
   Result<StoredImage> StoreImage(const ValidRequest& request, int index, const Image& image,
-                                 int64_t seed, int64_t created_ms, Timings* timings);
-  Result<StoredImage> ReuseStored(const ValidRequest& request, const std::string& key);
+                                 int64_t seed, int64_t created_ms, GenerateResult* result);
+  Result<StoredImage> ReuseStored(const ValidRequest& request, const std::string& key,
+                                  GenerateResult* result);
   std::string ScopePrefix(const std::string& owner) const;
   std::string ClaimKey(const ValidRequest& request) const;
   std::string IndexKey(int64_t created_ms, const std::string& key) const;
@@ -130,13 +137,15 @@ class Pipeline {
 
 // The fingerprint that tells one request from another under a job id: SHA-256 (hex) of the
 // validated request's canonical JSON (prompt, negative prompt, width, height, steps, guidance,
-// count, model; job id and owner excluded, as they are the name, not the request). The seed is
+// count, model, and the output: format, quality (lossy formats only), background; job id and
+// owner excluded, as they are the name, not the request). The seed is
 // kept beside it and compared only when the caller gave one: "the same prompt, any seed"
 // replays a job that was stored with a seed. Stored in the job id's claim, the job record and
 // every image's metadata ("request-hash", with "request-seed").
 std::string RequestHash(const ValidRequest& request);
 
-// The PNG text chunks that carry an image's provenance (also an A1111-style "parameters").
+// The pairs that carry an image's provenance (also an A1111-style "parameters"): PNG text
+// chunks, or EXIF/XMP in JPEG and WebP.
 std::vector<std::pair<std::string, std::string>> ProvenanceChunks(const ValidRequest& request,
                                                                   const std::string& model,
                                                                   int64_t seed);

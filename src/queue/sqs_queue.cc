@@ -100,7 +100,8 @@ class SqsQueueImpl : public SqsQueue {
   }
 
   Status Delete(const std::string& receipt) override {
-    auto resp = Call("DeleteMessage", {{"QueueUrl", queue_url_}, {"ReceiptHandle", receipt}});
+    auto resp = Call("DeleteMessage", {{"QueueUrl", queue_url_}, {"ReceiptHandle", receipt}},
+                     kTimeoutMs, kAcknowledgeAttempts);
     if (!resp.ok()) return resp.error();
     return Status::Ok();
   }
@@ -109,7 +110,8 @@ class SqsQueueImpl : public SqsQueue {
     auto resp = Call("ChangeMessageVisibility",
                      {{"QueueUrl", queue_url_},
                       {"ReceiptHandle", receipt},
-                      {"VisibilityTimeout", std::clamp(visibility_s, 0, 43200)}});
+                      {"VisibilityTimeout", std::clamp(visibility_s, 0, 43200)}},
+                     kTimeoutMs, kAcknowledgeAttempts);
     if (!resp.ok()) return resp.error();
     return Status::Ok();
   }
@@ -158,21 +160,27 @@ class SqsQueueImpl : public SqsQueue {
     for (size_t i = 0; i < receipts.size(); ++i) {
       entries.push_back({{"Id", std::to_string(i)}, {"ReceiptHandle", receipts[i]}});
     }
-    auto resp = Call("DeleteMessageBatch", {{"QueueUrl", queue_url_}, {"Entries", entries}});
+    auto resp = Call("DeleteMessageBatch", {{"QueueUrl", queue_url_}, {"Entries", entries}},
+                     kTimeoutMs, kAcknowledgeAttempts);
     if (!resp.ok()) return resp.error();
     return BatchResults(*resp, {}, "SQS.DeleteMessageBatch");
   }
 
  private:
   static constexpr int kTimeoutMs = 20000;
+  // Deletes and visibility changes retry longer than other calls (with the client's backoff,
+  // about a minute in all at worst): a lost delete leaves the message in flight until its
+  // visibility timeout and then runs its job's delivery again; both calls are idempotent.
+  static constexpr int kAcknowledgeAttempts = 7;
 
-  Result<json> Call(const std::string& op, const json& body, int timeout_ms = kTimeoutMs) {
-    return CallSqs(*client_, op, body, queue_url_, timeout_ms);
+  Result<json> Call(const std::string& op, const json& body, int timeout_ms = kTimeoutMs,
+                    int max_attempts = 0) {
+    return CallSqs(*client_, op, body, queue_url_, timeout_ms, max_attempts);
   }
 
  public:
   static Result<json> CallSqs(aws::Client& client, const std::string& op, const json& body,
-                              const std::string& resource, int timeout_ms) {
+                              const std::string& resource, int timeout_ms, int max_attempts = 0) {
     aws::Request req;
     req.operation = "SQS." + op;
     req.resource = resource;
@@ -182,6 +190,7 @@ class SqsQueueImpl : public SqsQueue {
                    {"X-Amz-Target", "AmazonSQS." + op}};
     req.body = body.dump();
     req.timeout_ms = timeout_ms;
+    req.max_attempts = max_attempts;
     auto resp = client.Send(req);
     if (!resp.ok()) return resp.error();
     if (resp->body.empty()) return json::object();

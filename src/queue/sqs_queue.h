@@ -30,6 +30,8 @@ class SqsQueue : public JobQueue {
   // Send/Receive/Delete/ChangeVisibility/Stats as JobQueue documents, with SQS's limits:
   // Receive takes max in [1, 10] and wait_s in [0, 20] (clamped); the HTTP timeout of a long
   // poll is extended by wait_s. Each received body is checked against its MD5OfBody.
+  // Delete, DeleteBatch and ChangeVisibility (acknowledgements, idempotent) make up to 7
+  // attempts with the client's backoff, the other calls the client's default.
   // Stats(): visible = ApproximateNumberOfMessages, in_flight = ...NotVisible. SQS has no
   // attribute for the oldest message's age (only the CloudWatch metric
   // ApproximateAgeOfOldestMessage), so oldest_age_s is always 0 here.

@@ -171,6 +171,29 @@ TEST(SqsQueue, SqsSchemeResolvesWithGetQueueUrl) {
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
 }
 
+// Acknowledgements outlast the client's three attempts: five lost answers in a row (the
+// message may already be deleted; deleting it again succeeds), then the delete lands.
+TEST(SqsQueue, DeleteAndVisibilityRetryLongerThanOtherCalls) {
+  auto t = std::make_shared<FakeTransport>();
+  auto q = Open(t);
+  for (int i = 0; i < 5; ++i) t->PushFailure(aws::TransportFailure::kReset);
+  t->Push(200, "{}");
+  ASSERT_TRUE(q->Delete("r-1").ok());
+  EXPECT_EQ(t->requests.size(), 6u);
+  for (int i = 0; i < 4; ++i) t->Push(500, R"({"__type":"InternalError"})");
+  t->Push(200, "{}");
+  ASSERT_TRUE(q->ChangeVisibility("r-1", 30).ok());
+  EXPECT_EQ(t->requests.size(), 11u);
+  // Other calls keep the client's policy (3 attempts).
+  for (int i = 0; i < 3; ++i) t->PushFailure(aws::TransportFailure::kReset);
+  EXPECT_FALSE(q->Send("x").ok());
+  EXPECT_EQ(t->requests.size(), 14u);
+  // Bounded: after 7 attempts the failure is reported.
+  for (int i = 0; i < 8; ++i) t->PushFailure(aws::TransportFailure::kReset);
+  EXPECT_FALSE(q->Delete("r-2").ok());
+  EXPECT_EQ(t->requests.size(), 21u);
+}
+
 TEST(SqsQueue, AwsQueueUrlGivesRegionAndEndpoint) {
   auto t = std::make_shared<FakeTransport>();
   auto q = Open(t, "https://sqs.eu-central-1.amazonaws.com/123456789012/jobs");

@@ -14,52 +14,57 @@
 #include <random>
 #include <sstream>
 
+#include "store/file_store_sweep.h"
+
 namespace imagegen {
 namespace fs = std::filesystem;
 namespace {
 
-Error IoError(const std::string& what, const std::string& path) {
-  return Error::Make(ErrorCode::kInternal, what + " " + path + ": " + std::strerror(errno));
+// `name` is store-relative: messages reach job records and logs, never the server's paths.
+Error IoError(const std::string& what, const std::string& name) {
+  return Error::Make(ErrorCode::kInternal,
+                     "file store: " + what + " " + name + ": " + std::strerror(errno));
 }
 
-Status WriteAll(int fd, const std::string& data, const std::string& path) {
+Status WriteAll(int fd, const std::string& data, const std::string& name) {
   size_t written = 0;
   while (written < data.size()) {
     ssize_t n = ::write(fd, data.data() + written, data.size() - written);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return IoError("write", path);
+    if (n < 0) return IoError("write", name);
     written += static_cast<size_t>(n);
   }
   return Status::Ok();
 }
 
-Status FsyncDir(const fs::path& dir) {
+Status FsyncDir(const fs::path& dir, const std::string& name) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return IoError("open directory", dir.string());
+  if (fd < 0) return IoError("open the directory of", name);
   int rc = ::fsync(fd);
   ::close(fd);
-  if (rc != 0) return IoError("fsync directory", dir.string());
+  if (rc != 0) return IoError("fsync the directory of", name);
   return Status::Ok();
 }
 
-Status MakeParent(const fs::path& target) {
+Status MakeParent(const fs::path& target, const std::string& name) {
   std::error_code ec;
   fs::create_directories(target.parent_path(), ec);
-  if (ec)
-    return Error::Make(ErrorCode::kInternal,
-                       "mkdir " + target.parent_path().string() + ": " + ec.message());
+  if (ec) {
+    return Error::Make(ErrorCode::kInternal, "file store: mkdir for " + name + ": " + ec.message());
+  }
   return Status::Ok();
 }
 
 // A fsynced temporary file beside `target`, holding `data`; its path on success.
-Result<fs::path> WriteTemp(const fs::path& target, const std::string& data) {
+Result<fs::path> WriteTemp(const fs::path& target, const std::string& data,
+                           const std::string& name) {
   static std::atomic<uint64_t> counter{0};
   fs::path tmp = target.parent_path() /
                  (".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return IoError("create", tmp.string());
-  Status s = WriteAll(fd, data, tmp.string());
-  if (s && ::fsync(fd) != 0) s = IoError("fsync", tmp.string());
+  if (fd < 0) return IoError("create a temporary file for", name);
+  Status s = WriteAll(fd, data, name);
+  if (s && ::fsync(fd) != 0) s = IoError("fsync", name);
   ::close(fd);
   if (!s) {
     ::unlink(tmp.c_str());
@@ -69,24 +74,25 @@ Result<fs::path> WriteTemp(const fs::path& target, const std::string& data) {
 }
 
 // temp file in the same directory, fsync, rename over the target, fsync the directory.
-Status AtomicWrite(const fs::path& target, const std::string& data) {
-  if (auto s = MakeParent(target); !s) return s;
-  auto tmp = WriteTemp(target, data);
+Status AtomicWrite(const fs::path& target, const std::string& data, const std::string& name) {
+  if (auto s = MakeParent(target, name); !s) return s;
+  auto tmp = WriteTemp(target, data, name);
   if (!tmp.ok()) return tmp.error();
   if (::rename(tmp->c_str(), target.c_str()) != 0) {
-    Status s = IoError("rename", target.string());
+    Status s = IoError("rename into place", name);
     ::unlink(tmp->c_str());
     return s;
   }
-  return FsyncDir(target.parent_path());
+  return FsyncDir(target.parent_path(), name);
 }
 
 // As AtomicWrite, but publishing with link(2), which (unlike rename) fails with EEXIST instead
 // of replacing the target: of two racing writers exactly one links, and nobody ever replaces
 // an existing object. false: the target already existed.
-Result<bool> AtomicCreate(const fs::path& target, const std::string& data) {
-  if (auto s = MakeParent(target); !s) return s.error();
-  auto tmp = WriteTemp(target, data);
+Result<bool> AtomicCreate(const fs::path& target, const std::string& data,
+                          const std::string& name) {
+  if (auto s = MakeParent(target, name); !s) return s.error();
+  auto tmp = WriteTemp(target, data, name);
   if (!tmp.ok()) return tmp.error();
   int rc = ::link(tmp->c_str(), target.c_str());
   int link_errno = errno;
@@ -94,9 +100,9 @@ Result<bool> AtomicCreate(const fs::path& target, const std::string& data) {
   if (rc != 0) {
     if (link_errno == EEXIST) return false;
     errno = link_errno;
-    return IoError("link", target.string());
+    return IoError("link into place", name);
   }
-  if (auto s = FsyncDir(target.parent_path()); !s) return s.error();
+  if (auto s = FsyncDir(target.parent_path(), name); !s) return s.error();
   return true;
 }
 
@@ -138,8 +144,8 @@ class FileStore final : public ObjectStore {
     if (auto s = CheckKey(key); !s) return s;
     nlohmann::json meta = {{"content_type", content_type}, {"metadata", metadata}};
     // The sidecar goes first: an object that exists always has its metadata.
-    if (auto s = AtomicWrite(MetaPath(key), meta.dump()); !s) return s;
-    return AtomicWrite(root_ / key, data);
+    if (auto s = AtomicWrite(MetaPath(key), meta.dump(), "the metadata of " + key); !s) return s;
+    return AtomicWrite(root_ / key, data, key);
   }
 
   Result<std::string> Get(const std::string& key, ObjectInfo* info) override {
@@ -176,8 +182,7 @@ class FileStore final : public ObjectStore {
     // The object first, then its sidecar: an object that exists always has its metadata.
     for (const fs::path& path : {root_ / key, MetaPath(key)}) {
       if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-        return Error::Make(ErrorCode::kInternal,
-                           "delete " + path.string() + ": " + std::strerror(errno));
+        return IoError("delete", key);
       }
     }
     return Status::Ok();
@@ -199,7 +204,7 @@ class FileStore final : public ObjectStore {
   Result<CreateOutcome> Create(const std::string& key, const std::string& data,
                                const std::string& content_type, const Metadata& metadata) override {
     if (auto s = CheckKey(key); !s) return s.error();
-    auto created = AtomicCreate(root_ / key, data);
+    auto created = AtomicCreate(root_ / key, data, key);
     if (!created.ok()) return created.error();
     if (!created.value()) {
       WaitForMetadata(key);
@@ -209,7 +214,7 @@ class FileStore final : public ObjectStore {
     // replace the winner's metadata. A reader between the link and this rename sees the object
     // without metadata for that moment; a losing Create waits it out (WaitForMetadata).
     nlohmann::json meta = {{"content_type", content_type}, {"metadata", metadata}};
-    if (auto s = AtomicWrite(MetaPath(key), meta.dump()); !s) {
+    if (auto s = AtomicWrite(MetaPath(key), meta.dump(), "the metadata of " + key); !s) {
       ::unlink((root_ / key).c_str());  // nothing published without its metadata
       return s.error();
     }
@@ -218,6 +223,11 @@ class FileStore final : public ObjectStore {
 
   std::string Uri(const std::string& key) const override {
     return "file://" + (root_ / key).string();
+  }
+
+  // Results go over HTTP: name the object relative to the store, never by its server path.
+  ObjectLinks Links(const std::string& key, int) const override {
+    return ObjectLinks{"file:" + key, std::nullopt, std::nullopt, std::nullopt};
   }
 
  private:
@@ -235,7 +245,8 @@ class FileStore final : public ObjectStore {
   Status Walk(const std::string& dir, ListWalk& walk) {
     std::error_code ec;
     std::vector<std::string> segments = SortedSegments(root_ / dir, ec);
-    if (ec) return Error::Make(ErrorCode::kInternal, "list " + dir + ": " + ec.message());
+    if (ec)
+      return Error::Make(ErrorCode::kInternal, "file store: list " + dir + ": " + ec.message());
     for (const std::string& segment : segments) {
       if (!walk.page->next_cursor.empty()) return Status::Ok();
       std::string key = dir + segment;
@@ -298,6 +309,7 @@ Result<std::unique_ptr<ObjectStore>> MakeFileStore(const std::string& root) {
     return Error::Invalid(
         "store", "cannot create store directory " + absolute.string() + ": " + ec.message());
   }
+  SweepFileStore(absolute, kFileStoreSweepGrace);
   return std::unique_ptr<ObjectStore>(std::make_unique<FileStore>(absolute.lexically_normal()));
 }
 

@@ -33,7 +33,9 @@ struct ListPage {
 enum class CreateOutcome { kCreated, kExists };
 
 struct ObjectLinks {
-  std::string uri;                           // the store's own URI: file:///..., s3://bucket/key
+  // The store's own name for the object: s3://bucket/key, or file:KEY for a file store (results
+  // travel over HTTP, which must not learn the server's paths; Uri() has the absolute one).
+  std::string uri;
   std::optional<std::string> s3_uri;         // s3://bucket/key, where the store is S3
   std::optional<std::string> object_url;     // the object's plain URL
   std::optional<std::string> presigned_url;  // a time-limited URL that needs no credentials

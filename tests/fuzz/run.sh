@@ -2,7 +2,8 @@
 # Fuzzing, both kinds (scripts/test.sh fuzz):
 #  1. contract fuzzing of the HTTP API from its OpenAPI document with schemathesis: every
 #     generated request against a live `imagegen serve`; any 5xx fails the run;
-#  2. the libFuzzer target tests/fuzz/request_fuzz.cc (clang, ASan+UBSan) for FUZZ_SECONDS.
+#  2. the libFuzzer targets (clang, ASan+UBSan) for FUZZ_SECONDS each: the request parser, the
+#     AWS layer's parsers, and the image readers (seeded with one image of each format).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
@@ -12,7 +13,8 @@ echo "== schemathesis against /openapi.json ($MAX_EXAMPLES examples per operatio
 MAX_EXAMPLES="$MAX_EXAMPLES" .venv/bin/pytest -q tests/fuzz/test_contract.py -p no:cacheprovider
 
 echo "== libFuzzer: request parser for ${FUZZ_SECONDS}s"
-CC=clang-14 CXX=clang++-14 BUILD_DIR=build-fuzz IMAGEGEN_TARGETS="request_fuzz aws_parsers_fuzz" \
+CC=clang-14 CXX=clang++-14 BUILD_DIR=build-fuzz \
+  IMAGEGEN_TARGETS="request_fuzz aws_parsers_fuzz http_parsers_fuzz image_decode_fuzz" \
   scripts/build.sh -DIMAGEGEN_FUZZ=ON -DIMAGEGEN_BUILD_TESTS=OFF -DIMAGEGEN_WERROR=OFF -DIMAGEGEN_ENGINE=OFF
 mkdir -p build-fuzz/corpus
 cp tests/fuzz/seeds/* build-fuzz/corpus/ 2>/dev/null || true
@@ -21,3 +23,6 @@ build-fuzz/request_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=4096 build-fuzz
 echo "== libFuzzer: AWS layer parsers for ${FUZZ_SECONDS}s"
 mkdir -p build-fuzz/corpus-aws
 build-fuzz/aws_parsers_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=8192 build-fuzz/corpus-aws
+
+CC=clang-14 CXX=clang++-14 BUILD_DIR=build-fuzz \
+  IMAGEGEN_TARGETS="request_fuzz aws_parsers_fuzz http_parsers_fuzz image_decode_fuzz" \

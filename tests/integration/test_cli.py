@@ -1,7 +1,11 @@
 """The CLI as a subprocess: generate, inspect, errors and exit codes."""
 import json
+import os
+import struct
+import subprocess
+import zlib
 
-from conftest import run_cli
+from conftest import binary_path, run_cli
 
 
 def test_generate_writes_png_with_provenance(tmp_path):
@@ -87,6 +91,29 @@ def test_inspect_rejects_non_png(tmp_path):
     r = run_cli("inspect", str(bad))
     assert r.returncode == 2
     one_line_error(r)
+
+
+def png_chunk(kind, data, declared_length=None):
+    length = len(data) if declared_length is None else declared_length
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", length) + kind + data + struct.pack(">I", crc)
+
+
+def test_inspect_refuses_a_chunk_longer_than_the_file_without_allocating_it(tmp_path):
+    # A 90-byte file whose tEXt chunk declares 2 GiB: libpng would allocate the declared length.
+    ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    crafted = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+               + png_chunk(b"tEXt", b"prompt\0x" * 4, declared_length=0x7FFFFFF0)
+               + png_chunk(b"IEND", b""))
+    bad = tmp_path / "huge-text.png"
+    bad.write_bytes(crafted)
+    proc = subprocess.Popen([binary_path(), "inspect", str(bad)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    stderr = proc.stderr.read()
+    assert os.waitstatus_to_exitcode(status) == 2, stderr
+    assert stderr.count("\n") == 1 and "declares" in stderr, stderr
+    assert usage.ru_maxrss < 64 * 1024, f"peak RSS {usage.ru_maxrss} KiB"  # KiB on Linux
 
 
 def test_every_subcommand_has_help():

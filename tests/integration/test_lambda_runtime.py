@@ -567,6 +567,10 @@ def test_page_behind_a_rest_stage_uses_stage_relative_urls(lambda_fn):
     assert event["requestContext"]["stage"] == "prod"
     out = fn.invoke(event)
     assert out["statusCode"] == 200, out
+    # The Api's security headers reach the Lambda door too (issue 11).
+    headers = {k.lower(): v for k, v in out["headers"].items()}
+    assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
     html = body_of(out).decode()
     assert 'api("generate")' in html and 'api("images' in html
     for absolute in ('fetch("/', "fetch('/", 'src="/', 'href="/', '"/generate', '"/images'):

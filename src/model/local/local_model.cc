@@ -160,6 +160,11 @@ Result<std::unique_ptr<ImageModel>> LoadLocalModel(const std::string& path, int 
   }
   auto file = ReadSafetensors(weights.string());
   if (!file.ok()) return file.error();
+  if (Status st = local::CheckConfigMatchesWeights(*config, *file); !st.ok()) {
+    Error e = st.error();
+    e.message = config_path.string() + ": " + e.message;
+    return e;
+  }
   try {
     SetEngineThreads(threads);
     Network net(*config);

@@ -2,10 +2,12 @@
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -233,6 +235,60 @@ TEST_F(LocalModelTest, LoaderRefusesBrokenFiles) {
   r = LoadLocalModel((dir / "nope").string(), 1);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
+}
+
+// An absurd config beside small weights is refused from the tensor table, before the network
+// it describes (here about 2.5 GB of parameters) is allocated.
+TEST_F(LocalModelTest, AbsurdConfigIsRefusedBeforeAllocating) {
+  fs::path dir = fs::temp_directory_path() / "imagegen_local_absurd";
+  fs::create_directories(dir);
+  fs::copy_file(fs::path(*dir_) / "model.safetensors", dir / "model.safetensors",
+                fs::copy_options::overwrite_existing);
+  auto peak_kib = [] {
+    struct rusage usage {};
+    getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_maxrss;
+  };
+  struct Case {
+    const char* what;
+    std::function<void(local::ModelConfig*)> change;
+    const char* tensor;
+  };
+  const std::vector<Case> cases = {
+      {"channels",
+       [](local::ModelConfig* c) {
+         c->channels = {2048, 2048, 2048};
+       },
+       "unet.conv_in.weight"},
+      {"text_layers", [](local::ModelConfig* c) { c->text_layers = 64; }, "text.layers.63"},
+      {"time_dim", [](local::ModelConfig* c) { c->time_dim = 4096; }, "unet.time1.weight"},
+      {"vocab", [](local::ModelConfig* c) { c->vocab.resize(90000, "w"); }, "text.tok_emb"},
+      {"max_tokens", [](local::ModelConfig* c) { c->max_tokens = 500; }, "text.pos_emb"},
+  };
+  for (const auto& test : cases) {
+    local::ModelConfig config = TinyConfig();
+    test.change(&config);
+    std::ofstream(dir / "config.json", std::ios::trunc) << config.ToJson();
+    long before = peak_kib();
+    auto r = LoadLocalModel(dir.string(), 1);
+    ASSERT_FALSE(r.ok()) << test.what;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidRequest);
+    EXPECT_NE(r.error().message.find("does not match the weights"), std::string::npos)
+        << r.error().message;
+    EXPECT_NE(r.error().message.find(test.tensor), std::string::npos) << r.error().message;
+    EXPECT_LT(peak_kib() - before, 64 * 1024) << test.what << ": the network was allocated";
+  }
+  // A config that sizes fewer text layers than the weights hold is refused too.
+  local::ModelConfig two = TinyConfig();
+  two.text_layers = 2;
+  local::Network wide(two);
+  ASSERT_TRUE(
+      WriteSafetensors((dir / "model.safetensors").string(), local::ToSafetensors(*wide), {}).ok());
+  std::ofstream(dir / "config.json", std::ios::trunc) << TinyConfig().ToJson();
+  auto r = LoadLocalModel(dir.string(), 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("more than text_layers = 1"), std::string::npos)
+      << r.error().message;
 }
 
 TEST(LocalModelLoaderTest, RefusesWrongDtypeAndMissingTensor) {

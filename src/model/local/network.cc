@@ -298,6 +298,42 @@ std::vector<TensorToWrite> ToSafetensors(torch::nn::Module& module) {
   return out;
 }
 
+Status CheckConfigMatchesWeights(const ModelConfig& c, const SafetensorsFile& file) {
+  using Shape = std::vector<int64_t>;
+  const int64_t c0 = c.channels[0], c1 = c.channels[1], c2 = c.channels[2];
+  const int64_t last_layer = c.text_layers - 1;
+  const std::vector<std::pair<std::string, Shape>> expected = {
+      {"text.tok_emb.weight", {static_cast<int64_t>(c.vocab.size()) + 2, c.text_dim}},
+      {"text.pos_emb", {c.max_tokens, c.text_dim}},
+      {"text.layers." + std::to_string(last_layer) + ".qkv.weight", {3 * c.text_dim, c.text_dim}},
+      {"unet.time1.weight", {c.time_dim, 2 * (c.time_dim / 2)}},
+      {"unet.conv_in.weight", {c0, 3, 3, 3}},
+      {"unet.res1.conv1.weight", {c1, c0, 3, 3}},
+      {"unet.mid0.conv1.weight", {c2, c1, 3, 3}},
+      {"unet.attn1.k.weight", {c1, c.text_dim}},
+  };
+  auto mismatch = [](const std::string& what) {
+    return Error::Make(ErrorCode::kInvalidRequest,
+                       "config.json does not match the weights (checked before building the "
+                       "network): " +
+                           what);
+  };
+  for (const auto& [name, shape] : expected) {
+    auto it = file.tensors.find(name);
+    if (it == file.tensors.end()) return mismatch("the weights have no tensor '" + name + "'");
+    if (it->second.shape != shape) {
+      return mismatch("tensor '" + name + "' has shape " + c10::str(it->second.shape) +
+                      ", the config implies " + c10::str(shape));
+    }
+  }
+  // More text layers in the weights than in the config: also a different network.
+  if (file.tensors.count("text.layers." + std::to_string(c.text_layers) + ".qkv.weight") != 0) {
+    return mismatch("the weights hold more than text_layers = " + std::to_string(c.text_layers) +
+                    " text layers");
+  }
+  return Status::Ok();
+}
+
 Status LoadWeights(torch::nn::Module& module, const SafetensorsFile& file) {
   auto mismatch = [](const std::string& what) {
     return Error::Make(ErrorCode::kInvalidRequest,

@@ -124,6 +124,12 @@ std::vector<int> DdimTimesteps(int timesteps, int steps);
 // Weights <-> safetensors. Load checks that every parameter is present with dtype F32 and
 // the expected shape and that the file has no unexpected tensors.
 std::vector<TensorToWrite> ToSafetensors(torch::nn::Module& module);
+// Checks, before a Network is built, that `config` sizes the same network as the weights'
+// tensor table: every config number that sizes a parameter (vocab, max_tokens, text_dim,
+// text_layers, time_dim, channels) is read back from a tensor's shape. Building a network
+// costs its size in memory, so an absurd config beside small weights (channels of 4096: 7 GB)
+// is refused here instead; once these agree, the network is no larger than the weight file.
+Status CheckConfigMatchesWeights(const ModelConfig& config, const SafetensorsFile& file);
 Status LoadWeights(torch::nn::Module& module, const SafetensorsFile& file);
 
 }  // namespace imagegen::local

@@ -1,5 +1,6 @@
 #include "model/testing/test_model.h"
 
+#include <algorithm>
 #include <thread>
 
 namespace imagegen {
@@ -13,9 +14,23 @@ uint64_t Fnv1a(const std::string& text, uint64_t hash = 1469598103934665603ULL) 
   return hash;
 }
 
+// Transparency as a model that draws an object on nothing would: an opaque centred disc whose
+// radius is a third of the smaller side, fully transparent outside it.
+void AddDiscAlpha(Image* image) {
+  image->alpha.assign(static_cast<size_t>(image->width) * image->height, 0);
+  int64_t cx = image->width / 2, cy = image->height / 2;
+  int64_t r = std::min(image->width, image->height) / 3;
+  for (int y = 0; y < image->height; ++y) {
+    for (int x = 0; x < image->width; ++x) {
+      int64_t dx = x - cx, dy = y - cy;
+      if (dx * dx + dy * dy <= r * r) image->alpha[static_cast<size_t>(y) * image->width + x] = 255;
+    }
+  }
+}
+
 // A gradient whose colours come from the prompt and seed: cheap, deterministic, and different
 // for different inputs, which is all the tests need to tell outputs apart.
-Image Render(const ValidRequest& request, int64_t seed) {
+Image Render(const ValidRequest& request, int64_t seed, bool makes_alpha) {
   uint64_t h = Fnv1a(request.prompt + "\x1f" + request.negative_prompt,
                      static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ULL + 1);
   Image image(request.width, request.height);
@@ -28,12 +43,15 @@ Image Render(const ValidRequest& request, int64_t seed) {
       p[2] = static_cast<uint8_t>((h >> 16) & 0xFF);
     }
   }
+  if (makes_alpha && request.background == Background::kTransparent) AddDiscAlpha(&image);
   return image;
 }
 
 class TestModel final : public ImageModel {
  public:
-  TestModel(int delay_ms, std::optional<ErrorCode> fail) : delay_ms_(delay_ms), fail_(fail) {
+  TestModel(int delay_ms, std::optional<ErrorCode> fail, bool alpha)
+      : delay_ms_(delay_ms), fail_(fail) {
+    limits_.makes_alpha = alpha;
     limits_.sizes = {{64, 64}, {128, 128}, {256, 256}, {512, 512}, {1024, 1024}, {768, 512}};
     limits_.default_steps = 4;
     limits_.max_steps = 50;
@@ -54,7 +72,7 @@ class TestModel final : public ImageModel {
         if (ctx.on_progress)
           ctx.on_progress(i * request.steps + step, request.count * request.steps);
       }
-      out.images.push_back(Render(request, request.seed + i));
+      out.images.push_back(Render(request, request.seed + i, limits_.makes_alpha));
     }
     if (request.prompt.find("croissant") != std::string::npos) {
       out.warnings.push_back("unknown word: \"croissant\"");
@@ -73,6 +91,7 @@ class TestModel final : public ImageModel {
 Result<std::unique_ptr<ImageModel>> MakeTestModel(const std::string& spec) {
   int delay_ms = 0;
   std::optional<ErrorCode> fail;
+  bool alpha = true;
   size_t q = spec.find('?');
   std::string query = q == std::string::npos ? "" : spec.substr(q + 1);
   size_t start = 0;
@@ -85,6 +104,8 @@ Result<std::unique_ptr<ImageModel>> MakeTestModel(const std::string& spec) {
                 value = eq == std::string::npos ? "" : pair.substr(eq + 1);
     if (name == "delay_ms") {
       delay_ms = std::atoi(value.c_str());
+    } else if (name == "alpha") {  // alpha=0: a model that cannot make transparency
+      alpha = value != "0";
     } else if (name == "fail") {
       fail = ErrorCodeFromName(value);
       if (!fail) return Error::Invalid("model", "unknown error code in test model spec: " + value);
@@ -93,7 +114,7 @@ Result<std::unique_ptr<ImageModel>> MakeTestModel(const std::string& spec) {
     }
     start = end + 1;
   }
-  return std::unique_ptr<ImageModel>(std::make_unique<TestModel>(delay_ms, fail));
+  return std::unique_ptr<ImageModel>(std::make_unique<TestModel>(delay_ms, fail, alpha));
 }
 
 }  // namespace imagegen
