@@ -230,7 +230,7 @@ TEST(ValidateTest, QualityPresetsChooseTheSteps) {
   ModelLimits few = TestLimits();
   few.default_steps = 30;
   few.max_steps = 50;
-  req.steps = 0;
+  req.steps.reset();
   req.quality_preset = "high";
   EXPECT_EQ(Validate(req, few)->steps, 50);  // capped at the model's maximum
 }
@@ -242,7 +242,7 @@ TEST(ParseGenerateJsonTest, FormatFieldsAndSizeAuto) {
   EXPECT_EQ(r->format, "jpeg");
   EXPECT_EQ(r->quality, 70);
   EXPECT_EQ(r->background, "opaque");
-  EXPECT_EQ(r->width, 0);
+  EXPECT_FALSE(r->width.has_value());  // "auto": the model's default size
   EXPECT_EQ(
       ParseGenerateJson(nlohmann::json::parse(R"({"prompt":"x","quality":"high"})")).error().field,
       "quality");

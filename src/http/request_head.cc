@@ -215,6 +215,16 @@ std::optional<size_t> FindHeadEnd(std::string_view bytes) {
   return std::nullopt;
 }
 
+bool MayBecomeRequestHead(std::string_view partial) {
+  while (partial.substr(0, 2) == "\r\n") partial.remove_prefix(2);
+  if (partial == "\r") return true;
+  for (char c : partial) {
+    if (c == ' ') return true;  // the method is complete; the rest is checked whole
+    if (!IsTchar(static_cast<unsigned char>(c))) return false;
+  }
+  return partial.size() <= 32;  // no method is this long
+}
+
 Result<RequestHead> ParseRequestHead(std::string_view head, const HeadLimits& limits) {
   if (head.size() > limits.max_bytes) {
     return Error::Make(ErrorCode::kHeadersTooLarge,

@@ -42,6 +42,11 @@ struct RequestHead {
 // complete yet. Leading blank lines (allowed before a request line) are part of the head.
 std::optional<size_t> FindHeadEnd(std::string_view bytes);
 
+// False when `partial` (an incomplete head) can no longer become a valid request line, e.g. a
+// body sent without framing, or a TLS handshake on the plain port: refuse it now rather than
+// wait for the head deadline.
+bool MayBecomeRequestHead(std::string_view partial);
+
 // Parses and checks a complete head (as delimited by FindHeadEnd). Errors: 400 for any framing
 // or syntax fault, 431 for a head over the limits, 501 for a transfer coding other than
 // chunked, 417 is not used (an unknown Expect is refused as 400).

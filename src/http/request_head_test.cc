@@ -102,5 +102,14 @@ TEST(RequestHeadTest, FindsTheEndAndStopsAtABareLf) {
   EXPECT_EQ(FindHeadEnd("GET / HTTP/1.1\nHost"), 15u);  // handed to the parser, which refuses
 }
 
+TEST(RequestHeadTest, RefusesEarlyWhatCannotBecomeARequestLine) {
+  EXPECT_TRUE(MayBecomeRequestHead(""));
+  EXPECT_TRUE(MayBecomeRequestHead("PO"));
+  EXPECT_TRUE(MayBecomeRequestHead("\r\nGET /x"));
+  EXPECT_FALSE(MayBecomeRequestHead("{\"prompt\":\"x\"}"));
+  EXPECT_FALSE(MayBecomeRequestHead("\x16\x03\x01\x02"));  // a TLS ClientHello
+  EXPECT_FALSE(MayBecomeRequestHead(std::string(40, 'A')));
+}
+
 }  // namespace
 }  // namespace imagegen

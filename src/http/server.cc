@@ -348,7 +348,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool TryParseHead() {
     std::string_view bytes = Buffered();
     auto end = FindHeadEnd(bytes);
-    if (!end) return false;
+    if (!end) {
+      if (MayBecomeRequestHead(bytes)) return false;
+      Reject(Error::Invalid("", "malformed request: not an HTTP/1.1 request line"));
+      return true;
+    }
     auto head = ParseRequestHead(bytes.substr(0, *end), server_->limits);
     if (!head) {
       Reject(head.error());
