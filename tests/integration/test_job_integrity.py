@@ -213,6 +213,56 @@ def test_listing_is_newest_first_pages_and_finds_images_from_before_the_index(se
         == "n3.png"
 
 
+def test_the_output_format_is_part_of_the_request_under_a_job_id(setup):
+    server, store, _ = setup()
+    jpeg = {"prompt": "a green field", "job_id": "fmt-1", "format": "jpeg", "quality": 70}
+    first = requests.post(server.url + "/generate", json=jpeg)
+    assert first.status_code == 200, first.text
+    assert first.json()["key"] == "fmt-1.jpg"
+    original = sha((store / "fmt-1.jpg").read_bytes())
+    # Another format, quality or background changes the stored bytes: another request.
+    for change in ({"format": "png"}, {"format": "webp"}, {"quality": 71},
+                   {"background": "opaque"}):
+        body = dict(jpeg, **change)
+        r = requests.post(server.url + "/generate", json=body)
+        assert r.status_code == 409, (change, r.text)
+        assert r.json()["error"]["code"] == "conflict"
+        assert requests.post(server.url + "/jobs", json=body).status_code == 409, change
+    assert not (store / "fmt-1.png").exists() and not (store / "fmt-1.webp").exists()
+    again = requests.post(server.url + "/generate", json=jpeg)
+    assert again.status_code == 200, again.text
+    assert again.json()["reused"] is True and again.json()["key"] == "fmt-1.jpg"
+    assert sha((store / "fmt-1.jpg").read_bytes()) == original
+    # PNG is lossless: a quality given with it is the same request as none.
+    png = {"prompt": "a lossless one", "job_id": "fmt-2", "format": "png"}
+    assert requests.post(server.url + "/generate", json=png).status_code == 200
+    r = requests.post(server.url + "/generate", json=dict(png, quality=10))
+    assert r.status_code == 200, r.text
+    assert r.json()["reused"] is True
+
+
+def test_listing_shows_every_format_newest_first(setup):
+    server, store, _ = setup()
+    keys = []
+    for i, fmt in enumerate(("png", "jpeg", "webp", "jpeg", "png", "webp")):
+        r = requests.post(server.url + "/generate", json={"prompt": f"f{i}", "format": fmt})
+        assert r.status_code == 200, r.text
+        keys.append(r.json()["key"])
+        time.sleep(0.01)
+    assert {k.rsplit(".", 1)[1] for k in keys} == {"png", "jpg", "webp"}
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 4, **({"cursor": cursor} if cursor else {})}
+        page = requests.get(server.url + "/images", params=params).json()
+        seen += [i["key"] for i in page["images"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == list(reversed(keys))
+    entries = sorted(p.name for p in (store / "index" / "images").rglob("*") if p.is_file())
+    assert len(entries) == len(keys)
+
+
 @pytest.fixture
 def sqs_setup(tmp_path, serve, moto_server):
     """serve on an SQS queue (moto) with a redrive policy; returns (server, worker args, dlq)."""
