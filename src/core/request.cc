@@ -188,6 +188,7 @@ Result<ValidRequest> Validate(const GenerateRequest& in, const ModelLimits& limi
   if (auto s = ResolveOutput(in, limits, &out); !s) return s.error();
   out.model = in.model;
   out.job_id = in.job_id;
+  out.owner = in.owner;
   return out;
 }
 

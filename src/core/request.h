@@ -23,8 +23,11 @@ struct GenerateRequest {
   std::optional<int> steps;
   std::optional<double> guidance;  // classifier-free guidance scale
   int count = 1;
-  std::string model;           // empty: the server's configured model
-  std::string job_id;          // names the output key; generated when empty
+  std::string model;   // empty: the server's configured model
+  std::string job_id;  // names the output key; generated when empty
+  // The namespace of job_id: the authenticated caller ("" without API keys), set by doors from
+  // the credential, never read from a client's body. Another owner's ids are other names.
+  std::string owner;
   std::string format;          // "png" | "jpeg" | "webp"; empty: png
   std::optional<int> quality;  // 0..100 for JPEG and WebP (100 = WebP lossless); model default
   std::string background;      // "auto" | "opaque" | "transparent"; empty: auto
@@ -58,6 +61,7 @@ struct ValidRequest {
   int count = 1;
   std::string model;
   std::string job_id;
+  std::string owner;  // as GenerateRequest::owner
   ImageFormat format = ImageFormat::kPng;
   int quality = 90;
   Background background = Background::kAuto;

@@ -129,9 +129,15 @@ Result<GenerateRequest> ParseJobMessage(const std::string& body,
   GenerateRequest request;
   auto json = nlohmann::json::parse(body, nullptr, false);
   if (!json.is_discarded() && json.is_object()) {
+    // The owner namespace is set by the door that enqueued the job (JobMessageBody); clients'
+    // bodies never carry it (ParseGenerateJson rejects it).
+    std::string owner;
+    if (auto s = ReadString(json, "owner", &owner); !s) return s.error();
+    json.erase("owner");
     auto parsed = ParseGenerateJson(json);
     if (!parsed.ok()) return parsed.error();
     request = std::move(parsed.value());
+    request.owner = std::move(owner);
   } else if (!json.is_discarded() && json.is_string()) {
     request.prompt = json.get<std::string>();
   } else if (!json.is_discarded() && !json.is_number()) {

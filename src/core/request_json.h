@@ -18,7 +18,8 @@ Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body);
 // fields of POST /generate (job_id included), or, as the seed's
 // `aws sqs send-message --message-body "a croissant"` sends, plain text taken as the prompt
 // (a JSON string is taken as the prompt too). When the body names no job_id, `fallback_job_id`
-// (e.g. the queue's message id) names the output, so a redelivery finds the same key.
+// (e.g. the queue's message id) names the output, so a redelivery finds the same key. An
+// "owner" member (written by JobMessageBody) sets GenerateRequest::owner.
 Result<GenerateRequest> ParseJobMessage(const std::string& body,
                                         const std::string& fallback_job_id);
 

@@ -152,13 +152,34 @@ Api::Api(std::shared_ptr<Pipeline> pipeline, ApiOptions options, std::vector<Rou
   for (auto& route : routes) router_.Add(route.method, route.pattern, std::move(route.handler));
 }
 
-bool Api::Authorized(const HttpRequest& request) const {
-  if (options_.api_keys.empty()) return true;
+namespace {
+
+std::string PresentedKey(const HttpRequest& request) {
   std::string presented = request.Header("x-api-key");
   std::string auth = request.Header("authorization");
   if (presented.empty() && auth.size() > 7 && Lower(auth.substr(0, 7)) == "bearer ") {
     presented = Trim(auth.substr(7));
   }
+  return presented;
+}
+
+// A key's namespace: a digest, so that neither records nor object keys reveal the key.
+std::string PrincipalOf(const std::string& key) {
+  auto digest = Digest("imagegen-principal\n" + key);
+  static const char* kHex = "0123456789abcdef";
+  std::string out = "k";
+  for (size_t i = 0; i < 8; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xF];
+  }
+  return out;
+}
+
+}  // namespace
+
+bool Api::Authorized(const HttpRequest& request) const {
+  if (options_.api_keys.empty()) return true;
+  std::string presented = PresentedKey(request);
   if (presented.empty()) return false;
   // Compare digests, in constant time, against every key: neither the length nor the position
   // of a near-miss leaks through timing.
@@ -208,6 +229,7 @@ HttpResponse Api::Route(HttpRequest& request) {
     response.SetHeader("WWW-Authenticate", "Bearer");
     return response;
   }
+  if (!options_.api_keys.empty()) request.principal = PrincipalOf(PresentedKey(request));
   try {
     return router_.Dispatch(request);
   } catch (const std::exception& e) {
@@ -276,6 +298,7 @@ HttpResponse Api::Generate(HttpRequest& request) {
   if (!body.ok()) return ErrorResponse(body.error());
   auto generate = ParseGenerateJson(body.value());
   if (!generate.ok()) return ErrorResponse(generate.error());
+  generate->owner = request.principal;
   auto result = RunAdmitted(generate.value(), request);
   if (!result.ok()) return ErrorResponse(result.error());
   json j =
@@ -289,6 +312,7 @@ HttpResponse Api::OpenAiGenerate(HttpRequest& request) {
   if (!body.ok()) return OpenAiErrorResponse(body.error());
   auto parsed = ParseOpenAiRequest(body.value(), pipeline_->model().Name());
   if (!parsed.ok()) return OpenAiErrorResponse(parsed.error());
+  parsed->request.owner = request.principal;
   auto result = RunAdmitted(parsed->request, request);
   if (!result.ok()) return OpenAiErrorResponse(result.error());
   return OpenAiSuccessResponse(parsed.value(), result.value(), pipeline_->store(),
@@ -307,41 +331,26 @@ HttpResponse Api::ListImages(HttpRequest& request) {
       return ErrorResponse(Error::Invalid("limit", "limit must be between 1 and 100"));
     }
   }
-  std::string cursor = request.Query("cursor");
-  const std::string& prefix = pipeline_->options().key_prefix;
+  auto page = pipeline_->ListImages(limit, request.Query("cursor"));
+  if (!page.ok()) return ErrorResponse(page.error());
   json images = json::array();
-  std::string next = cursor;
-  // Keys sort newest first (see NewJobId); skip non-image objects until the page is full.
-  while (static_cast<int>(images.size()) < limit) {
-    auto page = pipeline_->store().List(prefix, limit, next);
-    if (!page.ok()) return ErrorResponse(page.error());
-    for (const auto& object : page->objects) {
-      next = object.key;
-      if (!HasImageExtension(object.key)) continue;
-      auto head = pipeline_->store().Head(object.key);
-      if (!head.ok()) continue;  // deleted between list and head
-      auto meta = [&](const char* name) {
-        auto it = head->metadata.find(name);
-        return it == head->metadata.end() ? std::string() : DecodeMetadataValue(it->second);
-      };
-      images.push_back({{"key", object.key},
-                        {"url", ImageUrl(request, object.key)},
-                        {"size_bytes", object.size},
-                        {"modified_ms", object.modified_ms},
-                        {"prompt", meta("prompt")},
-                        {"negative_prompt", meta("negative-prompt")},
-                        {"seed", std::atoll(meta("seed").c_str())},
-                        {"model", meta("model")},
-                        {"width", std::atoi(meta("width").c_str())},
-                        {"height", std::atoi(meta("height").c_str())}});
-      if (static_cast<int>(images.size()) == limit) break;
-    }
-    if (page->next_cursor.empty()) {
-      if (static_cast<int>(images.size()) < limit) next.clear();
-      break;
-    }
+  for (const auto& [key, info] : page->images) {
+    auto meta = [&](const char* name) {
+      auto it = info.metadata.find(name);
+      return it == info.metadata.end() ? std::string() : DecodeMetadataValue(it->second);
+    };
+    images.push_back({{"key", key},
+                      {"url", ImageUrl(request, key)},
+                      {"size_bytes", info.size},
+                      {"modified_ms", info.modified_ms},
+                      {"prompt", meta("prompt")},
+                      {"negative_prompt", meta("negative-prompt")},
+                      {"seed", std::atoll(meta("seed").c_str())},
+                      {"model", meta("model")},
+                      {"width", std::atoi(meta("width").c_str())},
+                      {"height", std::atoi(meta("height").c_str())}});
   }
-  // A full page may be followed by nothing; one extra empty page is cheaper than a look-ahead.
+  const std::string& next = page->next_cursor;
   return JsonResponse(
       200, Dump({{"images", images}, {"next_cursor", next.empty() ? json(nullptr) : json(next)}}));
 }

@@ -27,6 +27,9 @@ struct HttpRequest {
   Clock::time_point deadline = Clock::time_point::max();
   const std::atomic<bool>* cancelled = nullptr;
   std::map<std::string, std::string> path_params;  // filled by the router
+  // The authenticated caller's namespace for job ids ("k" + 16 hex digits of the SHA-256 of its
+  // API key), set by Api once the key is checked; "" when API keys are off.
+  std::string principal;
 
   std::string Header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);

@@ -28,6 +28,15 @@ Disposition Delete(JobOutcome outcome, std::string job_id) {
   return {Action::kDelete, 0, "", outcome, std::move(job_id), std::nullopt};
 }
 
+// When a running record's runner has certainly given up: its deadline (a steady-clock time)
+// on the store's clock, plus a grace for writing the outcome.
+int64_t LeaseEnd(int64_t now_ms, Clock::time_point deadline) {
+  constexpr int64_t kGraceMs = 5000;
+  constexpr int64_t kMaxLeaseMs = int64_t{7} * 24 * 3600 * 1000;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return now_ms + std::clamp<int64_t>(left.count(), 0, kMaxLeaseMs) + kGraceMs;
+}
+
 }  // namespace
 
 std::string ErrorReason(const Error& error) {
@@ -91,7 +100,8 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
     if (auto s = CheckJobId(parsed->job_id); !s) parsed = s.error();
   }
   std::string job_id = parsed.ok() ? parsed->job_id : message.id;
-  auto existing = jobs_->Get(job_id);
+  std::string owner = parsed.ok() ? parsed->owner : "";
+  auto existing = jobs_->Get(job_id, owner);
   if (!existing.ok() && existing.error().code != ErrorCode::kNotFound) {
     // The store is down: try again later rather than run a job we cannot record.
     return Release(job_id, 5, existing.error());
@@ -102,10 +112,16 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
   } else {
     // Sent straight to the queue (imagegen submit, aws sqs send-message): no record yet.
     record.job_id = job_id;
+    record.owner = owner;
     record.created_ms = message.sent_ms > 0 ? message.sent_ms : jobs_->Now();
     record.request = parsed.ok() ? GenerateRequestToJson(parsed.value())
                                  : json{{"body", message.body.substr(0, 1024)}};
   }
+  // A failed record's message delivered again with a higher receive count is the same life of
+  // the message (SQS re-delivers a dead-lettered message until its redrive policy moves it); a
+  // lower or equal one is a new life (an operator's redrive restarts the count): run again.
+  const bool redelivered_after_final =
+      record.status == JobStatus::kFailed && message.receive_count > record.attempts;
   record.attempts = message.receive_count;
   record.worker = options_.worker_id;
   if (!parsed.ok()) return Finish(message, &record, parsed.error());
@@ -113,6 +129,20 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
   if (record.status == JobStatus::kSucceeded) {
     // Redelivered after its image and record were written but before the delete landed.
     return Delete(JobOutcome::kDuplicate, job_id);
+  }
+  if (redelivered_after_final || message.receive_count > options_.max_attempts) {
+    // Final already, or delivered more often than a job may run: end it, never run it again.
+    if (record.status != JobStatus::kFailed) {
+      record.status = JobStatus::kFailed;
+      record.finished_ms = jobs_->Now();
+      record.error =
+          Error::Make(ErrorCode::kInternal,
+                      "delivered " + std::to_string(message.receive_count) + " times; at most " +
+                          std::to_string(options_.max_attempts) + " attempts are made");
+      (void)jobs_->Put(record);
+    }
+    std::string reason = record.error ? ErrorReason(*record.error) : "failed";
+    return {Action::kDeadLetter, 0, reason, JobOutcome::kFailed, job_id, record.error};
   }
   if (record.status == JobStatus::kCancelled || record.cancel_requested) {
     return Finish(message, &record, Error::Make(ErrorCode::kCancelled, "cancelled"));
@@ -124,6 +154,13 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
   record.error.reset();
   record.step = 0;
   record.total_steps = 0;
+  record.max_attempts = options_.max_attempts;
+  record.lease_expires_ms = LeaseEnd(jobs_->Now(), deadline);
+  if (record.request_hash.empty()) {
+    if (auto valid = pipeline_->Check(parsed.value()); valid.ok()) {
+      record.request_hash = RequestHash(valid.value());
+    }
+  }
   (void)jobs_->Put(record);
 
   std::atomic<bool> cancelled{false};
@@ -138,14 +175,15 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
       return;
     }
     last_sync = Clock::now();
-    if (auto c = jobs_->CancelRequested(job_id); c.ok() && c.value()) cancelled = true;
+    if (auto c = jobs_->CancelRequested(job_id, owner); c.ok() && c.value()) cancelled = true;
     (void)jobs_->Put(record);
   };
-  auto result = pipeline_->Run(parsed.value(), ctx);
+  auto result = pipeline_->Run(parsed.value(), ctx, RunOrigin::kJob);
   if (!result.ok()) return Finish(message, &record, result.error());
 
   record.status = JobStatus::kSucceeded;
   record.finished_ms = jobs_->Now();
+  record.lease_expires_ms = 0;
   record.result = ResultToJson(result.value(), nullptr);
   if (record.total_steps > 0) record.step = record.total_steps;
   if (auto s = jobs_->Put(record); !s) {

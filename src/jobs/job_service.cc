@@ -42,6 +42,7 @@ json GenerateRequestToJson(const GenerateRequest& r) {
 std::string JobMessageBody(const GenerateRequest& request) {
   json j = GenerateRequestToJson(request);
   j["job_id"] = request.job_id;
+  if (!request.owner.empty()) j["owner"] = request.owner;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -82,69 +83,91 @@ Result<SubmitResult> JobService::Submit(GenerateRequest request,
     name_field = "Idempotency-Key";
   }
   bool named = !request.job_id.empty();
-  // The fingerprint is of what the client sent (before a random seed is chosen), so a replay
-  // of the same body matches and a different body under the same name does not.
-  std::string hash = Sha256Hex(GenerateRequestToJson(request).dump());
+  if (!named) request.job_id = NewJobId();
+  // Validation resolves the seed (a named request's from its name), so every delivery of the
+  // message renders the same image and a replay of the same body has the same fingerprint.
   auto valid = pipeline_->Check(request);
   if (!valid.ok()) return valid.error();
-  if (!named) request.job_id = NewJobId();
+  const std::string hash = RequestHash(valid.value());
+  auto conflict = [&] {
+    Error e = Error::Make(ErrorCode::kConflict,
+                          name_field + " \"" +
+                              (name_field == "job_id" ? request.job_id : idempotency_key) +
+                              "\" was already used for a different request");
+    e.field = name_field;
+    return e;
+  };
 
   if (named) {
-    auto existing = jobs_->Get(request.job_id);
+    auto existing = jobs_->Get(request.job_id, request.owner);
     if (existing.ok() && existing->enqueued) {
-      if (!existing->request_hash.empty() && existing->request_hash != hash) {
-        return Error::Invalid(name_field,
-                              name_field + " \"" +
-                                  (name_field == "job_id" ? request.job_id : idempotency_key) +
-                                  "\" was already used for a different request");
-      }
+      bool same_seed =
+          !request.seed || existing->request.value("seed", int64_t{-1}) == *request.seed;
+      if (existing->request_hash != hash || !same_seed) return conflict();
       return SubmitResult{std::move(existing.value()), false};
     }
     if (!existing.ok() && existing.error().code != ErrorCode::kNotFound) return existing.error();
   }
+  // The id is reserved for this request on every door (a POST /generate under it is refused
+  // while the job has not stored its images).
+  auto claim = pipeline_->ClaimJobId(valid.value(), RunOrigin::kJob, request.seed.has_value());
+  if (!claim.ok()) {
+    if (claim.error().code == ErrorCode::kConflict) return conflict();
+    return claim.error();
+  }
 
   auto queue = Queue();
-  if (!queue.ok()) return queue.error();
-
-  // Resolve the seed now, so every delivery of the message (a redelivery after a crash
-  // included) renders the same image.
-  request.seed = valid->seed;
+  if (!queue.ok()) {
+    if (claim->created) (void)pipeline_->DropClaim(valid.value());
+    return queue.error();
+  }
+  request.seed = claim->seed;  // the id's seed (a request without one takes it)
   JobRecord record;
   record.job_id = request.job_id;
+  record.owner = request.owner;
   record.status = JobStatus::kQueued;
   record.created_ms = jobs_->Now();
   record.request = GenerateRequestToJson(request);
   record.request_hash = hash;
-  // The record first: a worker that receives the message at once must find it, and must not
-  // have its "running" overwritten by a late "queued".
-  if (auto s = jobs_->Put(record); !s) return s.error();
+  // The message first, the record after it, written create-only. A failed send leaves nothing
+  // behind (no record, the claim released): the client was told it failed, and no ghost
+  // "queued" job exists. A crash between the two loses nothing: the message carries the whole
+  // request, and the runner writes the record when it finds none. A worker that received the
+  // message before the record was written keeps its record: the late "queued" loses the
+  // create.
   auto sent = (*queue)->Send(JobMessageBody(request));
   if (!sent.ok()) {
-    record.enqueued = false;
-    record.error = sent.error();
-    (void)jobs_->Put(record);
+    if (claim->created) (void)pipeline_->DropClaim(valid.value());
     return sent.error();
   }
+  auto created = jobs_->Create(record);
+  if (created.ok() && created.value() == CreateOutcome::kExists) {
+    if (auto current = jobs_->Get(record.job_id, record.owner); current.ok()) {
+      return SubmitResult{std::move(current.value()), true};
+    }
+  }
+  // A failed record write is not a failed submission: the message is on the queue, and its
+  // runner records the job.
   return SubmitResult{std::move(record), true};
 }
 
-Result<JobRecord> JobService::Get(const std::string& job_id) {
-  auto record = jobs_->Get(job_id);
+Result<JobRecord> JobService::Get(const std::string& job_id, const std::string& owner) {
+  auto record = jobs_->Get(job_id, owner);
   if (record.ok() && !record->enqueued) {
     return Error::Make(ErrorCode::kNotFound, "no such job: " + job_id);
   }
   return record;
 }
 
-Result<JobRecord> JobService::Cancel(const std::string& job_id) {
-  auto record = Get(job_id);
+Result<JobRecord> JobService::Cancel(const std::string& job_id, const std::string& owner) {
+  auto record = Get(job_id, owner);
   if (!record.ok() || IsFinished(record->status)) return record;
-  if (auto s = jobs_->RequestCancel(job_id); !s) return s.error();
-  return jobs_->Get(job_id);
+  if (auto s = jobs_->RequestCancel(job_id, owner); !s) return s.error();
+  return jobs_->Get(job_id, owner);
 }
 
-Result<JobPage> JobService::List(int limit, const std::string& cursor) {
-  auto page = jobs_->List(limit, cursor);
+Result<JobPage> JobService::List(int limit, const std::string& cursor, const std::string& owner) {
+  auto page = jobs_->List(limit, cursor, owner);
   if (!page.ok()) return page;
   std::erase_if(page->jobs, [](const JobRecord& r) { return !r.enqueued; });
   return page;

@@ -42,18 +42,19 @@ class JobService {
              QueueFactory queue_factory);
 
   // Validates `request` (kInvalidRequest before anything is stored or sent), names the job
-  // (request.job_id, else the Idempotency-Key's id, else a new id), and returns the existing
-  // job when that name is taken by the same request. The same name with a different request is
-  // kInvalidRequest (field "Idempotency-Key" or "job_id"). Otherwise writes a queued record,
-  // then sends the message; if sending fails the record is marked not enqueued (a retry with
-  // the same key submits again) and the error (kUpstreamUnavailable etc.) is returned.
+  // (request.job_id, else the Idempotency-Key's id, else a new id) in request.owner's
+  // namespace, and returns the existing job when that name is taken by the same request
+  // (RequestHash). The same name with a different request is kConflict (field
+  // "Idempotency-Key" or "job_id"). Otherwise claims the id, sends the message, then writes
+  // the queued record; if sending fails nothing is left behind (no record, the claim dropped)
+  // and the error (kUpstreamUnavailable etc.) is returned.
   Result<SubmitResult> Submit(GenerateRequest request, const std::string& idempotency_scope,
                               const std::string& idempotency_key);
-  Result<JobRecord> Get(const std::string& job_id);
+  Result<JobRecord> Get(const std::string& job_id, const std::string& owner = "");
   // kNotFound for an unknown job. A finished job is returned unchanged; otherwise the
   // cancellation is recorded and the job as it now reads is returned.
-  Result<JobRecord> Cancel(const std::string& job_id);
-  Result<JobPage> List(int limit, const std::string& cursor);
+  Result<JobRecord> Cancel(const std::string& job_id, const std::string& owner = "");
+  Result<JobPage> List(int limit, const std::string& cursor, const std::string& owner = "");
 
  private:
   Result<std::shared_ptr<JobQueue>> Queue();

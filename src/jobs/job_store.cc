@@ -75,6 +75,9 @@ json JobRecordToJson(const JobRecord& r) {
   if (!r.worker.empty()) j["worker"] = r.worker;
   if (r.cancel_requested) j["cancel_requested"] = true;
   if (!r.enqueued) j["enqueued"] = false;
+  if (!r.owner.empty()) j["owner"] = r.owner;
+  if (r.max_attempts > 0) j["max_attempts"] = r.max_attempts;
+  if (r.lease_expires_ms > 0) j["lease_expires_ms"] = r.lease_expires_ms;
   return j;
 }
 
@@ -101,6 +104,9 @@ Result<JobRecord> JobRecordFromJson(const json& j) {
     if (j.contains("result")) r.result = j["result"];
     r.worker = j.value("worker", "");
     r.enqueued = j.value("enqueued", true);
+    r.owner = j.value("owner", "");
+    r.max_attempts = j.value("max_attempts", 0);
+    r.lease_expires_ms = j.value("lease_expires_ms", int64_t{0});
     return r;
   } catch (const json::exception& e) {
     return Error::Make(ErrorCode::kInternal, std::string("malformed job record: ") + e.what());
@@ -110,12 +116,16 @@ Result<JobRecord> JobRecordFromJson(const json& j) {
 JobStore::JobStore(ObjectStore& store, JobStoreOptions options)
     : store_(store), options_(std::move(options)) {}
 
-std::string JobStore::RecordKey(const std::string& job_id) const {
-  return options_.prefix + job_id + std::string(kRecordSuffix);
+std::string JobStore::Scope(const std::string& owner) const {
+  return owner.empty() ? options_.prefix : options_.prefix + owner + "/";
 }
 
-std::string JobStore::CancelKey(const std::string& job_id) const {
-  return options_.prefix + job_id + ".cancel";
+std::string JobStore::RecordKey(const std::string& job_id, const std::string& owner) const {
+  return Scope(owner) + job_id + std::string(kRecordSuffix);
+}
+
+std::string JobStore::CancelKey(const std::string& job_id, const std::string& owner) const {
+  return Scope(owner) + job_id + ".cancel";
 }
 
 bool JobStore::Expired(const JobRecord& record, int64_t now_ms) const {
@@ -124,19 +134,45 @@ bool JobStore::Expired(const JobRecord& record, int64_t now_ms) const {
   return now_ms - finished > options_.retention_s * 1000;
 }
 
-void JobStore::Forget(const std::string& job_id) {
+void JobStore::Forget(const std::string& job_id, const std::string& owner) {
   // Best effort: a record that stays (a failed delete, or no s3:DeleteObject) is still hidden,
   // and an S3 lifecycle rule on the prefix removes it in the end.
-  (void)store_.Delete(RecordKey(job_id));
-  (void)store_.Delete(CancelKey(job_id));
+  (void)store_.Delete(RecordKey(job_id, owner));
+  (void)store_.Delete(CancelKey(job_id, owner));
 }
 
-Result<JobRecord> JobStore::Get(const std::string& job_id) {
+void JobStore::SettleAbandoned(JobRecord* record) {
+  if (record->status != JobStatus::kRunning || record->lease_expires_ms <= 0) return;
+  const int64_t now = Now();
+  if (now <= record->lease_expires_ms) return;
+  const std::string attempt = "attempt " + std::to_string(record->attempts);
+  if (record->max_attempts > 0 && record->attempts >= record->max_attempts) {
+    // No outcome on the last delivery: the queue dead-letters the message, nobody runs it again.
+    record->status = JobStatus::kFailed;
+    record->finished_ms = now;
+    record->error = Error::Make(ErrorCode::kInternal,
+                                attempt + " of " + std::to_string(record->max_attempts) +
+                                    " stopped without an outcome (the worker crashed or timed "
+                                    "out); the message was dead-lettered");
+    (void)Put(*record);  // best effort; the next read settles it again
+    return;
+  }
+  // Not written down: the next delivery's runner writes "running" over it, and a stale read
+  // must not overwrite that.
+  record->status = JobStatus::kQueued;
+  record->error = Error::Make(ErrorCode::kUpstreamUnavailable,
+                              attempt + " stopped without an outcome; it will be retried");
+}
+
+Result<JobRecord> JobStore::Get(const std::string& job_id, const std::string& owner) {
   if (auto s = CheckJobId(job_id); !s) {
     // Not a name any job can have: as unknown as any other missing job.
     return Error::Make(ErrorCode::kNotFound, "no such job: " + job_id);
   }
-  auto data = store_.Get(RecordKey(job_id), nullptr);
+  if (!owner.empty() && !CheckJobId(owner)) {
+    return Error::Make(ErrorCode::kNotFound, "no such job: " + job_id);
+  }
+  auto data = store_.Get(RecordKey(job_id, owner), nullptr);
   if (!data.ok()) {
     if (data.error().code == ErrorCode::kNotFound) {
       return Error::Make(ErrorCode::kNotFound, "no such job: " + job_id);
@@ -147,11 +183,12 @@ Result<JobRecord> JobStore::Get(const std::string& job_id) {
   auto record = JobRecordFromJson(parsed);
   if (!record.ok()) return record.error();
   if (Expired(record.value(), Now())) {
-    Forget(job_id);
+    Forget(job_id, owner);
     return Error::Make(ErrorCode::kNotFound, "no such job: " + job_id + " (expired)");
   }
+  SettleAbandoned(&record.value());
   if (!IsFinished(record->status)) {
-    auto cancel = CancelRequested(job_id);
+    auto cancel = CancelRequested(job_id, owner);
     if (!cancel.ok()) return cancel.error();
     record->cancel_requested = cancel.value();
     // A queued job is cancelled the moment it is asked to be: no worker will run it (the one
@@ -168,45 +205,55 @@ Status JobStore::Put(JobRecord record) {
   if (auto s = CheckJobId(record.job_id); !s) return s;
   record.updated_ms = Now();
   record.cancel_requested = false;  // lives in its own object
-  return store_.Put(RecordKey(record.job_id), JobRecordToJson(record).dump(), "application/json",
+  return store_.Put(RecordKey(record.job_id, record.owner), JobRecordToJson(record).dump(),
+                    "application/json",
                     {{"job-status", std::string(JobStatusName(record.status))}});
 }
 
-Status JobStore::RequestCancel(const std::string& job_id) {
-  if (auto s = CheckJobId(job_id); !s) return s;
-  return store_.Put(CancelKey(job_id), std::to_string(Now()), "text/plain", {});
+Result<CreateOutcome> JobStore::Create(JobRecord record) {
+  if (auto s = CheckJobId(record.job_id); !s) return s.error();
+  record.updated_ms = Now();
+  record.cancel_requested = false;
+  return store_.Create(RecordKey(record.job_id, record.owner), JobRecordToJson(record).dump(),
+                       "application/json",
+                       {{"job-status", std::string(JobStatusName(record.status))}});
 }
 
-Result<bool> JobStore::CancelRequested(const std::string& job_id) {
-  auto head = store_.Head(CancelKey(job_id));
+Status JobStore::RequestCancel(const std::string& job_id, const std::string& owner) {
+  if (auto s = CheckJobId(job_id); !s) return s;
+  return store_.Put(CancelKey(job_id, owner), std::to_string(Now()), "text/plain", {});
+}
+
+Result<bool> JobStore::CancelRequested(const std::string& job_id, const std::string& owner) {
+  auto head = store_.Head(CancelKey(job_id, owner));
   if (head.ok()) return true;
   if (head.error().code == ErrorCode::kNotFound) return false;
   return head.error();
 }
 
-Result<JobPage> JobStore::List(int limit, const std::string& cursor) {
+Result<JobPage> JobStore::List(int limit, const std::string& cursor, const std::string& owner) {
   if (limit < 1 || limit > 100) return Error::Invalid("limit", "limit must be between 1 and 100");
   if (!cursor.empty()) {
     if (auto s = CheckJobId(cursor); !s) return Error::Invalid("cursor", "malformed cursor");
   }
   JobPage page;
-  std::string after = cursor.empty() ? "" : RecordKey(cursor);
+  const std::string scope = Scope(owner);
+  std::string after = cursor.empty() ? "" : RecordKey(cursor, owner);
   // Cancellation markers and expired records share the prefix; read on until the page is full.
   for (;;) {
-    auto listed = store_.List(options_.prefix, limit, after);
+    auto listed = store_.List(scope, limit, after);
     if (!listed.ok()) return listed.error();
     for (const auto& object : listed->objects) {
       after = object.key;
       const std::string& key = object.key;
-      if (key.size() <= options_.prefix.size() + kRecordSuffix.size() ||
+      if (key.size() <= scope.size() + kRecordSuffix.size() ||
           key.compare(key.size() - kRecordSuffix.size(), kRecordSuffix.size(), kRecordSuffix) !=
               0) {
         continue;
       }
-      std::string id = key.substr(options_.prefix.size(),
-                                  key.size() - options_.prefix.size() - kRecordSuffix.size());
-      if (id.find('/') != std::string::npos) continue;
-      auto record = Get(id);
+      std::string id = key.substr(scope.size(), key.size() - scope.size() - kRecordSuffix.size());
+      if (id.find('/') != std::string::npos) continue;  // another owner's
+      auto record = Get(id, owner);
       if (!record.ok()) {
         if (record.error().code == ErrorCode::kNotFound) continue;  // expired or just deleted
         return record.error();

@@ -3,9 +3,10 @@
 // file:// on one machine, s3:// for a fleet of workers and the queue-triggered Lambda alike,
 // with no database of their own to run.
 //
-// Layout (PREFIX is the owner key prefix + "jobs/"):
-//   PREFIX<job_id>.json    the record (JobRecord as JSON)
-//   PREFIX<job_id>.cancel  a cancellation request, written only by DELETE /jobs/{id}
+// Layout (PREFIX is the owner key prefix + "jobs/"; SCOPE is "" without API keys, else the
+// caller's namespace + "/", so that each API key has ids of its own):
+//   PREFIX SCOPE<job_id>.json    the record (JobRecord as JSON)
+//   PREFIX SCOPE<job_id>.cancel  a cancellation request, written only by DELETE /jobs/{id}
 // Keeping the cancellation apart from the record means the one writer that races the worker
 // (DELETE) never overwrites the worker's progress and the worker never erases a cancellation;
 // readers merge the two. Record writes themselves are last-writer-wins (object stores have no
@@ -16,6 +17,12 @@
 // deletes it (best effort; for S3, deploy/terraform also sets a lifecycle rule on the prefix).
 // Unfinished
 // records are kept until they finish.
+//
+// Final states on every path: a running record carries a lease (the deadline its runner was
+// given, plus a grace). A runner that dies or hangs past it never wrote an outcome; if that was
+// the last attempt (attempts >= max_attempts) the queue dead-letters the message without
+// delivering it again, so Get reads the record as failed (and writes that down); before the
+// last attempt it reads as queued, as the message will be delivered again.
 #pragma once
 
 #include <cstdint>
@@ -53,7 +60,10 @@ struct JobRecord {
   nlohmann::json result;          // succeeded: the pipeline's result (ResultToJson)
   std::string worker;             // who ran it last (host:pid)
   bool cancel_requested = false;  // a DELETE arrived; not stored in the record
-  bool enqueued = true;           // false: the submission failed before its message was sent
+  bool enqueued = true;           // false: a record of an older version whose send failed
+  std::string owner;              // the namespace of job_id ("" without API keys)
+  int max_attempts = 0;           // running: deliveries the queue makes before dead-lettering
+  int64_t lease_expires_ms = 0;   // running: its runner has given up by then (epoch ms)
 };
 
 nlohmann::json JobRecordToJson(const JobRecord& record);
@@ -81,22 +91,29 @@ class JobStore {
 
   // kNotFound when there is no record or it expired. cancel_requested reflects the marker, and
   // an unfinished job with a cancellation request that no worker holds reads as cancelled.
-  Result<JobRecord> Get(const std::string& job_id);
+  // `owner` is the namespace of job_id (JobRecord::owner).
+  Result<JobRecord> Get(const std::string& job_id, const std::string& owner = "");
   // Writes `record` whole (updated_ms is set to now).
   Status Put(JobRecord record);
+  // Writes `record` only when no record has its id: a submission's "queued" never replaces
+  // what a worker that received the message first has written. kExists: a record was there.
+  Result<CreateOutcome> Create(JobRecord record);
   // Writes the cancellation marker.
-  Status RequestCancel(const std::string& job_id);
-  Result<bool> CancelRequested(const std::string& job_id);
-  // At most `limit` unexpired records with ids after `cursor` (a job id; "" = start).
-  Result<JobPage> List(int limit, const std::string& cursor);
+  Status RequestCancel(const std::string& job_id, const std::string& owner = "");
+  Result<bool> CancelRequested(const std::string& job_id, const std::string& owner = "");
+  // At most `limit` unexpired records of `owner` with ids after `cursor` (a job id; "" =
+  // start).
+  Result<JobPage> List(int limit, const std::string& cursor, const std::string& owner = "");
 
   const JobStoreOptions& options() const { return options_; }
 
  private:
-  std::string RecordKey(const std::string& job_id) const;
-  std::string CancelKey(const std::string& job_id) const;
+  std::string Scope(const std::string& owner) const;
+  std::string RecordKey(const std::string& job_id, const std::string& owner) const;
+  std::string CancelKey(const std::string& job_id, const std::string& owner) const;
   bool Expired(const JobRecord& record, int64_t now_ms) const;
-  void Forget(const std::string& job_id);
+  void Forget(const std::string& job_id, const std::string& owner);
+  void SettleAbandoned(JobRecord* record);
 
   ObjectStore& store_;
   JobStoreOptions options_;

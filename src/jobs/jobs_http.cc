@@ -18,6 +18,9 @@ json JobView(const JobRecord& record, const HttpRequest& request) {
   json j = JobRecordToJson(record);
   j.erase("request_hash");
   j.erase("enqueued");
+  j.erase("owner");  // internal: the caller's namespace
+  j.erase("max_attempts");
+  j.erase("lease_expires_ms");
   j["status_url"] = request.base_url + "/jobs/" + record.job_id;
   if (j.contains("result") && j["result"].is_object()) {
     json& result = j["result"];
@@ -61,6 +64,7 @@ std::vector<RouteSpec> JobRoutes(std::shared_ptr<JobService> service) {
          if (!body.ok()) return Fail(body.error(), route);
          auto generate = ParseGenerateJson(body.value());
          if (!generate.ok()) return Fail(generate.error(), route);
+         generate->owner = request.principal;
          // Idempotency keys are per caller: scope them by the credential presented (if any).
          std::string scope = request.Header("x-api-key") + "\n" + request.Header("authorization");
          auto submitted =
@@ -78,7 +82,7 @@ std::vector<RouteSpec> JobRoutes(std::shared_ptr<JobService> service) {
          if (limit < 1 || limit > 100) {
            return Fail(Error::Invalid("limit", "limit must be between 1 and 100"), route);
          }
-         auto page = service->List(limit, request.Query("cursor"));
+         auto page = service->List(limit, request.Query("cursor"), request.principal);
          if (!page.ok()) return Fail(page.error(), route);
          json list = json::array();
          for (const auto& record : page->jobs) list.push_back(JobView(record, request));
@@ -90,7 +94,7 @@ std::vector<RouteSpec> JobRoutes(std::shared_ptr<JobService> service) {
        }});
   routes.push_back({"GET", "/jobs/{id}", [service](HttpRequest& request) {
                       const std::string route = "/jobs/{id}";
-                      auto record = service->Get(request.path_params["id"]);
+                      auto record = service->Get(request.path_params["id"], request.principal);
                       if (!record.ok()) return Fail(record.error(), route);
                       HttpResponse response = Respond(200, JobView(record.value(), request), route);
                       if (!IsFinished(record->status)) response.SetHeader("Retry-After", "1");
@@ -98,7 +102,7 @@ std::vector<RouteSpec> JobRoutes(std::shared_ptr<JobService> service) {
                     }});
   routes.push_back({"DELETE", "/jobs/{id}", [service](HttpRequest& request) {
                       const std::string route = "/jobs/{id}";
-                      auto record = service->Cancel(request.path_params["id"]);
+                      auto record = service->Cancel(request.path_params["id"], request.principal);
                       if (!record.ok()) return Fail(record.error(), route);
                       return Respond(200, JobView(record.value(), request), route);
                     }});

@@ -4,7 +4,9 @@
 //   POST /jobs          body as POST /generate; optional Idempotency-Key header (scoped by the
 //                       caller's credential). 202 + the job (status "queued", status_url) and
 //                       Location: /jobs/{id}; a replay answers the existing job with
-//                       Idempotent-Replayed: true; the same key/job_id with another body: 400.
+//                       Idempotent-Replayed: true; the same key/job_id with another body: 409
+//                       "conflict". With API keys on, job ids live in the caller's key's
+//                       namespace: another key's job is 404 here and its id is free to reuse.
 //   GET /jobs/{id}      200 + the job: queued | running (progress) | succeeded (result with image
 //                       keys and URLs) | failed (error) | cancelled; 404 unknown or expired.
 //   DELETE /jobs/{id}   cancels a queued or running job; 200 + the job; 404 unknown. A finished

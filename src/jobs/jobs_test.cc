@@ -53,6 +53,13 @@ class FaultyStore final : public ObjectStore {
     }
     return base_->Put(key, data, type, metadata);
   }
+  Result<CreateOutcome> Create(const std::string& key, const std::string& data,
+                               const std::string& type, const Metadata& metadata) override {
+    if (!fail_put_containing.empty() && key.find(fail_put_containing) != std::string::npos) {
+      return Error::Make(ErrorCode::kUpstreamUnavailable, "injected put failure");
+    }
+    return base_->Create(key, data, type, metadata);
+  }
   Result<std::string> Get(const std::string& key, ObjectInfo* info) override {
     return base_->Get(key, info);
   }
@@ -303,6 +310,172 @@ TEST_F(JobsTest, ListingPaginatesAndHidesExpiredRecords) {
   EXPECT_FALSE(store_->Head("jobs/" + ids[1] + ".json").ok());
   EXPECT_FALSE(store_->Head("jobs/" + ids[1] + ".cancel").ok());
   EXPECT_TRUE(jobs_->Get(ids[2]).ok());
+}
+
+// A queue whose sends fail, as an unreachable SQS endpoint does.
+class UnreachableQueue final : public JobQueue {
+ public:
+  Result<std::string> Send(const std::string&) override {
+    return Error::Make(ErrorCode::kUpstreamUnavailable, "injected send failure");
+  }
+  Result<std::vector<QueueMessage>> Receive(int, int, int) override {
+    return std::vector<QueueMessage>{};
+  }
+  Status Delete(const std::string&) override { return Status::Ok(); }
+  Status ChangeVisibility(const std::string&, int) override { return Status::Ok(); }
+  Status DeadLetter(const std::string&, const std::string&) override { return Status::Ok(); }
+  Result<QueueStats> Stats() override { return QueueStats{}; }
+};
+
+TEST_F(JobsTest, AFailedSendLeavesNoRecordAndFreesTheId) {
+  JobService failing(pipeline_, jobs_, [] {
+    return Result<std::shared_ptr<JobQueue>>(std::make_shared<UnreachableQueue>());
+  });
+  GenerateRequest named = Request("cat");
+  named.job_id = "lost-send";
+  auto sent = failing.Submit(named, "", "");
+  ASSERT_FALSE(sent.ok());
+  EXPECT_EQ(sent.error().code, ErrorCode::kUpstreamUnavailable);
+  EXPECT_EQ(jobs_->Get("lost-send").error().code, ErrorCode::kNotFound);
+  EXPECT_FALSE(store_->Head("jobs/lost-send.json").ok());
+  EXPECT_FALSE(store_->Head("ids/lost-send").ok());
+  auto unnamed = failing.Submit(Request("dog"), "", "");
+  ASSERT_FALSE(unnamed.ok());
+  EXPECT_TRUE(store_->List("jobs/", 10, "")->objects.empty());
+  // The id is free again: even another request may take it now.
+  auto retried = service_->Submit(Request("another"), "", "");
+  ASSERT_TRUE(retried.ok());
+  named.prompt = "a different request";
+  EXPECT_TRUE(service_->Submit(named, "", "").ok());
+}
+
+TEST_F(JobsTest, AJobIdNamesOneRequestOnEveryDoor) {
+  GenerateRequest a = Request("cat");
+  a.job_id = "shared-id";
+  auto direct = pipeline_->Run(a, GenerateContext{});
+  ASSERT_TRUE(direct.ok()) << direct.error().message;
+  std::string bytes = store_->Get("shared-id.png", nullptr).value();
+  EXPECT_EQ(model_->calls, 1);
+  auto again = pipeline_->Run(a, GenerateContext{});  // idempotent: no second generation
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->reused);
+  EXPECT_EQ(again->seed, direct->seed);  // the seed of a named request derives from its name
+  EXPECT_EQ(model_->calls, 1);
+  GenerateRequest b = a;
+  b.prompt = "dog";
+  auto overwrite = pipeline_->Run(b, GenerateContext{});
+  ASSERT_FALSE(overwrite.ok());
+  EXPECT_EQ(overwrite.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(overwrite.error().field, "job_id");
+  auto as_job = service_->Submit(b, "", "");
+  ASSERT_FALSE(as_job.ok());
+  EXPECT_EQ(as_job.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(store_->Get("shared-id.png", nullptr).value(), bytes);
+  EXPECT_EQ(model_->calls, 1);
+
+  // A queued job's id cannot be filled by anyone but its runner, even with the same request.
+  GenerateRequest job = Request("victim");
+  job.job_id = "queued-id";
+  ASSERT_TRUE(service_->Submit(job, "", "").ok());
+  auto plant = pipeline_->Run(job, GenerateContext{});
+  ASSERT_FALSE(plant.ok());
+  EXPECT_EQ(plant.error().code, ErrorCode::kConflict);
+  GenerateRequest attacker = job;
+  attacker.prompt = "attacker";
+  EXPECT_EQ(pipeline_->Run(attacker, GenerateContext{}).error().code, ErrorCode::kConflict);
+  Worker worker = MakeWorker();
+  EXPECT_EQ(worker.Process(ReceiveOne()), JobOutcome::kSucceeded);
+  auto record = service_->Get("queued-id").value();
+  EXPECT_EQ(record.status, JobStatus::kSucceeded);
+  EXPECT_EQ(record.result["prompt"], "victim");
+  // Once stored, the same request may read it on the synchronous door too.
+  auto after = pipeline_->Run(job, GenerateContext{});
+  ASSERT_TRUE(after.ok()) << after.error().message;
+  EXPECT_TRUE(after->reused);
+}
+
+TEST_F(JobsTest, OwnersHaveSeparateNamespaces) {
+  GenerateRequest mine = Request("mine");
+  mine.job_id = "same-name";
+  mine.owner = "kaaaa";
+  GenerateRequest theirs = Request("theirs");
+  theirs.job_id = "same-name";
+  theirs.owner = "kbbbb";
+  auto a = service_->Submit(mine, "", "");
+  auto b = service_->Submit(theirs, "", "");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_TRUE(b->created);  // no collision with the other owner's job
+  EXPECT_EQ(service_->Get("same-name", "kaaaa")->request["prompt"], "mine");
+  EXPECT_EQ(service_->Get("same-name", "kbbbb")->request["prompt"], "theirs");
+  EXPECT_EQ(service_->Get("same-name").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(service_->Cancel("same-name", "kcccc").error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(service_->List(10, "", "kaaaa")->jobs.size(), 1u);
+  EXPECT_TRUE(service_->List(10, "")->jobs.empty());
+  Worker worker = MakeWorker();
+  EXPECT_EQ(worker.Process(ReceiveOne()), JobOutcome::kSucceeded);
+  EXPECT_EQ(worker.Process(ReceiveOne()), JobOutcome::kSucceeded);
+  EXPECT_TRUE(store_->Head("kaaaa/same-name.png").ok());
+  EXPECT_TRUE(store_->Head("kbbbb/same-name.png").ok());
+  EXPECT_EQ(service_->Get("same-name", "kbbbb")->status, JobStatus::kSucceeded);
+}
+
+TEST_F(JobsTest, AbandonedRunningRecordsReachAFinalState) {
+  int64_t fake_now = NowEpochMs();
+  JobStoreOptions options;
+  options.now_ms = [&fake_now] { return fake_now; };
+  JobStore jobs(*store_, options);
+  JobRecord r;
+  r.job_id = "abandoned";
+  r.status = JobStatus::kRunning;
+  r.attempts = 2;
+  r.max_attempts = 3;
+  r.lease_expires_ms = fake_now + 1000;
+  ASSERT_TRUE(jobs.Put(r).ok());
+  EXPECT_EQ(jobs.Get("abandoned")->status, JobStatus::kRunning);  // within its lease
+  fake_now += 2000;
+  auto before_last = jobs.Get("abandoned").value();
+  EXPECT_EQ(before_last.status, JobStatus::kQueued);  // one more delivery will come
+  r.attempts = 3;                                     // the last delivery, then its runner died
+  r.lease_expires_ms = fake_now + 1000;
+  ASSERT_TRUE(jobs.Put(r).ok());
+  fake_now += 2000;
+  auto last = jobs.Get("abandoned").value();
+  EXPECT_EQ(last.status, JobStatus::kFailed);
+  ASSERT_TRUE(last.error.has_value());
+  EXPECT_NE(last.error->message.find("dead-lettered"), std::string::npos);
+  // Written down, not only read so.
+  auto stored = nlohmann::json::parse(store_->Get("jobs/abandoned.json", nullptr).value());
+  EXPECT_EQ(stored["status"], "failed");
+}
+
+TEST_F(JobsTest, AFinalRecordIsNeverRunAgain) {
+  model_->fail = ErrorCode::kInvalidRequest;
+  auto submitted = service_->Submit(Request("cat"), "", "");
+  ASSERT_TRUE(submitted.ok());
+  JobRunner runner(pipeline_, jobs_, JobRunnerOptions{3, 0, "t"});
+  QueueMessage message = ReceiveOne();
+  EXPECT_EQ(runner.Run(message, Clock::now() + std::chrono::seconds(10)).action,
+            Disposition::Action::kDeadLetter);
+  model_->fail.reset();
+  message.receive_count = 2;  // SQS delivers it again until its redrive policy moves it
+  Disposition again = runner.Run(message, Clock::now() + std::chrono::seconds(10));
+  EXPECT_EQ(again.action, Disposition::Action::kDeadLetter);
+  EXPECT_EQ(model_->calls, 1);
+  EXPECT_EQ(service_->Get(submitted->record.job_id)->status, JobStatus::kFailed);
+  // Delivered more often than max_attempts (a queue with a larger maxReceiveCount): final.
+  auto other = service_->Submit(Request("dog"), "", "");
+  QueueMessage extra = ReceiveOne();
+  extra.receive_count = 4;
+  EXPECT_EQ(runner.Run(extra, Clock::now() + std::chrono::seconds(10)).action,
+            Disposition::Action::kDeadLetter);
+  EXPECT_EQ(service_->Get(other->record.job_id)->status, JobStatus::kFailed);
+  EXPECT_EQ(model_->calls, 1);
+  // An operator's redrive restarts the receive count: a new life of the message, run again.
+  message.receive_count = 1;
+  EXPECT_EQ(runner.Run(message, Clock::now() + std::chrono::seconds(10)).action,
+            Disposition::Action::kDelete);
+  EXPECT_EQ(model_->calls, 2);
+  EXPECT_EQ(service_->Get(submitted->record.job_id)->status, JobStatus::kSucceeded);
 }
 
 }  // namespace

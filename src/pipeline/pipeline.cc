@@ -1,9 +1,13 @@
 #include "pipeline/pipeline.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
+#include "aws/encoding.h"
+#include "core/clock.h"
 #include "core/ids.h"
 #include "core/metrics.h"
 #include "image/codec.h"
@@ -21,11 +25,15 @@ std::string FormatGuidance(double g) {
   return out.str();
 }
 
+using json = nlohmann::json;
+
+constexpr const char* kIndexDir = "index/images/";
+constexpr const char* kIndexMarker = "index/images.v1";
+constexpr int64_t kMaxEpochMs = 9999999999999LL;
+constexpr size_t kIndexTimeChars = 17;  // "rrrr/rrr/rrr/rrr-"
+
 Metadata ImageMetadata(const ValidRequest& request, const std::string& model, int64_t seed,
-                       bool alpha) {
-  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
+                       int64_t created_ms, bool alpha) {
   return {{"prompt", EncodeMetadataValue(request.prompt)},
           {"negative-prompt", EncodeMetadataValue(request.negative_prompt)},
           {"seed", std::to_string(seed)},
@@ -37,7 +45,9 @@ Metadata ImageMetadata(const ValidRequest& request, const std::string& model, in
           {"job-id", request.job_id},
           {"format", std::string(ImageFormatName(request.format))},
           {"alpha", alpha ? "1" : "0"},
-          {"created-ms", std::to_string(now_ms)}};
+          {"request-hash", RequestHash(request)},
+          {"request-seed", std::to_string(request.seed)},
+          {"created-ms", std::to_string(created_ms)}};
 }
 
 // One copy of each warning: a model's and an encoder's warnings repeat for every image.
@@ -45,6 +55,19 @@ void AddWarning(std::string warning, std::vector<std::string>* warnings) {
   if (std::find(warnings->begin(), warnings->end(), warning) == warnings->end()) {
     warnings->push_back(std::move(warning));
   }
+}
+
+Error IdConflict(const ValidRequest& request, const std::string& why) {
+  Error e = Error::Make(ErrorCode::kConflict, "job_id \"" + request.job_id + "\" " + why);
+  e.field = "job_id";
+  return e;
+}
+
+// A seed for a named request that gave none: the same for every replay of that name.
+int64_t DerivedSeed(const std::string& owner, const std::string& job_id, int64_t max_seed) {
+  std::string digest = aws::Sha256Hex("seed\n" + owner + "\n" + job_id);
+  uint64_t value = std::stoull(digest.substr(0, 15), nullptr, 16);
+  return static_cast<int64_t>(value % static_cast<uint64_t>(max_seed + 1));
 }
 
 // RAII for the in-flight gauge, so every exit path decrements it.
@@ -83,40 +106,140 @@ Pipeline::Pipeline(std::shared_ptr<ImageModel> model, std::shared_ptr<ObjectStor
                    PipelineOptions options)
     : model_(std::move(model)), store_(std::move(store)), options_(std::move(options)) {}
 
+std::string RequestHash(const ValidRequest& r) {
+  // The output fields change the stored bytes (and the keys' extension), so they are part of
+  // the request; a PNG's quality is not (lossless whatever it says), so it hashes as 0.
+  json canonical = {{"prompt", r.prompt},
+                    {"negative_prompt", r.negative_prompt},
+                    {"width", r.width},
+                    {"height", r.height},
+                    {"steps", r.steps},
+                    {"guidance", r.guidance},
+                    {"count", r.count},
+                    {"model", r.model},
+                    {"format", ImageFormatName(r.format)},
+                    {"quality", FormatIsLossy(r.format) ? r.quality : 0},
+                    {"background", BackgroundName(r.background)}};
+  return aws::Sha256Hex(canonical.dump(-1, ' ', true, json::error_handler_t::replace));
+}
+
 Result<ValidRequest> Pipeline::Check(const GenerateRequest& request) const {
   if (!request.model.empty() && request.model != model_->Name()) {
     return Error::Invalid("model", "unknown model \"" + request.model +
                                        "\"; this server serves \"" + model_->Name() + "\"");
   }
+  GenerateRequest resolved = request;
   if (!request.job_id.empty()) {
     if (auto s = CheckJobId(request.job_id); !s) return s.error();
+    if (!resolved.seed) {
+      resolved.seed = DerivedSeed(request.owner, request.job_id, model_->Limits().max_seed);
+    }
   }
-  auto valid = Validate(request, model_->Limits());
+  if (!request.owner.empty()) {
+    if (auto s = CheckJobId(request.owner); !s) return Error::Invalid("owner", "malformed owner");
+  }
+  auto valid = Validate(resolved, model_->Limits());
   if (valid.ok()) valid->model = model_->Name();
   return valid;
 }
 
-std::optional<GenerateResult> Pipeline::FindExisting(const ValidRequest& request) {
+std::string Pipeline::ScopePrefix(const std::string& owner) const {
+  return owner.empty() ? options_.key_prefix : options_.key_prefix + owner + "/";
+}
+
+std::string Pipeline::ClaimKey(const ValidRequest& request) const {
+  std::string scope = request.owner.empty() ? "" : request.owner + "/";
+  return options_.key_prefix + "ids/" + scope + request.job_id;
+}
+
+std::string Pipeline::IndexKey(int64_t created_ms, const std::string& key) const {
+  // rrrr/rrr/rrr/rrr-<key>: the reverse time split so that no directory of the file store
+  // holds more than a thousand entries per level (a page reads a few small directories), and
+  // fixed-width digits so that S3's flat lexicographic order is still newest first.
+  long long rev = kMaxEpochMs - std::clamp<int64_t>(created_ms, 0, kMaxEpochMs);
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%04lld/%03lld/%03lld/%03lld-", rev / 1000000000,
+                rev / 1000000 % 1000, rev / 1000 % 1000, rev % 1000);
+  return options_.key_prefix + kIndexDir + buf + key.substr(options_.key_prefix.size());
+}
+
+Result<JobIdClaim> Pipeline::ClaimJobId(const ValidRequest& request, RunOrigin origin,
+                                        bool seed_given) {
+  const std::string key = ClaimKey(request);
+  const std::string hash = RequestHash(request);
+  const bool by_job = origin == RunOrigin::kJob;
+  const int64_t now = NowEpochMs();
+  json body = {{"request_hash", hash},
+               {"seed", request.seed},
+               {"origin", by_job ? "job" : "generate"},
+               {"created_ms", now}};
+  auto created = store_->Create(key, body.dump(), "application/json", {{"request-hash", hash}});
+  if (!created.ok()) return created.error();
+  if (created.value() == CreateOutcome::kCreated) {
+    return JobIdClaim{true, by_job, now, request.seed};
+  }
+  auto data = store_->Get(key, nullptr);
+  if (!data.ok()) return data.error();
+  auto claim = json::parse(data.value(), nullptr, false);
+  if (!claim.is_object() || claim.value("request_hash", "") != hash ||
+      (seed_given && claim.value("seed", int64_t{-1}) != request.seed)) {
+    return IdConflict(request, "is already used for a different request");
+  }
+  return JobIdClaim{false, claim.value("origin", "") == "job", claim.value("created_ms", now),
+                    claim.value("seed", request.seed)};
+}
+
+Status Pipeline::DropClaim(const ValidRequest& request) {
+  return store_->Delete(ClaimKey(request));
+}
+
+// The stored image at `key` as this request's output, when it is this request's (kConflict
+// when it is another's, or carries no fingerprint: an image is never taken over on a guess).
+Result<StoredImage> Pipeline::ReuseStored(const ValidRequest& request, const std::string& key,
+                                          GenerateResult* result) {
+  auto head = store_->Head(key);
+  for (int i = 0; !head.ok() && head.error().code == ErrorCode::kNotFound && i < 20; ++i) {
+    // S3's 409 ConditionalRequestConflict: the winning write may not be visible yet.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    head = store_->Head(key);
+  }
+  if (!head.ok()) return head.error();
+  // `request` carries the claim's seed by now (Run), so the seed must match too.
+  auto hash = head->metadata.find("request-hash");
+  auto request_seed = head->metadata.find("request-seed");
+  if (hash == head->metadata.end() || hash->second != RequestHash(request) ||
+      request_seed == head->metadata.end() ||
+      request_seed->second != std::to_string(request.seed)) {
+    return IdConflict(request, "names a stored image of a different request");
+  }
+  auto alpha = head->metadata.find("alpha");
+  result->transparent |= alpha != head->metadata.end() && alpha->second == "1";
+  auto seed = head->metadata.find("seed");
+  return StoredImage{key, store_->Links(key, options_.presign_expiry_s),
+                     seed == head->metadata.end() ? 0 : std::atoll(seed->second.c_str())};
+}
+
+Result<std::optional<GenerateResult>> Pipeline::FindExisting(const ValidRequest& request) {
   GenerateResult result;
   for (int i = 0; i < request.count; ++i) {
     std::string key =
-        ImageKey(options_.key_prefix, request.job_id, i, ImageExtension(request.format));
+        ImageKey(ScopePrefix(request.owner), request.job_id, i, ImageExtension(request.format));
     auto head = store_->Head(key);
-    if (!head.ok()) return std::nullopt;
-    auto seed = head->metadata.find("seed");
-    StoredImage image{key, store_->Links(key, options_.presign_expiry_s),
-                      seed == head->metadata.end() ? 0 : std::atoll(seed->second.c_str())};
-    auto alpha = head->metadata.find("alpha");
-    result.transparent |= alpha != head->metadata.end() && alpha->second == "1";
-    result.images.push_back(std::move(image));
+    if (!head.ok()) {
+      if (head.error().code != ErrorCode::kNotFound) return head.error();
+      return std::optional<GenerateResult>();  // not (all) stored yet: generate
+    }
+    auto stored = ReuseStored(request, key, &result);
+    if (!stored.ok()) return stored.error();
+    result.images.push_back(std::move(stored.value()));
   }
   result.seed = result.images.front().seed;
   result.reused = true;
-  return result;
+  return std::optional<GenerateResult>(std::move(result));
 }
 
 Result<StoredImage> Pipeline::StoreImage(const ValidRequest& request, int index, const Image& image,
-                                         int64_t seed, GenerateResult* result) {
+                                         int64_t seed, int64_t created_ms, GenerateResult* result) {
   Timings* timings = &result->timings;
   auto start = Clock::now();
   auto encoded = EncodeImage(image, ProvenanceChunks(request, model_->Name(), seed), request.format,
@@ -124,30 +247,56 @@ Result<StoredImage> Pipeline::StoreImage(const ValidRequest& request, int index,
   timings->encode_ms += MsSince(start);
   if (!encoded.ok()) return encoded.error();
   bool alpha = image.HasAlpha() && FormatHasAlpha(request.format);
-  result->transparent |= alpha;
   for (auto& warning : encoded->warnings) AddWarning(std::move(warning), &result->warnings);
   start = Clock::now();
   std::string key =
-      ImageKey(options_.key_prefix, request.job_id, index, ImageExtension(request.format));
-  Status put = store_->Put(key, encoded->bytes, std::string(ImageMediaType(request.format)),
-                           ImageMetadata(request, model_->Name(), seed, alpha));
+      ImageKey(ScopePrefix(request.owner), request.job_id, index, ImageExtension(request.format));
+  // The listing entry first: a crash between the two leaves an entry without an image (skipped
+  // by listings, and filled by the redelivery, which derives the same entry name from the
+  // claim's time), never an image that no listing shows.
+  std::string index_key = IndexKey(created_ms, key);
+  auto indexed = store_->Create(index_key, "", "application/x-imagegen-index", {});
+  if (!indexed.ok()) return indexed.error();
+  auto created = store_->Create(key, encoded->bytes, std::string(ImageMediaType(request.format)),
+                                ImageMetadata(request, model_->Name(), seed, created_ms, alpha));
   timings->store_ms += MsSince(start);
-  if (!put.ok()) return put.error();
+  if (!created.ok()) return created.error();
+  if (created.value() == CreateOutcome::kExists) {
+    auto reused = ReuseStored(request, key, result);
+    if (!reused.ok() && indexed.value() == CreateOutcome::kCreated) {
+      (void)store_->Delete(index_key);  // not our image: do not list it twice
+    }
+    return reused;
+  }
+  result->transparent |= alpha;
   GlobalMetrics().Add("imagegen_images_stored_total", {});
   return StoredImage{key, store_->Links(key, options_.presign_expiry_s), seed};
 }
 
-Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const GenerateContext& ctx) {
+Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const GenerateContext& ctx,
+                                     RunOrigin origin) {
   auto start = Clock::now();
   auto valid = Check(request);
   if (!valid.ok()) return valid.error();
   ValidRequest& req = valid.value();
   bool client_named = !req.job_id.empty();
   if (!client_named) req.job_id = NewJobId();
+  int64_t created_ms = NowEpochMs();
 
   GenerateResult result;
   if (client_named) {
-    if (auto existing = FindExisting(req)) result = std::move(*existing);
+    auto claim = ClaimJobId(req, origin, request.seed.has_value());
+    if (!claim.ok()) return claim.error();
+    created_ms = claim->created_ms;
+    req.seed = claim->seed;  // the id's seed, for a request that gave none
+    auto existing = FindExisting(req);
+    if (!existing.ok()) return existing.error();
+    if (existing.value()) {
+      result = std::move(*existing.value());
+    } else if (claim->by_job && origin == RunOrigin::kDirect) {
+      // Someone's queued job: only its runner may produce its output.
+      return IdConflict(req, "names a queued or running job; poll GET /jobs/" + req.job_id);
+    }
   }
   result.timings.validate_ms = MsSince(start);
   if (!result.reused) {
@@ -165,7 +314,7 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
       int64_t seed = at < output->seeds.size() ? output->seeds[at] : req.seed + i;
       Image& image = output->images[at];
       if (req.background == Background::kOpaque) image.alpha.clear();  // asked for, kept opaque
-      auto stored = StoreImage(req, i, image, seed, &result);
+      auto stored = StoreImage(req, i, image, seed, created_ms, &result);
       if (!stored.ok()) return stored.error();
       result.images.push_back(std::move(stored.value()));
     }
@@ -186,6 +335,97 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
   for (auto& warning : req.warnings) AddWarning(std::move(warning), &result.warnings);
   result.timings.total_ms = MsSince(start);
   return result;
+}
+
+Status Pipeline::IndexExisting(const std::vector<std::string>& keys) {
+  constexpr size_t kThreads = 8;
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  Status failed = Status::Ok();
+  auto work = [&] {
+    for (size_t i = next++; i < keys.size(); i = next++) {
+      auto info = store_->Head(keys[i]);
+      if (!info.ok()) continue;  // deleted meanwhile
+      auto created = info->metadata.find("created-ms");
+      int64_t ms =
+          created == info->metadata.end() ? info->modified_ms : std::atoll(created->second.c_str());
+      std::string entry = IndexKey(ms, keys[i]);
+      if (store_->Head(entry).ok()) continue;  // indexed when it was stored
+      auto made = store_->Create(entry, "", "application/x-imagegen-index", {});
+      if (!made.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        failed = made.error();
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < std::min(kThreads, keys.size()); ++t) threads.emplace_back(work);
+  for (auto& t : threads) t.join();
+  return failed;
+}
+
+Status Pipeline::EnsureImageIndex() {
+  if (index_ready_) return Status::Ok();
+  std::lock_guard<std::mutex> lock(index_mu_);
+  if (index_ready_) return Status::Ok();
+  const std::string marker = options_.key_prefix + kIndexMarker;
+  auto head = store_->Head(marker);
+  if (!head.ok() && head.error().code != ErrorCode::kNotFound) return head.error();
+  if (head.ok()) {
+    index_ready_ = true;
+    return Status::Ok();
+  }
+  // Images stored before the index existed: one full scan. Entry names derive from each
+  // image's key and creation time, so a writer (or another server) indexing at the same time
+  // writes the same names; a race costs time, not duplicates. Each page of keys is indexed by
+  // a few threads: a durable create is a few fsyncs (file) or a round trip (S3), not CPU.
+  const std::string own = options_.key_prefix + "index/";
+  std::string after;
+  for (;;) {
+    auto listed = store_->List(options_.key_prefix, 1000, after);
+    if (!listed.ok()) return listed.error();
+    std::vector<std::string> keys;
+    for (const auto& object : listed->objects) {
+      after = object.key;
+      if (HasImageExtension(object.key) && !object.key.starts_with(own)) keys.push_back(object.key);
+    }
+    if (auto s = IndexExisting(keys); !s) return s;
+    if (listed->next_cursor.empty()) break;
+  }
+  if (auto s = store_->Put(marker, "1\n", "text/plain", {}); !s) return s;
+  index_ready_ = true;
+  return Status::Ok();
+}
+
+Result<ImagePage> Pipeline::ListImages(int limit, const std::string& cursor) {
+  if (limit < 1 || limit > 100) return Error::Invalid("limit", "limit must be between 1 and 100");
+  const std::string index = options_.key_prefix + kIndexDir;
+  if (!cursor.empty() && !CheckKey(index + cursor)) {
+    return Error::Invalid("cursor", "malformed cursor");
+  }
+  if (auto s = EnsureImageIndex(); !s) return s.error();
+  ImagePage page;
+  std::string after = cursor.empty() ? "" : index + cursor;
+  for (;;) {
+    auto listed = store_->List(index, limit, after);
+    if (!listed.ok()) return listed.error();
+    for (const auto& entry : listed->objects) {
+      after = entry.key;
+      std::string rest = entry.key.substr(index.size());  // rrrr/rrr/rrr/rrr-<key>
+      if (rest.size() <= kIndexTimeChars || rest[kIndexTimeChars - 1] != '-') continue;
+      std::string key = options_.key_prefix + rest.substr(kIndexTimeChars);
+      auto head = store_->Head(key);
+      if (!head.ok()) continue;  // its generation failed, or has not stored it yet
+      page.images.push_back({key, std::move(head.value())});
+      if (static_cast<int>(page.images.size()) == limit) {
+        // A full page may be followed by nothing; one extra empty page is cheaper than a
+        // look-ahead.
+        page.next_cursor = rest;
+        return page;
+      }
+    }
+    if (listed->next_cursor.empty()) return page;
+  }
 }
 
 nlohmann::json ResultToJson(const GenerateResult& result,

@@ -46,27 +46,83 @@ Status FsyncDir(const fs::path& dir, const std::string& name) {
   return Status::Ok();
 }
 
-// temp file in the same directory, fsync, rename over the target, fsync the directory.
-Status AtomicWrite(const fs::path& target, const std::string& data, const std::string& name) {
+Status MakeParent(const fs::path& target, const std::string& name) {
   std::error_code ec;
   fs::create_directories(target.parent_path(), ec);
   if (ec) {
     return Error::Make(ErrorCode::kInternal, "file store: mkdir for " + name + ": " + ec.message());
   }
+  return Status::Ok();
+}
+
+// A fsynced temporary file beside `target`, holding `data`; its path on success.
+Result<fs::path> WriteTemp(const fs::path& target, const std::string& data,
+                           const std::string& name) {
   static std::atomic<uint64_t> counter{0};
   fs::path tmp = target.parent_path() /
                  (".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return IoError("create a temporary file for", name);
   Status s = WriteAll(fd, data, name);
   if (s && ::fsync(fd) != 0) s = IoError("fsync", name);
   ::close(fd);
-  if (s && ::rename(tmp.c_str(), target.c_str()) != 0) s = IoError("rename into place", name);
   if (!s) {
     ::unlink(tmp.c_str());
+    return s.error();
+  }
+  return tmp;
+}
+
+// temp file in the same directory, fsync, rename over the target, fsync the directory.
+Status AtomicWrite(const fs::path& target, const std::string& data, const std::string& name) {
+  if (auto s = MakeParent(target, name); !s) return s;
+  auto tmp = WriteTemp(target, data, name);
+  if (!tmp.ok()) return tmp.error();
+  if (::rename(tmp->c_str(), target.c_str()) != 0) {
+    Status s = IoError("rename into place", name);
+    ::unlink(tmp->c_str());
     return s;
   }
   return FsyncDir(target.parent_path(), name);
+}
+
+// As AtomicWrite, but publishing with link(2), which (unlike rename) fails with EEXIST instead
+// of replacing the target: of two racing writers exactly one links, and nobody ever replaces
+// an existing object. false: the target already existed.
+Result<bool> AtomicCreate(const fs::path& target, const std::string& data,
+                          const std::string& name) {
+  if (auto s = MakeParent(target, name); !s) return s.error();
+  auto tmp = WriteTemp(target, data, name);
+  if (!tmp.ok()) return tmp.error();
+  int rc = ::link(tmp->c_str(), target.c_str());
+  int link_errno = errno;
+  ::unlink(tmp->c_str());
+  if (rc != 0) {
+    if (link_errno == EEXIST) return false;
+    errno = link_errno;
+    return IoError("link into place", name);
+  }
+  if (auto s = FsyncDir(target.parent_path(), name); !s) return s.error();
+  return true;
+}
+
+// Directory entries (hidden names skipped) as key segments, directories with a trailing '/', in
+// the order their keys sort: "a-b" before "a/" as '-' < '/', so walking them depth first in this
+// order yields keys in ascending byte order.
+std::vector<std::string> SortedSegments(const fs::path& dir, std::error_code& ec) {
+  std::vector<std::string> names;
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::end(it); it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.empty() || name.front() == '.') continue;
+    std::error_code type_ec;
+    if (it->is_directory(type_ec)) {
+      names.push_back(name + "/");
+    } else if (it->is_regular_file(type_ec)) {
+      names.push_back(name);
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 Result<std::string> ReadFile(const fs::path& path) {
@@ -132,33 +188,37 @@ class FileStore final : public ObjectStore {
     return Status::Ok();
   }
 
+  // Walks only the directories under the prefix's own directory, depth first in key order, and
+  // stops as soon as the page is full, skipping subtrees that sort entirely before the cursor: a
+  // page costs the directories it touches, not the whole store.
   Result<ListPage> List(const std::string& prefix, int limit, const std::string& cursor) override {
-    std::vector<std::string> keys;
-    std::error_code ec;
-    if (!fs::exists(root_, ec)) return ListPage{};
-    for (auto it = fs::recursive_directory_iterator(root_, ec); !ec && it != fs::end(it);
-         it.increment(ec)) {
-      const std::string name = it->path().filename().string();
-      if (!name.empty() && name.front() == '.') {
-        if (it->is_directory()) it.disable_recursion_pending();
-        continue;
-      }
-      if (!it->is_regular_file()) continue;
-      std::string key = fs::relative(it->path(), root_).generic_string();
-      if (key.compare(0, prefix.size(), prefix) == 0 && key > cursor) keys.push_back(key);
-    }
-    if (ec) return Error::Make(ErrorCode::kInternal, "file store: list: " + ec.message());
-    std::sort(keys.begin(), keys.end());
+    std::string base = prefix.substr(0, prefix.rfind('/') + 1);  // "" or "a/b/"
     ListPage page;
-    for (const auto& key : keys) {
-      if (static_cast<int>(page.objects.size()) == limit) {
-        page.next_cursor = page.objects.back().key;
-        break;
-      }
-      struct stat st {};
-      if (::stat((root_ / key).c_str(), &st) == 0) page.objects.push_back(InfoFromStat(key, st));
-    }
+    std::error_code ec;
+    if (!fs::is_directory(root_ / base, ec)) return page;
+    ListWalk walk{prefix, cursor, limit > 0 ? static_cast<size_t>(limit) : 1000, &page};
+    if (auto s = Walk(base, walk); !s) return s.error();
     return page;
+  }
+
+  Result<CreateOutcome> Create(const std::string& key, const std::string& data,
+                               const std::string& content_type, const Metadata& metadata) override {
+    if (auto s = CheckKey(key); !s) return s.error();
+    auto created = AtomicCreate(root_ / key, data, key);
+    if (!created.ok()) return created.error();
+    if (!created.value()) {
+      WaitForMetadata(key);
+      return CreateOutcome::kExists;
+    }
+    // Only the writer that linked the object writes its sidecar, so a losing writer can never
+    // replace the winner's metadata. A reader between the link and this rename sees the object
+    // without metadata for that moment; a losing Create waits it out (WaitForMetadata).
+    nlohmann::json meta = {{"content_type", content_type}, {"metadata", metadata}};
+    if (auto s = AtomicWrite(MetaPath(key), meta.dump(), "the metadata of " + key); !s) {
+      ::unlink((root_ / key).c_str());  // nothing published without its metadata
+      return s.error();
+    }
+    return CreateOutcome::kCreated;
   }
 
   std::string Uri(const std::string& key) const override {
@@ -172,6 +232,55 @@ class FileStore final : public ObjectStore {
 
  private:
   fs::path MetaPath(const std::string& key) const { return root_ / ".meta" / (key + ".json"); }
+
+  struct ListWalk {
+    const std::string& prefix;
+    const std::string& cursor;
+    size_t limit;
+    ListPage* page;
+  };
+
+  // Lists directory `dir` (a key prefix ending in '/', or "") into walk.page. Returns ok;
+  // walk.page->next_cursor is set once a key beyond the page was seen.
+  Status Walk(const std::string& dir, ListWalk& walk) {
+    std::error_code ec;
+    std::vector<std::string> segments = SortedSegments(root_ / dir, ec);
+    if (ec)
+      return Error::Make(ErrorCode::kInternal, "file store: list " + dir + ": " + ec.message());
+    for (const std::string& segment : segments) {
+      if (!walk.page->next_cursor.empty()) return Status::Ok();
+      std::string key = dir + segment;
+      if (key.back() == '/') {
+        bool may_match = key.starts_with(walk.prefix) || walk.prefix.starts_with(key);
+        // Every key under `key` sorts before the cursor when `key` does and is not its prefix.
+        bool before_cursor = key < walk.cursor && !walk.cursor.starts_with(key);
+        if (!may_match || before_cursor) continue;
+        if (auto s = Walk(key, walk); !s) return s;
+        continue;
+      }
+      if (!key.starts_with(walk.prefix) || key <= walk.cursor) continue;
+      if (walk.page->objects.size() == walk.limit) {
+        walk.page->next_cursor = walk.page->objects.back().key;
+        return Status::Ok();
+      }
+      struct stat st {};
+      if (::stat((root_ / key).c_str(), &st) == 0) {
+        walk.page->objects.push_back(InfoFromStat(key, st));
+      }
+    }
+    return Status::Ok();
+  }
+
+  // The winner of a Create race links the object before it renames the sidecar in; a loser
+  // returns once that sidecar is there (or after a bound, for an object whose writer died
+  // between the two), so its caller's Head sees the winner's metadata.
+  void WaitForMetadata(const std::string& key) const {
+    for (int i = 0; i < 200; ++i) {
+      struct stat st {};
+      if (::stat(MetaPath(key).c_str(), &st) == 0) return;
+      ::usleep(5000);
+    }
+  }
 
   static ObjectInfo InfoFromStat(const std::string& key, const struct stat& st) {
     ObjectInfo info;

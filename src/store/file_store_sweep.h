@@ -15,9 +15,11 @@ struct FileStoreSweep {
 // A write is temp file -> rename, the sidecar before its object (file_store.cc), so SIGKILL can
 // leave a temp file, or a sidecar whose object was never renamed into place. Removes both when
 // older than `grace`: a live writer's temp file, and a sidecar written just before its object,
-// are younger. Images without a sidecar are never removed (no crash makes one; deleting it
-// would lose data). The walk costs O(store), so it runs at most once per `grace` per store
-// (stamped in ROOT/.meta/.swept); errors are ignored: a sweep only ever removes litter.
+// are younger. Objects are never removed, sidecar or not: a create-only write (Create: images,
+// listing index entries, job-id claims) links its object before its sidecar, so a crash there
+// leaves an object without one, and deleting it would lose data or free a claimed job id. The walk
+// costs O(store), so it runs at most once per `grace` per store (stamped in ROOT/.meta/.swept);
+// errors are ignored: a sweep only ever removes litter.
 FileStoreSweep SweepFileStore(const std::filesystem::path& root, std::chrono::seconds grace);
 
 // Default grace period: longer than any single write takes.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <thread>
 
@@ -94,6 +96,72 @@ TEST_F(FileStoreTest, ListIsSortedPaginatedAndHidesInternalFiles) {
   EXPECT_TRUE(next->next_cursor.empty());
   auto all = store_->List("", 100, "");
   EXPECT_EQ(all->objects.size(), 4u);  // .meta sidecars are not objects
+}
+
+TEST_F(FileStoreTest, CreateNeverReplacesAnObject) {
+  auto first = store_->Create("c/k.png", "first", "image/png", {{"owner", "a"}});
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(first.value(), CreateOutcome::kCreated);
+  auto second = store_->Create("c/k.png", "second", "text/plain", {{"owner", "b"}});
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second.value(), CreateOutcome::kExists);
+  ObjectInfo info;
+  EXPECT_EQ(store_->Get("c/k.png", &info).value(), "first");
+  EXPECT_EQ(info.metadata.at("owner"), "a");  // the loser never touched the metadata
+  EXPECT_EQ(info.content_type, "image/png");
+  EXPECT_EQ(store_->Create("../x", "x", "", {}).error().code, ErrorCode::kInvalidRequest);
+  for (const auto& entry : fs::recursive_directory_iterator(root_)) {
+    EXPECT_EQ(entry.path().filename().string().rfind(".tmp-", 0), std::string::npos);
+  }
+}
+
+TEST_F(FileStoreTest, RacingCreatesHaveExactlyOneWinner) {
+  for (int round = 0; round < 20; ++round) {
+    const std::string key = "race/" + std::to_string(round) + ".png";
+    std::atomic<int> created{0}, exists{0};
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 8; ++w) {
+      writers.emplace_back([&, w] {
+        auto got = store_->Create(key, "writer-" + std::to_string(w), "image/png",
+                                  {{"writer", std::to_string(w)}});
+        ASSERT_TRUE(got.ok());
+        ++(got.value() == CreateOutcome::kCreated ? created : exists);
+      });
+    }
+    for (auto& t : writers) t.join();
+    EXPECT_EQ(created.load(), 1);
+    EXPECT_EQ(exists.load(), 7);
+    ObjectInfo info;
+    std::string data = store_->Get(key, &info).value();
+    EXPECT_EQ(data, "writer-" + info.metadata.at("writer"));  // bytes and metadata agree
+  }
+}
+
+TEST_F(FileStoreTest, ListWalksNestedDirectoriesInKeyOrderWithCursors) {
+  // '-' (0x2D) sorts before '/' (0x2F): "a-b" comes before everything under "a/".
+  std::vector<std::string> keys = {"a/x",   "a-b",     "a/y/z", "a/y-1", "ab",
+                                   "a/y/a", "b/c/d/e", "a.txt", "a/y/zz"};
+  for (const auto& key : keys) ASSERT_TRUE(store_->Put(key, "x", "", {}).ok());
+  std::sort(keys.begin(), keys.end());
+  for (int limit : {1, 2, 3, 100}) {
+    std::vector<std::string> seen;
+    std::string cursor;
+    int pages = 0;
+    do {
+      auto page = store_->List("", limit, cursor);
+      ASSERT_TRUE(page.ok());
+      for (const auto& o : page->objects) seen.push_back(o.key);
+      cursor = page->next_cursor;
+      ASSERT_LT(++pages, 50);
+    } while (!cursor.empty());
+    EXPECT_EQ(seen, keys) << "limit " << limit;
+  }
+  auto sub = store_->List("a/y", 10, "a/y-1");  // a prefix that is not a directory
+  ASSERT_TRUE(sub.ok());
+  std::vector<std::string> got;
+  for (const auto& o : sub->objects) got.push_back(o.key);
+  EXPECT_EQ(got, (std::vector<std::string>{"a/y/a", "a/y/z", "a/y/zz"}));
+  EXPECT_TRUE(store_->List("nothing/", 10, "")->objects.empty());
 }
 
 }  // namespace

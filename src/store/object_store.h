@@ -27,6 +27,11 @@ struct ListPage {
   std::string next_cursor;          // empty: no more
 };
 
+// What a create-only write did: wrote the object, or found the key already taken (by an earlier
+// write, or by a concurrent one that won the race). Either way the stored bytes are the first
+// writer's; a create never replaces them.
+enum class CreateOutcome { kCreated, kExists };
+
 struct ObjectLinks {
   // The store's own name for the object: s3://bucket/key, or file:KEY for a file store (results
   // travel over HTTP, which must not learn the server's paths; Uri() has the absolute one).
@@ -42,6 +47,12 @@ class ObjectStore {
   // Atomic: readers see the old object, or the new one whole; never a partial one.
   virtual Status Put(const std::string& key, const std::string& data,
                      const std::string& content_type, const Metadata& metadata) = 0;
+  // Create-only Put: atomic as Put, and never replaces an object. When two writers race on one
+  // key exactly one gets kCreated; the other (and any later writer) gets kExists and the stored
+  // object is the winner's, bytes and metadata alike. Errors only for failed writes.
+  virtual Result<CreateOutcome> Create(const std::string& key, const std::string& data,
+                                       const std::string& content_type,
+                                       const Metadata& metadata) = 0;
   // kNotFound when absent. `info` (optional) receives size, etag, type and metadata.
   virtual Result<std::string> Get(const std::string& key, ObjectInfo* info) = 0;
   virtual Result<ObjectInfo> Head(const std::string& key) = 0;

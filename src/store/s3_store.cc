@@ -105,22 +105,26 @@ class S3Store : public ObjectStore {
 
   Status Put(const std::string& key, const std::string& data, const std::string& content_type,
              const Metadata& metadata) override {
-    if (Status s = CheckKey(key); !s) return s;
-    aws::Request req = ObjectRequest("S3.PutObject", "PUT", key);
-    req.body = data;
-    req.headers.emplace_back("Content-Type",
-                             content_type.empty() ? "application/octet-stream" : content_type);
-    req.headers.emplace_back("Content-MD5", aws::Base64Encode(aws::Md5(data)));
-    for (const auto& [name, value] : metadata) {
-      std::string lower = Lower(name);
-      if (lower.empty() || !std::all_of(lower.begin(), lower.end(), IsTokenChar)) {
-        return Error::Invalid("metadata", "invalid metadata name: " + name);
-      }
-      req.headers.emplace_back(std::string(kMetaPrefix) + lower, EncodeMetaValue(value));
-    }
-    auto resp = client_->Send(req);
+    auto req = PutRequest(key, data, content_type, metadata);
+    if (!req.ok()) return req.error();
+    auto resp = client_->Send(req.value());
     if (!resp.ok()) return resp.error();
     return Status::Ok();
+  }
+
+  // A conditional PutObject (If-None-Match: *): S3 (since 2024), MinIO and moto write the
+  // object only when the key is free and answer 412 PreconditionFailed otherwise, or 409
+  // ConditionalRequestConflict while a concurrent conditional write of the key is in progress;
+  // both mean another writer holds the key (MakeS3Store maps them to kConflict).
+  Result<CreateOutcome> Create(const std::string& key, const std::string& data,
+                               const std::string& content_type, const Metadata& metadata) override {
+    auto req = PutRequest(key, data, content_type, metadata);
+    if (!req.ok()) return req.error();
+    req->headers.emplace_back("If-None-Match", "*");
+    auto resp = client_->Send(req.value());
+    if (resp.ok()) return CreateOutcome::kCreated;
+    if (resp.error().code == ErrorCode::kConflict) return CreateOutcome::kExists;
+    return resp.error();
   }
 
   Result<std::string> Get(const std::string& key, ObjectInfo* info) override {
@@ -157,7 +161,9 @@ class S3Store : public ObjectStore {
     req.query.emplace_back("max-keys", std::to_string(limit > 0 ? std::min(limit, 1000) : 1000));
     // Keys are sent URL-encoded so that any byte survives the XML round trip.
     req.query.emplace_back("encoding-type", "url");
-    if (!cursor.empty()) req.query.emplace_back("continuation-token", cursor);
+    // The cursor is a key (the ObjectStore contract: "starting after cursor"), so pages are
+    // asked for with start-after: any key makes a valid cursor, whichever store wrote it.
+    if (!cursor.empty()) req.query.emplace_back("start-after", FullKey(cursor));
     auto resp = client_->Send(req);
     if (!resp.ok()) return resp.error();
     auto doc = aws::ParseXml(resp->body);
@@ -185,8 +191,8 @@ class S3Store : public ObjectStore {
     }
     std::sort(page.objects.begin(), page.objects.end(),
               [](const ObjectInfo& a, const ObjectInfo& b) { return a.key < b.key; });
-    if (Lower(doc->ChildText("IsTruncated")) == "true") {
-      page.next_cursor = doc->ChildText("NextContinuationToken");
+    if (Lower(doc->ChildText("IsTruncated")) == "true" && !page.objects.empty()) {
+      page.next_cursor = page.objects.back().key;
     }
     return page;
   }
@@ -247,6 +253,24 @@ class S3Store : public ObjectStore {
   }
 
  private:
+  Result<aws::Request> PutRequest(const std::string& key, const std::string& data,
+                                  const std::string& content_type, const Metadata& metadata) const {
+    if (Status s = CheckKey(key); !s) return s.error();
+    aws::Request req = ObjectRequest("S3.PutObject", "PUT", key);
+    req.body = data;
+    req.headers.emplace_back("Content-Type",
+                             content_type.empty() ? "application/octet-stream" : content_type);
+    req.headers.emplace_back("Content-MD5", aws::Base64Encode(aws::Md5(data)));
+    for (const auto& [name, value] : metadata) {
+      std::string lower = Lower(name);
+      if (lower.empty() || !std::all_of(lower.begin(), lower.end(), IsTokenChar)) {
+        return Error::Invalid("metadata", "invalid metadata name: " + name);
+      }
+      req.headers.emplace_back(std::string(kMetaPrefix) + lower, EncodeMetaValue(value));
+    }
+    return req;
+  }
+
   std::string FullKey(const std::string& key) const {
     return prefix_.empty() ? key : prefix_ + "/" + key;
   }
@@ -305,6 +329,10 @@ Result<std::unique_ptr<ObjectStore>> MakeS3Store(const std::string& url, const S
        region = client_options.region](const aws::AwsFailure& f) -> std::optional<Error> {
     if (!f.bucket_region.empty() && f.bucket_region != region) {
       return WrongRegionError(bucket, f.bucket_region, region);
+    }
+    if (f.operation == "S3.PutObject" &&
+        (f.http_status == 412 || f.aws_code == "ConditionalRequestConflict")) {
+      return Error::Make(ErrorCode::kConflict, "S3.PutObject " + f.resource + ": key exists");
     }
     return previous ? previous(f) : std::nullopt;
   };

@@ -230,5 +230,50 @@ TEST_F(S3VerifyingServerITest, SignedCallsPassAndWrongSecretIsForbidden) {
   EXPECT_EQ(put.error().message.find("not-the-secret"), std::string::npos);
 }
 
+TEST_F(S3ITest, CreateIsConditionalAndNeverReplaces) {
+  auto first = store_->Create("create/k.png", "first", "image/png", {{"owner", "a"}});
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(first.value(), CreateOutcome::kCreated);
+  auto second = store_->Create("create/k.png", "second", "image/png", {{"owner", "b"}});
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(second.value(), CreateOutcome::kExists);
+  ObjectInfo info;
+  EXPECT_EQ(store_->Get("create/k.png", &info).value(), "first");
+  EXPECT_EQ(info.metadata["owner"], "a");
+  // Racing creates: one winner, and the stored object is the winner's.
+  std::atomic<int> created{0}, exists{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 6; ++w) {
+    writers.emplace_back([&, w] {
+      auto got = store_->Create("create/race.png", "w" + std::to_string(w), "image/png",
+                                {{"writer", std::to_string(w)}});
+      ASSERT_TRUE(got.ok()) << got.error().message;
+      ++(got.value() == CreateOutcome::kCreated ? created : exists);
+    });
+  }
+  for (auto& t : writers) t.join();
+  EXPECT_EQ(created.load(), 1);
+  EXPECT_EQ(exists.load(), 5);
+  std::string winner = store_->Get("create/race.png", &info).value();
+  EXPECT_EQ(winner, "w" + info.metadata["writer"]);  // bytes and metadata of one writer
+}
+
+TEST_F(S3ITest, ListPagesWithKeyCursors) {
+  for (const char* key : {"l/a", "l/b", "l/c", "l/d", "m/x"}) {
+    ASSERT_TRUE(store_->Put(key, "x", "text/plain", {}).ok());
+  }
+  auto page = store_->List("l/", 2, "");
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  ASSERT_EQ(page->objects.size(), 2u);
+  EXPECT_EQ(page->next_cursor, "l/b");
+  auto next = store_->List("l/", 2, "l/b");
+  ASSERT_TRUE(next.ok());
+  ASSERT_EQ(next->objects.size(), 2u);
+  EXPECT_EQ(next->objects[0].key, "l/c");
+  auto from_any_key = store_->List("l/", 10, "l/bb");  // any key is a cursor
+  ASSERT_EQ(from_any_key->objects.size(), 2u);
+  EXPECT_TRUE(from_any_key->next_cursor.empty());
+}
+
 }  // namespace
 }  // namespace imagegen

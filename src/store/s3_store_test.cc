@@ -125,19 +125,19 @@ TEST(S3Store, ListDecodesUrlEncodedKeysAndPaginates) {
   EXPECT_EQ(page->objects[1].size, 10u);
   EXPECT_EQ(page->objects[1].etag, "\"x\"");
   EXPECT_EQ(page->objects[1].modified_ms, 1440938160000);
-  EXPECT_EQ(page->next_cursor, "tok/1=");
+  EXPECT_EQ(page->next_cursor, "b+c d.png");  // keys are the cursors (start-after)
   EXPECT_EQ(h.transport->requests[0].url,
             "http://127.0.0.1:9000/bucket?encoding-type=url&list-type=2&max-keys=2&prefix=pre%2F");
 
   h.transport->Push(200, "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>");
-  page = h.store->List("sub/", 0, "tok/1=");
+  page = h.store->List("sub/", 0, "sub/b+c d.png");
   ASSERT_TRUE(page.ok());
   EXPECT_TRUE(page->objects.empty());
   EXPECT_EQ(page->next_cursor, "");
-  EXPECT_EQ(
-      h.transport->requests[1].url,
-      "http://127.0.0.1:9000/bucket?continuation-token=tok%2F1%3D&encoding-type=url&list-type=2&"
-      "max-keys=1000&prefix=pre%2Fsub%2F");
+  EXPECT_EQ(h.transport->requests[1].url,
+            "http://127.0.0.1:9000/"
+            "bucket?encoding-type=url&list-type=2&max-keys=1000&prefix=pre%2Fsub%2F&"
+            "start-after=pre%2Fsub%2Fb%2Bc%20d.png");
 }
 
 TEST(S3Store, PresignedGet) {

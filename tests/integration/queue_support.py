@@ -59,9 +59,11 @@ def sqs_client(endpoint):
 
 
 def pngs(store_dir):
+    """The images in a file store (not its hidden files, nor the listing index's entries)."""
     root = pathlib.Path(store_dir)
     return sorted(str(p.relative_to(root)) for p in root.rglob("*.png")
-                  if not any(part.startswith(".") for part in p.relative_to(root).parts))
+                  if not any(part.startswith(".") for part in p.relative_to(root).parts)
+                  and p.relative_to(root).parts[0] != "index")
 
 
 def job_record(store_dir, job_id):

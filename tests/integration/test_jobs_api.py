@@ -84,7 +84,7 @@ def test_idempotency_key_and_client_job_id_return_the_same_job(setup, workers):
     assert post(0).headers.get("Idempotent-Replayed") == "true"
     # The key with a different body is a conflict, not a second job.
     r = requests.post(server.url + "/jobs", json={"prompt": "other"}, headers=headers)
-    assert r.status_code == 400 and r.json()["error"]["field"] == "Idempotency-Key"
+    assert r.status_code == 409 and r.json()["error"]["field"] == "Idempotency-Key"
     # Another caller's key space (another credential) is separate.
     other = requests.post(server.url + "/jobs", json=body,
                           headers={"Idempotency-Key": "order-7", "X-Api-Key": "someone-else"})
@@ -96,7 +96,7 @@ def test_idempotency_key_and_client_job_id_return_the_same_job(setup, workers):
     assert a.status_code == b.status_code == 202
     assert a.json()["job_id"] == b.json()["job_id"] == "client-1"
     conflict = requests.post(server.url + "/jobs", json={"prompt": "not mine", "job_id": "client-1"})
-    assert conflict.status_code == 400 and conflict.json()["error"]["field"] == "job_id"
+    assert conflict.status_code == 409 and conflict.json()["error"]["field"] == "job_id"
 
     w = workers(*worker_args, "--wait", "0", "--drain")
     assert w.proc.wait(timeout=60) == 0

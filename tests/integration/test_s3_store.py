@@ -63,7 +63,10 @@ def test_cli_generate_to_s3_url_with_prefix(tmp_path, moto_server, bucket):
                                "--store", f"s3://{name}/images/v1", "--s3-endpoint", moto_server,
                                env=CREDS, cwd=tmp_path).stdout)
     assert again["reused"] is True and again["seed"] == 9
-    assert len(s3.list_objects_v2(Bucket=name)["Contents"]) == 1
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=name)["Contents"]]
+    assert [k for k in keys if not k.startswith("images/v1/index/")] == [
+        "images/v1/ids/j-1", "images/v1/j-1.png"]  # the image and its job id's claim
+    assert len([k for k in keys if k.startswith("images/v1/index/images/")]) == 1
 
 
 def test_missing_bucket_is_a_clear_error(tmp_path, moto_server):
