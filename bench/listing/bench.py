@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""GET /images?limit=10 against a big file store, through the real server.
+"""GET /images?limit=10 (or /jobs) against a big file store, through the real server.
 
 Writes N images and N job records straight into the file store's layout (what `imagegen serve`
-itself writes: PNG + .meta sidecar per image, the listing index entries, one JSON record per
-job), starts `imagegen serve --model test` on it, and times `--requests` sequential
+itself writes: PNG + .meta sidecar per image, one JSON record per job, and both listing
+indexes' entries), starts `imagegen serve --model test` on it, and times `--requests` sequential
 `GET /images?limit=10` (after one warm-up request, which also builds the index for a store
 without one). Prints one JSON line with the median and p99 in milliseconds.
 
   bench/listing/bench.py --bin build/imagegen --images 100000 --jobs 100000
+  bench/listing/bench.py --bin build/imagegen --images 0 --jobs 100000 --route /jobs
   bench/listing/bench.py --bin OLD_BINARY --images 2000 --jobs 2000 --no-index   # older layout
 """
 import argparse
@@ -27,10 +28,15 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108020000009
 MAX_MS = 9999999999999
 
 
-def index_entry(created_ms, key):
+def reverse_time(created_ms):
+    """store/reverse_time.h: rrrr/rrr/rrr/rrr- of 10^13-1-created_ms."""
     rev = MAX_MS - created_ms
-    return (f"index/images/{rev // 10**9:04d}/{rev // 10**6 % 1000:03d}/"
-            f"{rev // 1000 % 1000:03d}/{rev % 1000:03d}-{key}")
+    return (f"{rev // 10**9:04d}/{rev // 10**6 % 1000:03d}/"
+            f"{rev // 1000 % 1000:03d}/{rev % 1000:03d}-")
+
+
+def index_entry(created_ms, key):
+    return "index/images/" + reverse_time(created_ms) + key
 
 
 def write(path, data):
@@ -67,7 +73,15 @@ def populate(root, images, jobs, with_index):
         write(root / "jobs" / f"{job_id}.json", json.dumps(record).encode())
         write(root / ".meta" / "jobs" / f"{job_id}.json.json",
               b'{"content_type":"application/json","metadata":{"job-status":"succeeded"}}')
+        if with_index:
+            entry = "jobs/_index/" + reverse_time(created) + job_id
+            write(root / entry, b"")
+            write(root / ".meta" / (entry + ".json"),
+                  b'{"content_type":"application/x-imagegen-index","metadata":{}}')
     if with_index:
+        write(root / "jobs" / "_index.v1", b"1\n")
+        write(root / ".meta" / "jobs" / "_index.v1.json",
+              b'{"content_type":"text/plain","metadata":{}}')
         write(root / "index" / "images.v1", b"1\n")
         write(root / ".meta" / "index" / "images.v1.json",
               b'{"content_type":"text/plain","metadata":{}}')

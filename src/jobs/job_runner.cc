@@ -176,7 +176,7 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
     }
     last_sync = Clock::now();
     if (auto c = jobs_->CancelRequested(job_id, owner); c.ok() && c.value()) cancelled = true;
-    (void)jobs_->Put(record);
+    (void)jobs_->PutProgress(record);  // "running" was written (and indexed) before the run
   };
   auto result = pipeline_->Run(parsed.value(), ctx, RunOrigin::kJob);
   if (!result.ok()) return Finish(message, &record, result.error());

@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/ids.h"
+#include "store/reverse_time.h"
 
 namespace imagegen {
 namespace {
@@ -22,6 +23,11 @@ constexpr std::array<std::pair<JobStatus, std::string_view>, 5> kStatusNames = {
 }};
 
 constexpr std::string_view kRecordSuffix = ".json";
+// The listing index lives in each scope under a name no job id or owner can take (they start
+// with a letter or digit); the marker says the records of a store from before the index are in.
+constexpr std::string_view kIndexDir = "_index/";
+constexpr std::string_view kIndexMarker = "_index.v1";
+constexpr const char* kIndexType = "application/x-imagegen-index";
 
 json ErrorToJson(const Error& error) {
   json j = {{"code", ErrorCodeName(error.code)}, {"message", error.message}};
@@ -134,11 +140,24 @@ bool JobStore::Expired(const JobRecord& record, int64_t now_ms) const {
   return now_ms - finished > options_.retention_s * 1000;
 }
 
-void JobStore::Forget(const std::string& job_id, const std::string& owner) {
+std::string JobStore::IndexKey(const JobRecord& record) const {
+  return Scope(record.owner) + std::string(kIndexDir) + ReverseTimePath(record.created_ms) +
+         record.job_id;
+}
+
+Status JobStore::IndexRecord(const JobRecord& record) {
+  auto created = store_.Create(IndexKey(record), "", kIndexType, {});
+  if (!created.ok()) return created.error();
+  return Status::Ok();  // kExists: an earlier write of this record indexed it
+}
+
+void JobStore::Forget(const JobRecord& record) {
   // Best effort: a record that stays (a failed delete, or no s3:DeleteObject) is still hidden,
-  // and an S3 lifecycle rule on the prefix removes it in the end.
-  (void)store_.Delete(RecordKey(job_id, owner));
-  (void)store_.Delete(CancelKey(job_id, owner));
+  // and an S3 lifecycle rule on the prefix removes it in the end. The index entry goes last: a
+  // record never loses its entry while it can still be read.
+  (void)store_.Delete(RecordKey(record.job_id, record.owner));
+  (void)store_.Delete(CancelKey(record.job_id, record.owner));
+  (void)store_.Delete(IndexKey(record));
 }
 
 void JobStore::SettleAbandoned(JobRecord* record) {
@@ -183,7 +202,7 @@ Result<JobRecord> JobStore::Get(const std::string& job_id, const std::string& ow
   auto record = JobRecordFromJson(parsed);
   if (!record.ok()) return record.error();
   if (Expired(record.value(), Now())) {
-    Forget(job_id, owner);
+    Forget(record.value());
     return Error::Make(ErrorCode::kNotFound, "no such job: " + job_id + " (expired)");
   }
   SettleAbandoned(&record.value());
@@ -203,6 +222,14 @@ Result<JobRecord> JobStore::Get(const std::string& job_id, const std::string& ow
 
 Status JobStore::Put(JobRecord record) {
   if (auto s = CheckJobId(record.job_id); !s) return s;
+  // The entry before the record (create-only, named from the record's fixed created_ms): a
+  // record that exists is always listed. Repeated writes of one record find it there.
+  if (auto s = IndexRecord(record); !s) return s;
+  return PutProgress(std::move(record));
+}
+
+Status JobStore::PutProgress(JobRecord record) {
+  if (auto s = CheckJobId(record.job_id); !s) return s;
   record.updated_ms = Now();
   record.cancel_requested = false;  // lives in its own object
   return store_.Put(RecordKey(record.job_id, record.owner), JobRecordToJson(record).dump(),
@@ -212,6 +239,7 @@ Status JobStore::Put(JobRecord record) {
 
 Result<CreateOutcome> JobStore::Create(JobRecord record) {
   if (auto s = CheckJobId(record.job_id); !s) return s.error();
+  if (auto s = IndexRecord(record); !s) return s.error();
   record.updated_ms = Now();
   record.cancel_requested = false;
   return store_.Create(RecordKey(record.job_id, record.owner), JobRecordToJson(record).dump(),
@@ -231,36 +259,66 @@ Result<bool> JobStore::CancelRequested(const std::string& job_id, const std::str
   return head.error();
 }
 
+Status JobStore::EnsureIndex() {
+  if (index_ready_) return Status::Ok();
+  std::lock_guard<std::mutex> lock(index_mu_);
+  if (index_ready_) return Status::Ok();
+  const std::string marker = options_.prefix + std::string(kIndexMarker);
+  auto head = store_.Head(marker);
+  if (!head.ok() && head.error().code != ErrorCode::kNotFound) return head.error();
+  if (!head.ok()) {
+    // Records written before the index: one scan of every scope, entries named as the record
+    // writes name them (so a writer indexing at the same time makes the same entries).
+    std::string after;
+    for (;;) {
+      auto listed = store_.List(options_.prefix, 1000, after);
+      if (!listed.ok()) return listed.error();
+      for (const auto& object : listed->objects) {
+        after = object.key;
+        if (!object.key.ends_with(kRecordSuffix)) continue;  // entries, markers, cancellations
+        auto data = store_.Get(object.key, nullptr);
+        if (!data.ok()) continue;  // deleted meanwhile
+        auto record = JobRecordFromJson(json::parse(data.value(), nullptr, false));
+        if (!record.ok() || RecordKey(record->job_id, record->owner) != object.key) continue;
+        if (auto s = IndexRecord(record.value()); !s) return s;
+      }
+      if (listed->next_cursor.empty()) break;
+    }
+    if (auto s = store_.Put(marker, "1\n", "text/plain", {}); !s) return s;
+  }
+  index_ready_ = true;
+  return Status::Ok();
+}
+
 Result<JobPage> JobStore::List(int limit, const std::string& cursor, const std::string& owner) {
   if (limit < 1 || limit > 100) return Error::Invalid("limit", "limit must be between 1 and 100");
-  if (!cursor.empty()) {
-    if (auto s = CheckJobId(cursor); !s) return Error::Invalid("cursor", "malformed cursor");
+  if (!owner.empty() && !CheckJobId(owner)) return JobPage{};
+  const std::string index = Scope(owner) + std::string(kIndexDir);
+  if (!cursor.empty() && !CheckKey(index + cursor)) {
+    return Error::Invalid("cursor", "malformed cursor");
   }
+  if (auto s = EnsureIndex(); !s) return s.error();
   JobPage page;
-  const std::string scope = Scope(owner);
-  std::string after = cursor.empty() ? "" : RecordKey(cursor, owner);
-  // Cancellation markers and expired records share the prefix; read on until the page is full.
+  std::string after = cursor.empty() ? "" : index + cursor;
+  // Entries of expired or deleted records (and a second entry of a record whose first writer
+  // named it from another time) are skipped: read on until the page is full.
   for (;;) {
-    auto listed = store_.List(scope, limit, after);
+    auto listed = store_.List(index, limit, after);
     if (!listed.ok()) return listed.error();
-    for (const auto& object : listed->objects) {
-      after = object.key;
-      const std::string& key = object.key;
-      if (key.size() <= scope.size() + kRecordSuffix.size() ||
-          key.compare(key.size() - kRecordSuffix.size(), kRecordSuffix.size(), kRecordSuffix) !=
-              0) {
-        continue;
-      }
-      std::string id = key.substr(scope.size(), key.size() - scope.size() - kRecordSuffix.size());
-      if (id.find('/') != std::string::npos) continue;  // another owner's
+    for (const auto& entry : listed->objects) {
+      after = entry.key;
+      std::string rest = entry.key.substr(index.size());  // rrrr/rrr/rrr/rrr-<job_id>
+      std::string id = AfterReverseTime(rest);
+      if (id.empty() || !CheckJobId(id)) continue;
       auto record = Get(id, owner);
       if (!record.ok()) {
         if (record.error().code == ErrorCode::kNotFound) continue;  // expired or just deleted
         return record.error();
       }
+      if (IndexKey(record.value()) != entry.key) continue;  // listed under its own entry
       page.jobs.push_back(std::move(record.value()));
       if (static_cast<int>(page.jobs.size()) == limit) {
-        page.next_cursor = id;
+        page.next_cursor = rest;
         return page;
       }
     }

@@ -7,6 +7,14 @@
 // caller's namespace + "/", so that each API key has ids of its own):
 //   PREFIX SCOPE<job_id>.json    the record (JobRecord as JSON)
 //   PREFIX SCOPE<job_id>.cancel  a cancellation request, written only by DELETE /jobs/{id}
+//   PREFIX SCOPE_index/rrrr/rrr/rrr/rrr-<job_id>
+//                                the listing index: a zero-byte entry per record, r the digits
+//                                of 10^13-1-created_ms (store/reverse_time.h), written
+//                                create-only before the record, so that GET /jobs pages newest
+//                                first in O(page) on the file store and on S3 (ListObjectsV2
+//                                start-after). '_' starts no job id or owner. A store written
+//                                before the index is indexed once, on the first listing (a full
+//                                scan, then the marker PREFIX_index.v1).
 // Keeping the cancellation apart from the record means the one writer that races the worker
 // (DELETE) never overwrites the worker's progress and the worker never erases a cancellation;
 // readers merge the two. Record writes themselves are last-writer-wins (object stores have no
@@ -25,8 +33,10 @@
 // last attempt it reads as queued, as the message will be delivered again.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -70,7 +80,7 @@ nlohmann::json JobRecordToJson(const JobRecord& record);
 Result<JobRecord> JobRecordFromJson(const nlohmann::json& json);
 
 struct JobPage {
-  std::vector<JobRecord> jobs;  // in key order: newest first for server-made ids
+  std::vector<JobRecord> jobs;  // newest first
   std::string next_cursor;      // empty: no more
 };
 
@@ -93,16 +103,18 @@ class JobStore {
   // an unfinished job with a cancellation request that no worker holds reads as cancelled.
   // `owner` is the namespace of job_id (JobRecord::owner).
   Result<JobRecord> Get(const std::string& job_id, const std::string& owner = "");
-  // Writes `record` whole (updated_ms is set to now).
+  // Writes `record` whole (updated_ms is set to now), its listing entry first.
   Status Put(JobRecord record);
+  // Put for a record already written by this writer (a running job's progress): no entry.
+  Status PutProgress(JobRecord record);
   // Writes `record` only when no record has its id: a submission's "queued" never replaces
   // what a worker that received the message first has written. kExists: a record was there.
   Result<CreateOutcome> Create(JobRecord record);
   // Writes the cancellation marker.
   Status RequestCancel(const std::string& job_id, const std::string& owner = "");
   Result<bool> CancelRequested(const std::string& job_id, const std::string& owner = "");
-  // At most `limit` unexpired records of `owner` with ids after `cursor` (a job id; "" =
-  // start).
+  // At most `limit` unexpired records of `owner`, newest first (by created_ms), after `cursor`
+  // (a next_cursor; "" = start).
   Result<JobPage> List(int limit, const std::string& cursor, const std::string& owner = "");
 
   const JobStoreOptions& options() const { return options_; }
@@ -112,11 +124,16 @@ class JobStore {
   std::string RecordKey(const std::string& job_id, const std::string& owner) const;
   std::string CancelKey(const std::string& job_id, const std::string& owner) const;
   bool Expired(const JobRecord& record, int64_t now_ms) const;
-  void Forget(const std::string& job_id, const std::string& owner);
+  std::string IndexKey(const JobRecord& record) const;
+  Status IndexRecord(const JobRecord& record);
+  Status EnsureIndex();
+  void Forget(const JobRecord& record);
   void SettleAbandoned(JobRecord* record);
 
   ObjectStore& store_;
   JobStoreOptions options_;
+  std::mutex index_mu_;
+  std::atomic<bool> index_ready_{false};  // the index marker was seen (or written)
 };
 
 // Where the job records of images under `key_prefix` live: "<key_prefix>jobs/".

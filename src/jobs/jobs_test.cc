@@ -2,6 +2,7 @@
 // the real embedded queue, with a scripted model and a fault-injecting store wrapper.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <set>
 #include <thread>
@@ -66,11 +67,14 @@ class FaultyStore final : public ObjectStore {
   Result<ObjectInfo> Head(const std::string& key) override { return base_->Head(key); }
   Status Delete(const std::string& key) override { return base_->Delete(key); }
   Result<ListPage> List(const std::string& prefix, int limit, const std::string& cursor) override {
-    return base_->List(prefix, limit, cursor);
+    auto page = base_->List(prefix, limit, cursor);
+    if (page.ok()) listed_objects += static_cast<int>(page->objects.size());
+    return page;
   }
   std::string Uri(const std::string& key) const override { return base_->Uri(key); }
 
   std::string fail_put_containing;
+  std::atomic<int> listed_objects{0};  // objects returned by List, all calls together
 
  private:
   std::unique_ptr<ObjectStore> base_;
@@ -264,6 +268,69 @@ TEST_F(JobsTest, CancellingQueuedAndRunningJobs) {
   EXPECT_EQ(service_->Get(running->record.job_id)->status, JobStatus::kCancelled);
   EXPECT_FALSE(store_->Head(running->record.job_id + ".png").ok());
   EXPECT_EQ(service_->Cancel("unknown-job").error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(JobsTest, ListingReadsTheIndexNewestFirstInPagesOfItsOwnSize) {
+  // Client-named ids sort in no particular order; the listing follows created_ms.
+  auto put = [&](const std::string& id, int64_t created_ms, const std::string& owner = "") {
+    JobRecord record;
+    record.job_id = id;
+    record.owner = owner;
+    record.created_ms = created_ms;
+    ASSERT_TRUE(jobs_->Put(record).ok());
+  };
+  const int64_t t = NowEpochMs();
+  for (int i = 0; i < 300; ++i) put("bulk-" + std::to_string(i), t - 100000 + i);
+  put("zeta", t + 1);
+  put("alpha", t + 3);
+  put("mid", t + 2);
+  put("other", t + 4, "k1");
+  put("alpha", t + 3);                   // rewritten: still one entry, listed once
+  ASSERT_TRUE(jobs_->List(1, "").ok());  // the first listing checks for older records once
+  store_->listed_objects = 0;
+  auto first = jobs_->List(2, "");
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  ASSERT_EQ(first->jobs.size(), 2u);
+  EXPECT_EQ(first->jobs[0].job_id, "alpha");
+  EXPECT_EQ(first->jobs[1].job_id, "mid");
+  EXPECT_LE(store_->listed_objects.load(), 2);  // O(page), not O(records)
+  auto second = jobs_->List(2, first->next_cursor);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->jobs[0].job_id, "zeta");
+  EXPECT_EQ(second->jobs[1].job_id, "bulk-299");
+  int total = 0;
+  std::string cursor;
+  do {
+    auto page = jobs_->List(100, cursor);
+    ASSERT_TRUE(page.ok());
+    total += static_cast<int>(page->jobs.size());
+    cursor = page->next_cursor;
+  } while (!cursor.empty());
+  EXPECT_EQ(total, 303);  // every record once; the other owner's not among them
+  auto theirs = jobs_->List(10, "", "k1");
+  ASSERT_EQ(theirs->jobs.size(), 1u);
+  EXPECT_EQ(theirs->jobs[0].job_id, "other");
+  EXPECT_EQ(jobs_->List(10, "../x").error().code, ErrorCode::kInvalidRequest);
+
+  // A store written before the index: its records are indexed on the first listing.
+  for (const auto& [id, ms] : {std::pair{"old-b", t - 5}, std::pair{"old-a", t - 9}}) {
+    JobRecord record;
+    record.job_id = id;
+    record.created_ms = ms;
+    ASSERT_TRUE(store_
+                    ->Put(std::string("legacy/jobs/") + id + ".json",
+                          JobRecordToJson(record).dump(), "application/json", {})
+                    .ok());
+  }
+  JobStoreOptions legacy_options;
+  legacy_options.prefix = "legacy/jobs/";
+  JobStore legacy(*store_, legacy_options);
+  auto listed = legacy.List(10, "");
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  ASSERT_EQ(listed->jobs.size(), 2u);
+  EXPECT_EQ(listed->jobs[0].job_id, "old-b");
+  EXPECT_EQ(listed->jobs[1].job_id, "old-a");
+  EXPECT_TRUE(store_->Head("legacy/jobs/_index.v1").ok());
 }
 
 TEST_F(JobsTest, ListingPaginatesAndHidesExpiredRecords) {

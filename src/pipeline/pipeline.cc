@@ -1,7 +1,6 @@
 #include "pipeline/pipeline.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -11,6 +10,7 @@
 #include "core/ids.h"
 #include "core/metrics.h"
 #include "image/codec.h"
+#include "store/reverse_time.h"
 
 namespace imagegen {
 namespace {
@@ -29,8 +29,6 @@ using json = nlohmann::json;
 
 constexpr const char* kIndexDir = "index/images/";
 constexpr const char* kIndexMarker = "index/images.v1";
-constexpr int64_t kMaxEpochMs = 9999999999999LL;
-constexpr size_t kIndexTimeChars = 17;  // "rrrr/rrr/rrr/rrr-"
 
 Metadata ImageMetadata(const ValidRequest& request, const std::string& model, int64_t seed,
                        int64_t created_ms, bool alpha) {
@@ -153,14 +151,8 @@ std::string Pipeline::ClaimKey(const ValidRequest& request) const {
 }
 
 std::string Pipeline::IndexKey(int64_t created_ms, const std::string& key) const {
-  // rrrr/rrr/rrr/rrr-<key>: the reverse time split so that no directory of the file store
-  // holds more than a thousand entries per level (a page reads a few small directories), and
-  // fixed-width digits so that S3's flat lexicographic order is still newest first.
-  long long rev = kMaxEpochMs - std::clamp<int64_t>(created_ms, 0, kMaxEpochMs);
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%04lld/%03lld/%03lld/%03lld-", rev / 1000000000,
-                rev / 1000000 % 1000, rev / 1000 % 1000, rev % 1000);
-  return options_.key_prefix + kIndexDir + buf + key.substr(options_.key_prefix.size());
+  return options_.key_prefix + kIndexDir + ReverseTimePath(created_ms) +
+         key.substr(options_.key_prefix.size());
 }
 
 Result<JobIdClaim> Pipeline::ClaimJobId(const ValidRequest& request, RunOrigin origin,
@@ -412,8 +404,9 @@ Result<ImagePage> Pipeline::ListImages(int limit, const std::string& cursor) {
     for (const auto& entry : listed->objects) {
       after = entry.key;
       std::string rest = entry.key.substr(index.size());  // rrrr/rrr/rrr/rrr-<key>
-      if (rest.size() <= kIndexTimeChars || rest[kIndexTimeChars - 1] != '-') continue;
-      std::string key = options_.key_prefix + rest.substr(kIndexTimeChars);
+      std::string name = AfterReverseTime(rest);
+      if (name.empty()) continue;
+      std::string key = options_.key_prefix + name;
       auto head = store_->Head(key);
       if (!head.ok()) continue;  // its generation failed, or has not stored it yet
       page.images.push_back({key, std::move(head.value())});

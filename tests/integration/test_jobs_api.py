@@ -214,3 +214,23 @@ def test_job_records_live_in_s3_when_the_store_is_s3(tmp_path, serve, moto_serve
     assert requests.delete(server.url + "/jobs/nope").status_code == 404
     page = requests.get(server.url + "/jobs", params={"limit": 5}).json()
     assert [j["job_id"] for j in page["jobs"]] == [job["job_id"]]
+    # Client-named ids out of their time order: pages follow the creation time, from the
+    # index under jobs/_index/ (ListObjectsV2 start-after), not the ids' key order.
+    for name in ("s3-c", "s3-a", "s3-b"):
+        r = requests.post(server.url + "/jobs", json={"prompt": name, "job_id": name})
+        assert r.status_code == 202, r.text
+        time.sleep(0.01)
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = requests.get(server.url + "/jobs", params=params).json()
+        assert len(page["jobs"]) <= 2
+        seen += [j["job_id"] for j in page["jobs"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == ["s3-b", "s3-a", "s3-c", job["job_id"]]
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="team-a/jobs/_index/")
+            ["Contents"]}
+    # team-a/jobs/_index/rrrr/rrr/rrr/rrr-<job_id>: one entry per record
+    assert sorted(k[len("team-a/jobs/_index/") + 17:] for k in keys) == sorted(seen), keys
