@@ -335,9 +335,10 @@ HttpResponse Api::ListImages(HttpRequest& request) {
   if (!page.ok()) return ErrorResponse(page.error());
   json images = json::array();
   for (const auto& [key, info] : page->images) {
-    auto meta = [&](const char* name) {
-      auto it = info.metadata.find(name);
-      return it == info.metadata.end() ? std::string() : DecodeMetadataValue(it->second);
+    const ObjectInfo& object = info;  // clang 14 (the Lambda toolchain) cannot capture a binding
+    auto meta = [&object](const char* name) {
+      auto it = object.metadata.find(name);
+      return it == object.metadata.end() ? std::string() : DecodeMetadataValue(it->second);
     };
     images.push_back({{"key", key},
                       {"url", ImageUrl(request, key)},
