@@ -13,8 +13,8 @@ cd "$(dirname "$0")/../.."
 seconds="${1:-10}"
 baseline="${2:-}"
 idle="${IDLE_CONNECTIONS:-1000}"
-bins=("${IMAGEGEN_BIN:-build/imagegen}")
-[ -n "$baseline" ] && bins+=("$baseline")
+bins=("$(realpath "${IMAGEGEN_BIN:-build/imagegen}")")
+[ -n "$baseline" ] && bins+=("$(realpath "$baseline")")
 work=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT
@@ -50,7 +50,7 @@ measure() {  # binary label
 labels=(new baseline)
 for i in "${!bins[@]}"; do measure "${bins[$i]}" "${labels[$i]}"; done
 
-echo "| server | GET /healthz req/s | p50 | p99 | POST /generate req/s | p50 | p99 | idle RSS | RSS per $idle idle conns | /healthz p50 / max with them held |"
+echo "| server | GET /healthz req/s | p50 | p99 | POST /generate req/s | p50 | p99 | idle RSS | RSS per 1,000 idle conns ($idle held) | /healthz p50 / max with them held |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 while IFS='|' read -r label health generate idle_mib idle_json; do
   read -r h_rps h50 h99 <<< "$health"

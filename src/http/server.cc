@@ -321,6 +321,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (buffer_.size() > server_->limits.max_bytes) {
       return Reject(Error::Make(ErrorCode::kHeadersTooLarge, "request head too large"));
     }
+    if (buffer_.size() == 0) {
+      // An idle connection holds no buffer: wait until bytes arrive, then allocate.
+      buffer_.shrink_to_fit();
+      socket_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+        if (self->state_ != State::kWaiting) return;
+        if (ec) return self->OnRead(ec, 0);
+        self->ReadSome();
+      });
+      return;
+    }
+    ReadSome();
+  }
+
+  void ReadSome() {
     size_t room = std::min<size_t>(8192, buffer_.max_size() - buffer_.size());
     socket_.async_read_some(
         buffer_.prepare(room),
@@ -611,6 +625,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     socket_.shutdown(tcp::socket::shutdown_send, ec);
     ArmTimer(1);
     lingered_ = 0;
+    discard_.resize(4096);
     Discard();
   }
 
@@ -657,7 +672,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   State state_ = State::kWaiting;
   std::string remote_;
   std::string interim_, out_head_, out_body_;
-  std::array<char, 4096> discard_{};
+  std::vector<char> discard_;  // allocated only when lingering
   size_t lingered_ = 0;
   std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
   bool head_only_ = false;
