@@ -200,3 +200,34 @@ def test_an_invalid_environment_variable_is_named(tmp_path):
         r = run_cli("generate", "x", "--model", "test", env={name: value}, cwd=tmp_path)
         assert r.returncode == 2, (name, r.stderr)
         assert name in r.stderr and value in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_links_do_not_take_a_clients_host(serve):
+    """Absolute links come from --public-url, or from Host only when it names this server by
+    address and port; X-Forwarded-* only with --trust-proxy."""
+    body = {"prompt": "a red circle"}
+    plain = serve("--model", "test")
+    hostile = requests.post(plain.url + "/generate", json=body,
+                            headers={"Host": "evil.example", "X-Forwarded-Proto": "https",
+                                     "X-Forwarded-Host": "evil.example"}).json()
+    assert hostile["url"].startswith(plain.url + "/images/"), hostile["url"]
+    own = requests.post(plain.url + "/generate", json=body).json()
+    assert own["url"].startswith(plain.url + "/images/")
+
+    public = serve("--model", "test", "--public-url", "https://images.example.com/")
+    named = requests.post(public.url + "/generate", json=body, headers={"Host": "evil.example"})
+    assert named.json()["url"].startswith("https://images.example.com/images/"), named.text
+
+    proxied = serve("--model", "test", "--trust-proxy")
+    forwarded = requests.post(proxied.url + "/generate", json=body,
+                              headers={"X-Forwarded-Proto": "https",
+                                       "X-Forwarded-Host": "images.example.com"}).json()
+    assert forwarded["url"].startswith("https://images.example.com/images/"), forwarded["url"]
+
+
+def test_serve_refuses_a_negative_or_huge_max_body(imagegen_bin, tmp_path):
+    for value in ("-1", str(1 << 31)):
+        r = subprocess.run([imagegen_bin, "serve", "--max-body", value, "--port", "0"],
+                           capture_output=True, text=True, timeout=30, cwd=tmp_path)
+        assert r.returncode == 2, (value, r.stderr)
+        assert r.stderr.strip().count("\n") == 0 and "max-body" in r.stderr, r.stderr
