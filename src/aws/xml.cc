@@ -1,6 +1,9 @@
 #include "aws/xml.h"
 
 #include <cctype>
+#include <cstdint>
+
+#include "core/strings.h"
 
 namespace imagegen::aws {
 
@@ -35,24 +38,6 @@ const XmlNode* XmlNode::Find(std::string_view descendant_name) const {
 namespace {
 
 constexpr int kMaxDepth = 64;
-
-void AppendUtf8(std::string* out, unsigned long cp) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 class Parser {
  public:
@@ -131,7 +116,7 @@ class Parser {
           cp = cp * (hex ? 16 : 10) + static_cast<unsigned long>(v);
           if (cp > 0x10FFFF) return SetError("character reference out of range");
         }
-        AppendUtf8(out, cp);
+        AppendCodePoint(static_cast<uint32_t>(cp), out);
       } else {
         return SetError("unknown entity &" + std::string(ent) + ";");
       }

@@ -6,6 +6,8 @@
 #include <optional>
 #include <vector>
 
+#include "core/strings.h"
+
 namespace imagegen {
 namespace {
 
@@ -46,24 +48,6 @@ uint32_t NextCodePoint(const std::string& s, size_t* i) {
   }
   *i += static_cast<size_t>(extra) + 1;
   return cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ? 0xFFFD : cp;
-}
-
-void AppendUtf8(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
 }
 
 void AppendUnit(uint16_t unit, std::string* out) {
@@ -107,7 +91,7 @@ std::string Utf8FromUtf16(const std::string& bytes, bool big_endian) {
     } else if (u >= 0xD800 && u <= 0xDFFF) {
       u = 0xFFFD;
     }
-    AppendUtf8(u, &out);
+    AppendCodePoint(u, &out);
   }
   return out;
 }
@@ -314,7 +298,7 @@ std::string DecodeEntities(const std::string& s) {
       out += s[i];
       continue;
     }
-    AppendUtf8(*cp, &out);
+    AppendCodePoint(*cp, &out);
     i = semi;
   }
   return out;
