@@ -153,6 +153,56 @@ Status ResolveOutput(const GenerateRequest& in, const ModelLimits& limits, Valid
   return Status::Ok();
 }
 
+Status ResolveSampler(const GenerateRequest& in, const ModelLimits& limits, ValidRequest* out) {
+  if (limits.samplers.empty()) {
+    if (!in.sampler.empty()) {
+      out->warnings.push_back("sampler \"" + in.sampler +
+                              "\" ignored: this model has no sampler choice");
+    }
+    return Status::Ok();
+  }
+  if (in.sampler.empty()) {
+    out->sampler = limits.samplers.front();
+    return Status::Ok();
+  }
+  if (std::find(limits.samplers.begin(), limits.samplers.end(), in.sampler) ==
+      limits.samplers.end()) {
+    std::string list;
+    for (const auto& name : limits.samplers) list += (list.empty() ? "" : ", ") + name;
+    return Error::Invalid("sampler",
+                          "sampler must be one of " + list + " (got \"" + in.sampler + "\")");
+  }
+  out->sampler = in.sampler;
+  return Status::Ok();
+}
+
+// The edit inputs: only for a model that can edit, within the byte limit, a mask only with an
+// image. The images' contents are the model's to decode (it knows the size it needs).
+Status ResolveEdit(const GenerateRequest& in, const ModelLimits& limits, ValidRequest* out) {
+  if (in.init_image.empty()) {
+    if (!in.mask.empty()) return Error::Invalid("mask", "a mask needs an image to apply to");
+    if (in.strength) out->warnings.push_back("strength ignored: there is no image to edit");
+    return Status::Ok();
+  }
+  if (!limits.edits) {
+    return Error::Invalid("image", "this model cannot edit images (text-to-image only)");
+  }
+  using Input = std::pair<const char*, const std::string*>;
+  for (const auto& [field, bytes] : {Input{"image", &in.init_image}, Input{"mask", &in.mask}}) {
+    if (bytes->size() > limits.max_init_image_bytes) {
+      return Error::Invalid(field, std::string(field) + " must be at most " +
+                                       std::to_string(limits.max_init_image_bytes) + " bytes");
+    }
+  }
+  out->strength = in.strength.value_or(limits.default_strength);
+  if (out->strength <= 0 || out->strength > 1 || !std::isfinite(out->strength)) {
+    return Error::Invalid("strength", "strength must be greater than 0 and at most 1");
+  }
+  out->init_image = in.init_image;
+  out->mask = in.mask;
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<ValidRequest> Validate(const GenerateRequest& in, const ModelLimits& limits) {
@@ -186,6 +236,8 @@ Result<ValidRequest> Validate(const GenerateRequest& in, const ModelLimits& limi
   out.count = in.count;
   if (auto s = CheckRange("count", out.count, 1, limits.max_count); !s) return s.error();
   if (auto s = ResolveOutput(in, limits, &out); !s) return s.error();
+  if (auto s = ResolveSampler(in, limits, &out); !s) return s.error();
+  if (auto s = ResolveEdit(in, limits, &out); !s) return s.error();
   out.model = in.model;
   out.job_id = in.job_id;
   out.owner = in.owner;

@@ -34,6 +34,14 @@ struct GenerateRequest {
   // OpenAI's quality ("low" | "medium" | "high" | "auto" | "standard" | "hd"): chooses the steps
   // when steps are not given. Empty: no preset.
   std::string quality_preset;
+  // The sampler by imagegen's name ("euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim",
+  // "turbo"); empty: the model's default. Doors map their clients' names onto these.
+  std::string sampler;
+  // Image-to-image and inpainting: the encoded source image (PNG, JPEG or WebP bytes) and an
+  // optional mask of the same size (white = repaint). Empty: text-to-image.
+  std::string init_image;
+  std::string mask;
+  std::optional<double> strength;  // how far from init_image, 0 < strength <= 1; model default
 };
 
 // One row of limits per model. Validation reads only this table.
@@ -47,6 +55,12 @@ struct ModelLimits {
   int64_t max_seed = 2147483647;
   int default_quality = 90;  // JPEG/WebP quality when the request names none (0..100 allowed)
   bool makes_alpha = false;  // whether the model can draw a transparent background
+  // Sampler names the model accepts, its default first; empty: the model has no choice (a named
+  // sampler is then reported in warnings).
+  std::vector<std::string> samplers;
+  bool edits = false;  // image-to-image / inpainting (init_image, mask) supported
+  double default_strength = 0.8;
+  size_t max_init_image_bytes = 16u << 20;
 };
 
 // A request with every field resolved: defaults applied, seed chosen, limits checked.
@@ -66,6 +80,10 @@ struct ValidRequest {
   int quality = 90;
   Background background = Background::kAuto;
   std::string quality_preset;  // the preset that chose the steps ("medium" for "auto"), or empty
+  std::string sampler;         // the model's sampler name, or empty where it has no choice
+  std::string init_image;      // as GenerateRequest (encoded bytes); empty: text-to-image
+  std::string mask;
+  double strength = 1.0;  // meaningful only with init_image
   // Asked-for things that will not happen as asked (transparency from a model without alpha,
   // a quality for lossless PNG); every door reports them with the result.
   std::vector<std::string> warnings;

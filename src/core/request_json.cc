@@ -80,9 +80,9 @@ Status ReadOptionalInt(const nlohmann::json& body, const char* name, int64_t max
 
 Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
   static const std::set<std::string> kKnown = {
-      "prompt", "negative_prompt", "width",          "height",  "size",
-      "seed",   "steps",           "guidance_scale", "count",   "n",
-      "model",  "job_id",          "format",         "quality", "background"};
+      "prompt", "negative_prompt", "width",      "height",  "size",    "seed",
+      "steps",  "guidance_scale",  "count",      "n",       "model",   "job_id",
+      "format", "quality",         "background", "sampler", "strength"};
   if (auto s = CheckKnownFields(body, kKnown); !s) return s.error();
   GenerateRequest req;
   if (!body.contains("prompt")) return Error::Invalid("prompt", "prompt is required");
@@ -92,6 +92,8 @@ Result<GenerateRequest> ParseGenerateJson(const nlohmann::json& body) {
   if (auto s = ReadString(body, "job_id", &req.job_id); !s) return s.error();
   if (auto s = ReadString(body, "format", &req.format); !s) return s.error();
   if (auto s = ReadString(body, "background", &req.background); !s) return s.error();
+  if (auto s = ReadString(body, "sampler", &req.sampler); !s) return s.error();
+  if (auto s = ReadNumber(body, "strength", &req.strength); !s) return s.error();
   int64_t count = 1;
   // Range checks here only keep numbers in int; the model's limits are checked by Validate,
   // which names the model's range (so 0 is read as given, not as "absent").

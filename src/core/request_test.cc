@@ -346,5 +346,44 @@ TEST(IdsTest, MetadataEncodingRoundTrips) {
   EXPECT_EQ(DecodeMetadataValue(encoded), value);
 }
 
+TEST(ValidateTest, SamplerFromTheModelsListOrItsDefault) {
+  ModelLimits limits = TestLimits();
+  limits.samplers = {"euler", "ddim"};
+  GenerateRequest req;
+  req.prompt = "a";
+  EXPECT_EQ(Validate(req, limits)->sampler, "euler");
+  req.sampler = "ddim";
+  EXPECT_EQ(Validate(req, limits)->sampler, "ddim");
+  req.sampler = "plms";
+  auto v = Validate(req, limits);
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().field, "sampler");
+  EXPECT_NE(v.error().message.find("euler, ddim"), std::string::npos);
+  auto plain = Validate(req, TestLimits());  // a model without a choice: warned, not refused
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->sampler, "");
+  ASSERT_EQ(plain->warnings.size(), 1u);
+}
+
+TEST(ValidateTest, EditsOnlyWhereTheModelCanWithinLimits) {
+  ModelLimits limits = TestLimits();
+  GenerateRequest req;
+  req.prompt = "a";
+  req.init_image = "bytes";
+  EXPECT_EQ(Validate(req, limits).error().field, "image");
+  limits.edits = true;
+  EXPECT_DOUBLE_EQ(Validate(req, limits)->strength, limits.default_strength);
+  req.strength = 0;
+  EXPECT_EQ(Validate(req, limits).error().field, "strength");
+  req.strength = 1;
+  EXPECT_DOUBLE_EQ(Validate(req, limits)->strength, 1.0);
+  limits.max_init_image_bytes = 4;
+  EXPECT_EQ(Validate(req, limits).error().field, "image");
+  GenerateRequest mask_only;
+  mask_only.prompt = "a";
+  mask_only.mask = "m";
+  EXPECT_EQ(Validate(mask_only, limits).error().field, "mask");
+}
+
 }  // namespace
 }  // namespace imagegen

@@ -36,6 +36,8 @@ json GenerateRequestToJson(const GenerateRequest& r) {
   if (!r.format.empty()) j["format"] = r.format;
   if (r.quality) j["quality"] = *r.quality;
   if (!r.background.empty()) j["background"] = r.background;
+  if (!r.sampler.empty()) j["sampler"] = r.sampler;
+  if (r.strength) j["strength"] = *r.strength;
   return j;
 }
 

@@ -117,7 +117,13 @@ std::string RequestHash(const ValidRequest& r) {
                     {"model", r.model},
                     {"format", ImageFormatName(r.format)},
                     {"quality", FormatIsLossy(r.format) ? r.quality : 0},
-                    {"background", BackgroundName(r.background)}};
+                    {"background", BackgroundName(r.background)},
+                    {"sampler", r.sampler}};
+  if (!r.init_image.empty()) {  // an edit: the same prompt on another image is another request
+    canonical["init_image"] = aws::Sha256Hex(r.init_image);
+    canonical["mask"] = aws::Sha256Hex(r.mask);
+    canonical["strength"] = r.strength;
+  }
   return aws::Sha256Hex(canonical.dump(-1, ' ', true, json::error_handler_t::replace));
 }
 
