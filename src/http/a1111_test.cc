@@ -1,0 +1,174 @@
+#include "http/a1111.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "http/api.h"
+#include "model/testing/test_model.h"
+#include "store/file_store.h"
+
+namespace imagegen {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// The test model with a sampler choice, as the Stable Diffusion engine offers one: the pixels
+// do not depend on it, the door's mapping and reporting do.
+class ChoosingModel final : public ImageModel {
+ public:
+  explicit ChoosingModel(std::unique_ptr<ImageModel> inner) : inner_(std::move(inner)) {
+    limits_ = inner_->Limits();
+    limits_.samplers = {"euler_a", "dpmpp_2m_karras", "euler"};
+  }
+  std::string Name() const override { return inner_->Name(); }
+  const ModelLimits& Limits() const override { return limits_; }
+  Result<ModelOutput> Generate(const ValidRequest& request, const GenerateContext& ctx) override {
+    return inner_->Generate(request, ctx);
+  }
+
+ private:
+  std::unique_ptr<ImageModel> inner_;
+  ModelLimits limits_;
+};
+
+class A1111Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() /
+            ("imagegen-a1111-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    auto model = std::make_shared<ChoosingModel>(std::move(MakeTestModel("test").value()));
+    auto pipeline = std::make_shared<Pipeline>(
+        model, std::move(MakeFileStore(root_.string()).value()), PipelineOptions{});
+    ApiOptions options;
+    options.log_requests = false;
+    api_ = std::make_unique<Api>(pipeline, options);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  HttpResponse Call(const std::string& method, const std::string& path,
+                    const std::string& body = "") {
+    HttpRequest r;
+    r.method = method;
+    r.path = path;
+    r.body = body;
+    r.base_url = "http://test";
+    return api_->Handle(r);
+  }
+  json Info(const HttpResponse& response) {
+    return json::parse(json::parse(response.body)["info"].get<std::string>());
+  }
+
+  fs::path root_;
+  std::unique_ptr<Api> api_;
+};
+
+TEST_F(A1111Test, SamplersAreListedByA1111Names) {
+  auto response = Call("GET", "/sdapi/v1/samplers");
+  ASSERT_EQ(response.status, 200);
+  json list = json::parse(response.body);
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[0]["name"], "Euler a");
+  EXPECT_EQ(list[0]["aliases"], json({"k_euler_a", "k_euler_ancestral"}));
+  EXPECT_EQ(list[1]["name"], "DPM++ 2M Karras");
+  EXPECT_EQ(list[1]["options"]["scheduler"], "karras");
+  EXPECT_EQ(list[2]["name"], "Euler");
+}
+
+TEST_F(A1111Test, TheSamplerUsedIsNamedInTheInfotext) {
+  std::string base = R"("prompt": "p", "width": 64, "height": 64, "seed": 5, "steps": 3)";
+  auto chosen = Call("POST", "/sdapi/v1/txt2img",
+                     "{" + base + R"(, "sampler_name": "DPM++ 2M", "scheduler": "Karras"})");
+  ASSERT_EQ(chosen.status, 200) << chosen.body;
+  EXPECT_EQ(Info(chosen)["infotexts"][0],
+            "p\nSteps: 3, Sampler: DPM++ 2M Karras, CFG scale: 7.5, Seed: 5, Size: 64x64, "
+            "Model: test, Version: imagegen " IMAGEGEN_VERSION);
+  EXPECT_EQ(Info(chosen)["sampler_name"], "DPM++ 2M Karras");
+  EXPECT_TRUE(Info(chosen)["warnings"].empty()) << Info(chosen)["warnings"];
+  auto by_alias =
+      Call("POST", "/sdapi/v1/txt2img", "{" + base + R"(, "sampler_index": "k_euler"})");
+  EXPECT_EQ(Info(by_alias)["sampler_name"], "Euler");
+  auto by_default = Call("POST", "/sdapi/v1/txt2img", "{" + base + "}");
+  EXPECT_EQ(Info(by_default)["sampler_name"], "Euler a");
+}
+
+TEST_F(A1111Test, ASamplerTheModelLacksIsA422AndAnUnknownOneA404) {
+  auto ddim = Call("POST", "/sdapi/v1/txt2img", R"({"prompt": "p", "sampler_name": "DDIM"})");
+  EXPECT_EQ(ddim.status, 422);
+  json body = json::parse(ddim.body);
+  EXPECT_EQ(body["detail"][0]["loc"], json({"body", "sampler_name"}));
+  EXPECT_EQ(body["code"], "invalid_request");
+  auto unknown = Call("POST", "/sdapi/v1/txt2img", R"({"prompt": "p", "sampler_name": "UniPC"})");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(json::parse(unknown.body)["detail"], "Sampler not found: \"UniPC\"");
+  EXPECT_EQ(json::parse(unknown.body)["error"], "HTTPException");
+}
+
+TEST(A1111Mapping, SamplerNamesRoundTrip) {
+  for (const char* name : {"euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim"}) {
+    EXPECT_EQ(SamplerFromA1111(A1111SamplerName(name), ""), name);
+  }
+  EXPECT_EQ(SamplerFromA1111("k_dpmpp_2m", "karras"), "dpmpp_2m_karras");
+  EXPECT_EQ(SamplerFromA1111("DPM++ 2M", "automatic"), "dpmpp_2m");
+  EXPECT_EQ(SamplerFromA1111("LMS", ""), std::nullopt);
+  EXPECT_EQ(A1111SamplerName("turbo"), "turbo");  // no A1111 name: imagegen's
+}
+
+TEST(A1111Mapping, InfoTextHasA1111sLayout) {
+  GenerateResult r;
+  r.prompt = "a cat";
+  r.negative_prompt = "dog";
+  r.steps = 20;
+  r.guidance = 7;
+  r.width = 512;
+  r.height = 512;
+  r.model = "m";
+  EXPECT_EQ(InfoText(r, "Euler a", 11, 2, 1, 0.75),
+            "a cat\nNegative prompt: dog\nSteps: 20, Sampler: Euler a, CFG scale: 7.0, Seed: 11, "
+            "Size: 512x512, Model: m, Denoising strength: 0.75, Batch size: 2, Batch pos: 1, "
+            "Version: imagegen " IMAGEGEN_VERSION);
+}
+
+TEST(A1111Mapping, ErrorsInFastApiShape) {
+  Error invalid = Error::Invalid("guidance", "guidance must be between 0 and 20");
+  HttpResponse r = A1111ErrorResponse(invalid);
+  EXPECT_EQ(r.status, 422);
+  json body = json::parse(r.body);
+  EXPECT_EQ(body["detail"][0]["loc"], json({"body", "cfg_scale"}));
+  EXPECT_EQ(body["detail"][0]["msg"], "guidance must be between 0 and 20");
+  Error busy = Error::Make(ErrorCode::kOverloaded, "busy");
+  busy.retry_after_s = 2;
+  HttpResponse b = A1111ErrorResponse(busy);
+  EXPECT_EQ(b.status, 503);
+  EXPECT_EQ(json::parse(b.body)["code"], "overloaded");
+  EXPECT_EQ(json::parse(b.body)["detail"], "busy");
+  ASSERT_FALSE(b.headers.empty());
+  EXPECT_EQ(b.headers[0], (std::pair<std::string, std::string>{"Retry-After", "2"}));
+}
+
+TEST(A1111Progress, TheOldestEntryIsReported) {
+  ProgressBoard board;
+  int count = -1;
+  EXPECT_FALSE(board.Oldest(&count).has_value());
+  EXPECT_EQ(count, 0);
+  int first = board.Begin("one");
+  int second = board.Begin("two");
+  board.Update(second, 3, 4);
+  board.Update(first, 1, 8);
+  auto oldest = board.Oldest(&count);
+  ASSERT_TRUE(oldest.has_value());
+  EXPECT_EQ(count, 2);
+  EXPECT_EQ(oldest->job, "one");
+  EXPECT_EQ(oldest->step, 1);
+  board.End(first);
+  EXPECT_EQ(board.Oldest(&count)->job, "two");
+  board.End(second);
+  EXPECT_FALSE(board.Oldest(&count).has_value());
+}
+
+}  // namespace
+}  // namespace imagegen
