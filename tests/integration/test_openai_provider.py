@@ -154,7 +154,15 @@ def test_bad_specs_are_refused_at_start(imagegen_bin, tmp_path):
 # sd-server`), and an SD1 checkpoint: SDCPP_MODEL, or one made here with random weights by the
 # reference Python (make_sd1_checkpoint.py; IMAGEGEN_REFERENCE_PYTHON).
 @pytest.fixture(scope="session")
-def sd1_checkpoint(tmp_path_factory):
+def sdcpp_server():
+    server_bin = os.environ.get("SDCPP_SERVER", "")
+    if not (server_bin and os.access(server_bin, os.X_OK)):
+        pytest.skip("set SDCPP_SERVER to a built stable-diffusion.cpp sd-server")
+    return server_bin
+
+
+@pytest.fixture(scope="session")
+def sd1_checkpoint(sdcpp_server, tmp_path_factory):
     given = os.environ.get("SDCPP_MODEL", "")
     if given:
         return given
@@ -169,12 +177,9 @@ def sd1_checkpoint(tmp_path_factory):
 
 
 @pytest.mark.peer
-def test_stable_diffusion_cpp_server_as_upstream(serve, tmp_path, sd1_checkpoint):
-    server_bin = os.environ.get("SDCPP_SERVER", "")
-    if not (server_bin and os.access(server_bin, os.X_OK)):
-        pytest.skip("set SDCPP_SERVER to a built stable-diffusion.cpp sd-server")
+def test_stable_diffusion_cpp_server_as_upstream(serve, tmp_path, sdcpp_server, sd1_checkpoint):
     port = free_port()
-    peer = Child([server_bin, "-m", sd1_checkpoint, "--listen-ip", "127.0.0.1", "--listen-port",
+    peer = Child([sdcpp_server, "-m", sd1_checkpoint, "--listen-ip", "127.0.0.1", "--listen-port",
                   str(port)], tmp_path / "sd-server.log")
 
     def listening():
