@@ -3,9 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <future>
 #include <nlohmann/json.hpp>
+#include <thread>
 
+#include "aws/encoding.h"
 #include "http/api.h"
+#include "image/png.h"
 #include "model/testing/test_model.h"
 #include "store/file_store.h"
 
@@ -34,6 +38,32 @@ class ChoosingModel final : public ImageModel {
   ModelLimits limits_;
 };
 
+// Reports half its steps and a preview, then waits for the test to let it finish: what
+// GET /progress shows of a generation in flight.
+class PausingModel final : public ImageModel {
+ public:
+  PausingModel(std::unique_ptr<ImageModel> inner, std::shared_future<void> go)
+      : inner_(std::move(inner)), go_(std::move(go)) {}
+  std::string Name() const override { return inner_->Name(); }
+  const ModelLimits& Limits() const override { return inner_->Limits(); }
+  Result<ModelOutput> Generate(const ValidRequest& request, const GenerateContext& ctx) override {
+    ctx.on_progress(1, 2);
+    Preview preview;
+    preview.step = 1;
+    preview.total = 2;
+    preview.width = 8;
+    preview.height = 4;
+    preview.rgb.assign(8 * 4 * 3, 200);
+    if (ctx.on_preview) ctx.on_preview(preview);
+    go_.wait();
+    return inner_->Generate(request, ctx);
+  }
+
+ private:
+  std::unique_ptr<ImageModel> inner_;
+  std::shared_future<void> go_;
+};
+
 class A1111Test : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -41,9 +71,11 @@ class A1111Test : public ::testing::Test {
             ("imagegen-a1111-" + std::to_string(::getpid()) + "-" +
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
-    auto model = std::make_shared<ChoosingModel>(std::move(MakeTestModel("test").value()));
+    Use(std::make_shared<ChoosingModel>(std::move(MakeTestModel("test").value())));
+  }
+  void Use(std::shared_ptr<ImageModel> model) {
     auto pipeline = std::make_shared<Pipeline>(
-        model, std::move(MakeFileStore(root_.string()).value()), PipelineOptions{});
+        std::move(model), std::move(MakeFileStore(root_.string()).value()), PipelineOptions{});
     ApiOptions options;
     options.log_requests = false;
     api_ = std::make_unique<Api>(pipeline, options);
@@ -54,7 +86,9 @@ class A1111Test : public ::testing::Test {
                     const std::string& body = "") {
     HttpRequest r;
     r.method = method;
-    r.path = path;
+    r.path = path.substr(0, path.find('?'));
+    if (path.find('?') != std::string::npos)
+      r.query = ParseQueryString(path.substr(path.find('?') + 1));
     r.body = body;
     r.base_url = "http://test";
     return api_->Handle(r);
@@ -106,6 +140,37 @@ TEST_F(A1111Test, ASamplerTheModelLacksIsA422AndAnUnknownOneA404) {
   EXPECT_EQ(unknown.status, 404);
   EXPECT_EQ(json::parse(unknown.body)["detail"], "Sampler not found: \"UniPC\"");
   EXPECT_EQ(json::parse(unknown.body)["error"], "HTTPException");
+}
+
+TEST_F(A1111Test, ProgressShowsTheStepsAndPreviewOfAGenerationInFlight) {
+  std::promise<void> go;
+  Use(std::make_shared<PausingModel>(std::move(MakeTestModel("test").value()),
+                                     go.get_future().share()));
+  auto running = std::async(std::launch::async, [this] {
+    return Call("POST", "/sdapi/v1/txt2img", R"({"prompt": "p", "width": 64, "height": 64})");
+  });
+  json progress;
+  for (int i = 0; i < 500 && !progress.contains("current_task"); ++i) {
+    json p = json::parse(Call("GET", "/sdapi/v1/progress").body);
+    if (p["state"]["job_count"] == 1 && !p["current_image"].is_null()) progress = p;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_FALSE(progress.is_null()) << "no progress seen";
+  EXPECT_DOUBLE_EQ(progress["progress"].get<double>(), 0.5);
+  EXPECT_EQ(progress["state"]["sampling_step"], 1);
+  EXPECT_EQ(progress["state"]["sampling_steps"], 2);
+  auto png = aws::Base64Decode(progress["current_image"].get<std::string>());
+  ASSERT_TRUE(png.has_value());
+  auto preview = DecodePng(*png, nullptr);
+  ASSERT_TRUE(preview.ok());
+  EXPECT_EQ(preview->width, 8);
+  EXPECT_EQ(preview->rgb[0], 200);
+  json skipped = json::parse(Call("GET", "/sdapi/v1/progress?skip_current_image=true").body);
+  EXPECT_TRUE(skipped["current_image"].is_null());
+  EXPECT_EQ(skipped["state"]["job_count"], 1);
+  go.set_value();
+  EXPECT_EQ(running.get().status, 200);
+  EXPECT_EQ(json::parse(Call("GET", "/sdapi/v1/progress").body)["state"]["job_count"], 0);
 }
 
 TEST(A1111Mapping, SamplerNamesRoundTrip) {
