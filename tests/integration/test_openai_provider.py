@@ -25,11 +25,11 @@ def upstream(serve):
     return serve("--model", "test", env={"IMAGEGEN_API_KEYS": B_KEY})
 
 
-def front(serve, base_url, key=B_KEY, **env):
+def front(serve, base_url, key=B_KEY, args=(), **env):
     settings = {"OPENAI_API_KEY": key, "IMAGEGEN_OPENAI_SIZES": "64x64,128x128",
                 "IMAGEGEN_OPENAI_RETRY_BASE_MS": "50"}
     settings.update(env)
-    return serve("--model", f"openai:{base_url}", env=settings)
+    return serve("--model", f"openai:{base_url}", *args, env=settings)
 
 
 def generate(server, body, key=None, timeout=60):
@@ -63,12 +63,18 @@ def test_images_equal_the_upstreams_for_the_same_seed(serve, upstream):
 
 
 def test_the_openai_route_of_a_works_in_front_of_b(serve, upstream):
-    a = front(serve, upstream.url)
-    r = requests.post(a.url + ROUTE, json={"prompt": "a dot", "size": "128x128", "seed": 5,
+    # The flags win over the environment: the upstream model's name, and A's sizes (its default
+    # first), which "size": "auto" picks.
+    a = front(serve, upstream.url, args=("--openai-model", "b-model", "--openai-sizes",
+                                         "128x128,64x64"))
+    r = requests.post(a.url + ROUTE, json={"prompt": "a dot", "size": "auto", "seed": 5,
                                            "response_format": "b64_json"}, timeout=60)
     assert r.status_code == 200, r.text
+    assert r.json()["model"] == f"openai:{upstream.url}#b-model"
     image = Image.open(io.BytesIO(base64.b64decode(r.json()["data"][0]["b64_json"])))
     assert image.size == (128, 128)
+    refused = requests.post(a.url + ROUTE, json={"prompt": "a dot", "size": "256x256"}, timeout=30)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "size"
 
 
 def test_an_upstream_refusal_is_a_400_with_the_upstreams_message(serve, upstream):
