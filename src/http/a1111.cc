@@ -239,6 +239,55 @@ json EchoParameters(const json& body, const A1111Request& parsed, const Generate
   return echo;
 }
 
+// A1111's info object (sent as a JSON string), plus imagegen's job_id, keys and warnings.
+json InfoJson(const GenerateResult& r, const A1111Request& parsed, const std::string& sampler,
+              std::optional<double> strength) {
+  json seeds = json::array(), infotexts = json::array(), keys = json::array();
+  for (size_t i = 0; i < r.images.size(); ++i) {
+    const StoredImage& image = r.images[i];
+    seeds.push_back(image.seed);
+    keys.push_back(image.key);
+    int pos = static_cast<int>(i) % parsed.batch_size;
+    infotexts.push_back(InfoText(r, sampler, image.seed, parsed.batch_size, pos, strength));
+  }
+  size_t n = r.images.size();
+  std::vector<std::string> warnings = parsed.warnings;
+  warnings.insert(warnings.end(), r.warnings.begin(), r.warnings.end());
+  return {{"prompt", r.prompt},
+          {"all_prompts", std::vector<std::string>(n, r.prompt)},
+          {"negative_prompt", r.negative_prompt},
+          {"all_negative_prompts", std::vector<std::string>(n, r.negative_prompt)},
+          {"seed", r.seed},
+          {"all_seeds", seeds},
+          {"subseed", -1},  // no variation seeds
+          {"all_subseeds", std::vector<int>(n, -1)},
+          {"subseed_strength", 0},
+          {"width", r.width},
+          {"height", r.height},
+          {"sampler_name", sampler},
+          {"cfg_scale", r.guidance},
+          {"steps", r.steps},
+          {"batch_size", parsed.batch_size},
+          {"restore_faces", false},
+          {"face_restoration_model", nullptr},
+          {"sd_model_name", r.model},
+          {"sd_model_hash", nullptr},
+          {"seed_resize_from_w", -1},
+          {"seed_resize_from_h", -1},
+          {"denoising_strength", strength ? json(*strength) : json(nullptr)},
+          {"extra_generation_params", json::object()},
+          {"index_of_first_image", 0},
+          {"infotexts", infotexts},
+          {"styles", json::array()},
+          {"job_timestamp", JobTimestamp()},
+          {"clip_skip", 1},
+          {"is_using_inpainting_conditioning", false},
+          {"version", "imagegen " IMAGEGEN_VERSION},
+          {"job_id", r.job_id},
+          {"keys", keys},
+          {"warnings", warnings}};
+}
+
 }  // namespace
 
 std::string A1111SamplerName(const std::string& imagegen_name) {
@@ -386,65 +435,19 @@ HttpResponse A1111Api::Generate(HttpRequest& request, bool img2img) {
 
   std::string sampler = SamplerUsed(parsed->request);
   std::optional<double> strength;
-  if (img2img)
+  if (img2img) {
     strength = parsed->request.strength.value_or(pipeline_->model().Limits().default_strength);
-  json images = json::array(), seeds = json::array(), infotexts = json::array(),
-       keys = json::array();
-  for (size_t i = 0; i < r.images.size(); ++i) {
-    const StoredImage& image = r.images[i];
-    if (parsed->send_images) {
-      auto bytes = pipeline_->store().Get(image.key, nullptr);
-      if (!bytes.ok()) return A1111ErrorResponse(bytes.error());
-      images.push_back(aws::Base64Encode(bytes.value()));
-    }
-    seeds.push_back(image.seed);
-    keys.push_back(image.key);
-    int pos = static_cast<int>(i) % parsed->batch_size;
-    infotexts.push_back(InfoText(r, sampler, image.seed, parsed->batch_size, pos, strength));
   }
-  size_t n = r.images.size();
-  std::vector<std::string> warnings = parsed->warnings;
-  warnings.insert(warnings.end(), r.warnings.begin(), r.warnings.end());
-  json info = {{"prompt", r.prompt},
-               {"all_prompts", json::array()},
-               {"negative_prompt", r.negative_prompt},
-               {"all_negative_prompts", json::array()},
-               {"seed", r.seed},
-               {"all_seeds", seeds},
-               {"subseed", -1},
-               {"all_subseeds", std::vector<int>(n, -1)},
-               {"subseed_strength", 0},
-               {"width", r.width},
-               {"height", r.height},
-               {"sampler_name", sampler},
-               {"cfg_scale", r.guidance},
-               {"steps", r.steps},
-               {"batch_size", parsed->batch_size},
-               {"restore_faces", false},
-               {"face_restoration_model", nullptr},
-               {"sd_model_name", r.model},
-               {"sd_model_hash", nullptr},
-               {"seed_resize_from_w", -1},
-               {"seed_resize_from_h", -1},
-               {"denoising_strength", strength ? json(*strength) : json(nullptr)},
-               {"extra_generation_params", json::object()},
-               {"index_of_first_image", 0},
-               {"infotexts", infotexts},
-               {"styles", json::array()},
-               {"job_timestamp", JobTimestamp()},
-               {"clip_skip", 1},
-               {"is_using_inpainting_conditioning", false},
-               {"version", "imagegen " IMAGEGEN_VERSION},
-               {"job_id", r.job_id},
-               {"keys", keys},
-               {"warnings", warnings}};
-  for (size_t i = 0; i < n; ++i) {
-    info["all_prompts"].push_back(r.prompt);
-    info["all_negative_prompts"].push_back(r.negative_prompt);
+  json images = json::array();
+  for (const StoredImage& image : r.images) {
+    if (!parsed->send_images) break;
+    auto bytes = pipeline_->store().Get(image.key, nullptr);
+    if (!bytes.ok()) return A1111ErrorResponse(bytes.error());
+    images.push_back(aws::Base64Encode(bytes.value()));
   }
   json answer = {{"images", images},
                  {"parameters", EchoParameters(body.value(), parsed.value(), r, img2img)},
-                 {"info", Dump(info)}};
+                 {"info", Dump(InfoJson(r, parsed.value(), sampler, strength))}};
   return JsonResponse(200, Dump(answer));
 }
 
