@@ -336,10 +336,10 @@ std::string InfoText(const GenerateResult& result, const std::string& sampler, i
   return text + ", Version: imagegen " IMAGEGEN_VERSION;
 }
 
-HttpResponse A1111ErrorResponse(const Error& error) {
+HttpResponse A1111ErrorResponse(const Error& error, bool validation) {
   HttpResponse response = ErrorResponse(error);  // status, Retry-After, error_code
   json body;
-  if (error.code == ErrorCode::kInvalidRequest) {
+  if (validation && error.code == ErrorCode::kInvalidRequest) {
     // FastAPI's request validation error, which A1111 clients know: 422 with a list.
     response.status = 422;
     std::string field = error.field.empty() ? "__root__" : A1111Field(error.field);

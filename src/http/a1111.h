@@ -81,8 +81,10 @@ Result<A1111Request> ParseA1111Request(const nlohmann::json& body, bool img2img,
 std::string InfoText(const GenerateResult& result, const std::string& sampler, int64_t seed,
                      int batch_size, int batch_pos, std::optional<double> denoising_strength);
 
-// An error in A1111's (FastAPI's) shape; see the header comment.
-HttpResponse A1111ErrorResponse(const Error& error);
+// An error in A1111's (FastAPI's) shape; see the header comment. `validation` false: an
+// invalid request the HTTP front refused (framing, limits) keeps the taxonomy's status and the
+// plain shape, as uvicorn answers those before FastAPI validates anything.
+HttpResponse A1111ErrorResponse(const Error& error, bool validation = true);
 
 // The in-flight generations of the door, for GET /sdapi/v1/progress. Thread-safe.
 class ProgressBoard {

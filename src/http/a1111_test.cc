@@ -205,6 +205,10 @@ TEST(A1111Mapping, ErrorsInFastApiShape) {
   json body = json::parse(r.body);
   EXPECT_EQ(body["detail"][0]["loc"], json({"body", "cfg_scale"}));
   EXPECT_EQ(body["detail"][0]["msg"], "guidance must be between 0 and 20");
+  HttpResponse framing = A1111ErrorResponse(Error::Make(ErrorCode::kInvalidRequest, "bad chunk"),
+                                            /*validation=*/false);
+  EXPECT_EQ(framing.status, 400);
+  EXPECT_EQ(json::parse(framing.body)["detail"], "bad chunk");
   Error busy = Error::Make(ErrorCode::kOverloaded, "busy");
   busy.retry_after_s = 2;
   HttpResponse b = A1111ErrorResponse(busy);

@@ -54,10 +54,11 @@ void ApplySecurityHeaders(HttpResponse* response) {
   response->SetHeader("X-Frame-Options", "DENY");
 }
 
-// The error shape the clients of `path` read: OpenAI's under /v1/, A1111's under /sdapi/.
-HttpResponse ErrorInShapeOf(const std::string& path, const Error& error) {
+// The error shape the clients of `path` read: OpenAI's under /v1/, A1111's under /sdapi/
+// (`transport`: refused by the HTTP front, before any handler validated the request).
+HttpResponse ErrorInShapeOf(const std::string& path, const Error& error, bool transport = false) {
   if (path.rfind("/v1/", 0) == 0) return OpenAiErrorResponse(error);
-  if (path.rfind("/sdapi/", 0) == 0) return A1111ErrorResponse(error);
+  if (path.rfind("/sdapi/", 0) == 0) return A1111ErrorResponse(error, !transport);
   return ErrorResponse(error);
 }
 
@@ -225,7 +226,7 @@ void Api::ApplyCors(const HttpRequest& request, HttpResponse* response) const {
 }
 
 HttpResponse Api::TransportError(const Error& error, const std::string& path) const {
-  HttpResponse response = ErrorInShapeOf(path, error);
+  HttpResponse response = ErrorInShapeOf(path, error, /*transport=*/true);
   ApplySecurityHeaders(&response);
   return response;
 }
