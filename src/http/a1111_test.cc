@@ -173,6 +173,16 @@ TEST_F(A1111Test, ProgressShowsTheStepsAndPreviewOfAGenerationInFlight) {
   EXPECT_EQ(json::parse(Call("GET", "/sdapi/v1/progress").body)["state"]["job_count"], 0);
 }
 
+TEST_F(A1111Test, AnInternalErrorsDetailStaysInTheLog) {
+  Use(std::shared_ptr<ImageModel>(std::move(MakeTestModel("test?fail=internal").value())));
+  auto response = Call("POST", "/sdapi/v1/txt2img", R"({"prompt": "p"})");
+  EXPECT_EQ(response.status, 500);
+  json body = json::parse(response.body);
+  EXPECT_EQ(body["code"], "internal");
+  EXPECT_EQ(body["detail"].get<std::string>().rfind("internal error; request id ", 0), 0u);
+  EXPECT_EQ(response.body.find("told to fail"), std::string::npos) << response.body;
+}
+
 TEST(A1111Mapping, SamplerNamesRoundTrip) {
   for (const char* name : {"euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim"}) {
     EXPECT_EQ(SamplerFromA1111(A1111SamplerName(name), ""), name);

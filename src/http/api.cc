@@ -68,8 +68,8 @@ HttpResponse ErrorInShapeOf(const std::string& path, const Error& error, bool tr
 void HideInternalDetail(const HttpRequest& request, HttpResponse* response) {
   if (response->error_code != ErrorCodeName(ErrorCode::kInternal)) return;
   json body = json::parse(response->body, nullptr, false);
+  std::string generic = "internal error; request id " + request.request_id;
   if (body.is_object() && body.contains("detail") && body["detail"].is_string()) {
-    std::string generic = "internal error; request id " + request.request_id;
     Log("error", "internal error", {{"request_id", request.request_id}, {"error", body["detail"]}});
     body["detail"] = generic;
     body["errors"] = generic;
@@ -77,7 +77,6 @@ void HideInternalDetail(const HttpRequest& request, HttpResponse* response) {
     return;
   }
   if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return;
-  std::string generic = "internal error; request id " + request.request_id;
   std::string detail = body["error"].value("message", "");
   if (detail == generic) return;  // already generic (a handler that threw; logged in Route)
   Log("error", "internal error", {{"request_id", request.request_id}, {"error", detail}});
