@@ -115,6 +115,17 @@ def test_upstream_down_is_unavailable_after_bounded_retries(serve):
     assert elapsed < 3, elapsed
 
 
+def test_a_slow_upstream_is_cut_at_the_requests_deadline(serve):
+    slow = serve("--model", "test?delay_ms=20000", env={"IMAGEGEN_API_KEYS": B_KEY})
+    a = front(serve, slow.url, args=("--timeout", "2"))
+    start = time.monotonic()
+    r = generate(a, {"prompt": "x", "width": 64, "height": 64})
+    elapsed = time.monotonic() - start
+    assert r.status_code == 504, r.text
+    assert r.json()["error"]["code"] in ("upstream_timeout", "deadline_exceeded")
+    assert elapsed < 5, elapsed  # the 2 s deadline, not B's 20 s
+
+
 def test_429_and_503_are_retried_honouring_retry_after(serve, upstream):
     proxy = FaultProxy(upstream.url, {ROUTE: ["429", "503"]})
     try:
