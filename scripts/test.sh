@@ -9,6 +9,9 @@
 #   scripts/test.sh package    the Lambda zip as `sam build` makes it, for x86_64 and arm64, run
 #                              under the RIE inside a Debian 11 root (arm64 under qemu); slow the
 #                              first time (sysroots, cross builds, debootstrap)
+#   scripts/test.sh peer       tests against peers built outside the repository (marker `peer`):
+#                              stable-diffusion.cpp's sd-server as the openai: upstream, given
+#                              SDCPP_SERVER=/path/to/sd-server (see test_openai_provider.py)
 #   scripts/test.sh hostile    hostile clients against `imagegen serve` over raw sockets (framing,
 #                              limits, deadlines, slowloris, drain); HOSTILE_BIN=PATH tests another
 #                              binary; the JSON report goes to $HOSTILE_REPORT or
@@ -26,7 +29,7 @@ case "$suite" in
     ctest --test-dir build --output-on-failure -j 2
     if [ "$suite" = default ]; then
       .venv/bin/pytest -q tests/integration tests/fuzz/test_contract.py -p no:cacheprovider \
-        -m "not package"
+        -m "not package and not peer"
     fi
     ;;
   asan)
@@ -41,6 +44,9 @@ case "$suite" in
     ;;
   package)
     .venv/bin/pytest -q tests/integration -m package -p no:cacheprovider
+    ;;
+  peer)
+    .venv/bin/pytest -q tests/integration -m peer -p no:cacheprovider
     ;;
   container)
     .venv/bin/pytest -q tests/container -p no:cacheprovider

@@ -8,6 +8,7 @@
 #include "aws/encoding.h"
 #include "core/strings.h"
 #include "model/bedrock/bedrock_model.h"
+#include "model/openai/openai_model.h"
 #include "queue/sqlite_queue.h"
 #include "queue/sqs_queue.h"
 #include "store/file_store.h"
@@ -131,6 +132,49 @@ Status CheckRegion(const std::string& name, const std::string& value, bool endpo
   return Status::Ok();
 }
 
+// The openai: model's settings (see Config). The key: imagegen's own name first, so that a
+// deployment can give imagegen a key other than the one its shell has for OpenAI.
+Status ReadOpenAiEnvironment(const EnvReader& env, Config* config) {
+  config->openai_api_key = env.First({"IMAGEGEN_OPENAI_API_KEY", "OPENAI_API_KEY"});
+  config->openai_model = env("IMAGEGEN_OPENAI_MODEL");
+  config->openai_sizes = env("IMAGEGEN_OPENAI_SIZES");
+  if (auto v = Lower(env("IMAGEGEN_OPENAI_EXTRAS")); !v.empty()) {
+    if (v != "auto" && v != "imagegen" && v != "sdcpp" && v != "off") {
+      return BadVariable("IMAGEGEN_OPENAI_EXTRAS", v, "expected auto, imagegen, sdcpp or off");
+    }
+    config->openai_extras = v;
+  }
+  if (auto v = env("IMAGEGEN_OPENAI_MAX_N"); !v.empty()) {
+    auto n = IntVariable("IMAGEGEN_OPENAI_MAX_N", v, 1, 10);
+    if (!n.ok()) return n.error();
+    config->openai_max_n = n.value();
+  }
+  if (auto v = env("IMAGEGEN_OPENAI_RETRY_BASE_MS"); !v.empty()) {
+    auto ms = IntVariable("IMAGEGEN_OPENAI_RETRY_BASE_MS", v, 1, 60'000);
+    if (!ms.ok()) return ms.error();
+    config->openai_retry_base_ms = ms.value();
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<ImageModel>> MakeOpenAiFromConfig(const std::string& spec,
+                                                         const Config& config) {
+  OpenAiModelOptions options;
+  options.api_key = config.openai_api_key;
+  options.model = config.openai_model;
+  if (!config.openai_sizes.empty()) {
+    auto sizes = ParseSizeList(config.openai_sizes, "openai_sizes");
+    if (!sizes.ok()) return sizes.error();
+    options.sizes = sizes.value();
+  }
+  options.max_count = config.openai_max_n;
+  if (config.openai_extras == "imagegen") options.extras = OpenAiExtras::kTopLevel;
+  if (config.openai_extras == "sdcpp") options.extras = OpenAiExtras::kSdCpp;
+  if (config.openai_extras == "off") options.extras = OpenAiExtras::kOff;
+  options.retry_base_ms = config.openai_retry_base_ms;
+  return MakeOpenAiModel(spec, options);
+}
+
 }  // namespace
 
 Result<Config> ParseConfigEnv(const aws::EnvLookup& lookup) {
@@ -208,6 +252,7 @@ Result<Config> ParseConfigEnv(const aws::EnvLookup& lookup) {
   }
   config.job_retention_s = retention_s;
   config.model_dir = env("IMAGEGEN_MODEL_DIR");
+  if (Status s = ReadOpenAiEnvironment(env, &config); !s) return s.error();
   ReadLambdaEnvironment(env, &config);
   config.api_keys = env("IMAGEGEN_API_KEYS");
   config.api_keys_file = env("IMAGEGEN_API_KEYS_FILE");
@@ -247,6 +292,7 @@ std::vector<std::string> ModelProviders() {
   providers.push_back("local");
 #endif
   providers.push_back("bedrock");
+  providers.push_back("openai");
 #ifdef IMAGEGEN_WITH_TEST_MODEL
   providers.push_back("test");
 #endif
@@ -272,6 +318,7 @@ Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, cons
     options.retry_base_ms = config.bedrock_retry_base_ms;
     return MakeBedrockModel(spec, options);
   }
+  if (scheme == "openai") return MakeOpenAiFromConfig(spec, config);
 #ifdef IMAGEGEN_WITH_TEST_MODEL
   if (scheme == "test") return MakeTestModel(spec);
 #endif

@@ -38,6 +38,18 @@ struct Config {
   // profile. May differ from the bucket's: the Stability models are served in us-west-2 only.
   std::string bedrock_region;
   int bedrock_retry_base_ms = 500;  // IMAGEGEN_BEDROCK_RETRY_BASE_MS: backoff base (tests)
+  // The openai:BASE_URL model (src/model/openai): the key (IMAGEGEN_OPENAI_API_KEY, else
+  // OPENAI_API_KEY), the upstream's model name (IMAGEGEN_OPENAI_MODEL, --openai-model; the
+  // spec's #MODEL otherwise), its sizes (IMAGEGEN_OPENAI_SIZES, --openai-sizes: "512x512,..."; "":
+  // kDefaultOpenAiSizes), images per call (IMAGEGEN_OPENAI_MAX_N), imagegen's extra fields
+  // (IMAGEGEN_OPENAI_EXTRAS: auto | imagegen | sdcpp | off) and the retry backoff base
+  // (IMAGEGEN_OPENAI_RETRY_BASE_MS).
+  std::string openai_api_key;
+  std::string openai_model;
+  std::string openai_sizes;
+  int openai_max_n = 4;
+  std::string openai_extras = "auto";
+  int openai_retry_base_ms = 500;
   std::string queue = "sqlite://./data/queue.db";
   int threads = 0;        // model threads; 0: the engine's choice
   std::string model_dir;  // IMAGEGEN_MODEL_DIR: the bundled model ("": found beside the binary)
@@ -77,11 +89,11 @@ Config ConfigFromEnv();
 Result<std::string> NormalizeKeyPrefix(const std::string& prefix);
 
 // The model schemes this build has: "local" (the embedded engine, when built), "bedrock",
-// "test" (dev builds).
+// "openai", "test" (dev builds).
 std::vector<std::string> ModelProviders();
 // The one place a model is chosen, by the scheme of `spec`: "local", "local:/path/to/model",
-// "bedrock:<model-id>", "test?delay_ms=5". An unknown scheme is kInvalidRequest listing
-// ModelProviders().
+// "bedrock:<model-id>", "openai:http://host:port[#model]", "test?delay_ms=5". An unknown scheme is
+// kInvalidRequest listing ModelProviders().
 Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, const Config& config);
 Result<std::unique_ptr<ObjectStore>> MakeObjectStore(const Config& config);
 Result<std::unique_ptr<JobQueue>> MakeJobQueue(const Config& config);

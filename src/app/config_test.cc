@@ -55,6 +55,40 @@ TEST(ConfigFromEnv, ImagegenNamesWinOverDeploymentNames) {
             "bedrock:amazon.nova-canvas-v1:0");
 }
 
+TEST(ConfigFromEnv, TheOpenAiProvidersSettings) {
+  auto defaults = Parse({{"OPENAI_API_KEY", "sk-shell"}});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->openai_api_key, "sk-shell");
+  EXPECT_EQ(defaults->openai_extras, "auto");
+  EXPECT_EQ(defaults->openai_max_n, 4);
+  auto config = Parse({{"OPENAI_API_KEY", "sk-shell"},
+                       {"IMAGEGEN_OPENAI_API_KEY", "sk-imagegen"},
+                       {"IMAGEGEN_OPENAI_MODEL", "gpt-image-1"},
+                       {"IMAGEGEN_OPENAI_SIZES", "64x64,128x128"},
+                       {"IMAGEGEN_OPENAI_MAX_N", "2"},
+                       {"IMAGEGEN_OPENAI_EXTRAS", "SdCpp"},
+                       {"IMAGEGEN_OPENAI_RETRY_BASE_MS", "10"}});
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->openai_api_key, "sk-imagegen");  // imagegen's own name wins
+  EXPECT_EQ(config->openai_extras, "sdcpp");
+  EXPECT_EQ(config->openai_retry_base_ms, 10);
+  auto model = MakeImageModel("openai:http://127.0.0.1:1", config.value());
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  EXPECT_EQ(model.value()->Name(), "openai:http://127.0.0.1:1#gpt-image-1");
+  EXPECT_EQ(model.value()->Limits().sizes.size(), 2u);
+  EXPECT_EQ(model.value()->Limits().max_count, 2);
+  for (const auto& [name, value] : std::map<std::string, std::string>{
+           {"IMAGEGEN_OPENAI_EXTRAS", "maybe"}, {"IMAGEGEN_OPENAI_MAX_N", "11"}}) {
+    auto bad = Parse({{name, value}});
+    ASSERT_FALSE(bad.ok()) << name;
+    EXPECT_EQ(bad.error().field, name);
+  }
+  Config sizes = config.value();
+  sizes.openai_sizes = "64";
+  EXPECT_EQ(MakeImageModel("openai:http://127.0.0.1:1", sizes).error().code,
+            ErrorCode::kInvalidRequest);
+}
+
 TEST(ConfigFromEnv, SeparateRegionsForTheBucketAndBedrock) {
   auto config = Parse({{"AWS_REGION", "eu-west-1"},
                        {"IMAGEGEN_S3_REGION", "eu-west-1"},

@@ -30,8 +30,14 @@ void AddCommonFlags(CLI::App* command, Config* config) {
                       "Owner prefix for image keys [env IMAGEGEN_KEY_PREFIX, KEY_PREFIX]");
   command
       ->add_option("--model", config->model,
-                   "local | local:PATH | bedrock:MODEL_ID [env IMAGEGEN_MODEL, MODEL_ID]")
+                   "local | local:PATH | bedrock:MODEL_ID | openai:BASE_URL[#MODEL] [env "
+                   "IMAGEGEN_MODEL, MODEL_ID]")
       ->capture_default_str();
+  command->add_option("--openai-model", config->openai_model,
+                      "Upstream model name for openai:BASE_URL [env IMAGEGEN_OPENAI_MODEL]");
+  command->add_option("--openai-sizes", config->openai_sizes,
+                      "Sizes the openai:BASE_URL upstream accepts, the default first, e.g. "
+                      "512x512,1024x1024 [env IMAGEGEN_OPENAI_SIZES]");
   command
       ->add_option("--queue", config->queue,
                    "Job queue: sqlite://PATH, sqs://NAME or an SQS queue URL [env IMAGEGEN_QUEUE, "

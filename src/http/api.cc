@@ -15,6 +15,7 @@
 #include "core/metrics.h"
 #include "core/request_json.h"
 #include "core/strings.h"
+#include "http/a1111.h"
 #include "http/assets.h"
 #include "http/openai.h"
 
@@ -53,14 +54,29 @@ void ApplySecurityHeaders(HttpResponse* response) {
   response->SetHeader("X-Frame-Options", "DENY");
 }
 
+// The error shape the clients of `path` read: OpenAI's under /v1/, A1111's under /sdapi/
+// (`transport`: refused by the HTTP front, before any handler validated the request).
+HttpResponse ErrorInShapeOf(const std::string& path, const Error& error, bool transport = false) {
+  if (path.rfind("/v1/", 0) == 0) return OpenAiErrorResponse(error);
+  if (path.rfind("/sdapi/", 0) == 0) return A1111ErrorResponse(error, !transport);
+  return ErrorResponse(error);
+}
+
 // An internal error's message may name server paths or upstream details: the log gets it, the
-// client gets a generic message with the request id to quote. Both error shapes (ours and
-// OpenAI's) keep the message at error.message.
+// client gets a generic message with the request id to quote. Our and OpenAI's error shapes
+// keep the message at error.message, A1111's at detail and errors.
 void HideInternalDetail(const HttpRequest& request, HttpResponse* response) {
   if (response->error_code != ErrorCodeName(ErrorCode::kInternal)) return;
   json body = json::parse(response->body, nullptr, false);
-  if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return;
   std::string generic = "internal error; request id " + request.request_id;
+  if (body.is_object() && body.contains("detail") && body["detail"].is_string()) {
+    Log("error", "internal error", {{"request_id", request.request_id}, {"error", body["detail"]}});
+    body["detail"] = generic;
+    body["errors"] = generic;
+    response->body = Dump(body);
+    return;
+  }
+  if (!body.is_object() || !body.contains("error") || !body["error"].is_object()) return;
   std::string detail = body["error"].value("message", "");
   if (detail == generic) return;  // already generic (a handler that threw; logged in Route)
   Log("error", "internal error", {{"request_id", request.request_id}, {"error", detail}});
@@ -149,6 +165,11 @@ Api::Api(std::shared_ptr<Pipeline> pipeline, ApiOptions options, std::vector<Rou
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return response;
   });
+  a1111_ = std::make_shared<A1111Api>(
+      pipeline_, [this](const GenerateRequest& g, const HttpRequest& r, GenerateContext ctx) {
+        return RunAdmitted(g, r, std::move(ctx));
+      });
+  for (auto& route : a1111_->Routes()) routes.push_back(std::move(route));
   for (auto& route : routes) router_.Add(route.method, route.pattern, std::move(route.handler));
 }
 
@@ -204,8 +225,7 @@ void Api::ApplyCors(const HttpRequest& request, HttpResponse* response) const {
 }
 
 HttpResponse Api::TransportError(const Error& error, const std::string& path) const {
-  bool openai = path.rfind("/v1/", 0) == 0;
-  HttpResponse response = openai ? OpenAiErrorResponse(error) : ErrorResponse(error);
+  HttpResponse response = ErrorInShapeOf(path, error, /*transport=*/true);
   ApplySecurityHeaders(&response);
   return response;
 }
@@ -224,8 +244,7 @@ HttpResponse Api::Route(HttpRequest& request) {
   if (!IsPublicRoute(request) && !Authorized(request)) {
     Error error = Error::Make(ErrorCode::kUnauthorized, "a valid API key is required");
     // OpenAI clients read only OpenAI's error shape (the SDK's AuthenticationError).
-    bool openai = request.path.rfind("/v1/", 0) == 0;
-    HttpResponse response = openai ? OpenAiErrorResponse(error) : ErrorResponse(error);
+    HttpResponse response = ErrorInShapeOf(request.path, error);
     response.SetHeader("WWW-Authenticate", "Bearer");
     return response;
   }
@@ -271,8 +290,8 @@ void Api::Record(const HttpRequest& request, const HttpResponse& response, doubl
   Log(response.status >= 500 ? "error" : "info", "request", std::move(line));
 }
 
-Result<GenerateResult> Api::RunAdmitted(const GenerateRequest& generate,
-                                        const HttpRequest& request) {
+Result<GenerateResult> Api::RunAdmitted(const GenerateRequest& generate, const HttpRequest& request,
+                                        GenerateContext ctx) {
   auto deadline =
       std::min(request.deadline, Clock::now() + std::chrono::seconds(options_.generate_timeout_s));
   // Wait for a slot only briefly: a client waiting minutes in our queue is better served by
@@ -284,7 +303,6 @@ Result<GenerateResult> Api::RunAdmitted(const GenerateRequest& generate,
     busy.retry_after_s = 2;
     return busy;
   }
-  GenerateContext ctx;
   ctx.deadline = deadline;
   ctx.cancelled = request.cancelled;
   auto result = pipeline_->Run(generate, ctx);

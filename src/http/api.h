@@ -40,6 +40,8 @@ class Admission {
   int running_ = 0, waiting_ = 0;  // GUARDED_BY(mu_)
 };
 
+class A1111Api;
+
 class Api {
  public:
   // The generation, image, health and document routes, plus `routes` (e.g. the jobs routes):
@@ -65,13 +67,17 @@ class Api {
   HttpResponse ListImages(HttpRequest& request);
   HttpResponse GetImage(HttpRequest& request);
   HttpResponse Ready(HttpRequest& request);
-  Result<GenerateResult> RunAdmitted(const GenerateRequest& generate, const HttpRequest& request);
+  // `ctx` carries a door's callbacks (progress, previews); its deadline and cancel flag are
+  // set here from the request and the generate timeout.
+  Result<GenerateResult> RunAdmitted(const GenerateRequest& generate, const HttpRequest& request,
+                                     GenerateContext ctx = {});
 
   std::shared_ptr<Pipeline> pipeline_;
   ApiOptions options_;
   Router router_;
   Admission admission_;
   StoreReadiness readiness_;
+  std::shared_ptr<A1111Api> a1111_;  // /sdapi/v1/... (http/a1111.h)
 };
 
 // GET /readyz writes and reads back this object under the key prefix (at most every few

@@ -1,13 +1,19 @@
-"""A fault-injecting HTTP proxy for the SQS JSON protocol (tests only): forwards every request
-to an upstream (moto) and, for the operations in its plan, fails them first in one of two ways:
+"""A fault-injecting HTTP proxy (tests only): forwards every request to an upstream (moto, or
+another imagegen) and, for the operations in its plan, fails them first in one of these ways:
 
   "500"   answers 500 InternalError without forwarding (the server never saw the call);
+  "429"   answers 429 in OpenAI's error shape with Retry-After: 1, without forwarding;
+  "503"   answers 503 in OpenAI's error shape without Retry-After, without forwarding;
   "drop"  forwards the call (the server acts on it) and then closes the connection without an
           answer: the client cannot tell whether the call happened, as when a response is lost.
 
+An operation is the SQS JSON protocol's X-Amz-Target action, or, for other requests, the path.
 FaultProxy(upstream, {"DeleteMessage": ["drop", "500"]}) fails the first two DeleteMessage
-calls, then forwards them all. `seen` counts the calls per operation."""
+calls, then forwards them all. `seen` counts the calls per operation, `times` records when
+(time.monotonic()) each arrived."""
 import collections
+import json
+import time
 import http.client
 import http.server
 import socketserver
@@ -17,11 +23,27 @@ import urllib.parse
 from procs import free_port
 
 
+def _openai_error(message, code):
+    return json.dumps({"error": {"message": message, "type": "server_error", "param": None,
+                                 "code": code}}).encode()
+
+
+# fault -> (status, content type, body, extra headers): the answers given without forwarding.
+CANNED = {
+    "500": (500, "application/x-amz-json-1.0", b'{"__type":"InternalError","message":"injected"}',
+            []),
+    "429": (429, "application/json", _openai_error("injected: slow down", "rate_limit_exceeded"),
+            [("Retry-After", "1")]),
+    "503": (503, "application/json", _openai_error("injected: unavailable", "unavailable"), []),
+}
+
+
 class FaultProxy:
     def __init__(self, upstream, plan):
         self.upstream = urllib.parse.urlsplit(upstream)
         self.plan = {op: list(faults) for op, faults in plan.items()}
         self.seen = collections.Counter()
+        self.times = collections.defaultdict(list)
         self.injected = []  # (operation, fault), in order
         self.lock = threading.Lock()
         self.port = free_port()
@@ -36,13 +58,15 @@ class FaultProxy:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                op = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
+                op = self.headers.get("X-Amz-Target", "").rpartition(".")[2] or self.path
                 fault = proxy.next_fault(op)
-                if fault == "500":
-                    payload = b'{"__type":"InternalError","message":"injected"}'
-                    self.send_response(500)
-                    self.send_header("Content-Type", "application/x-amz-json-1.0")
+                if fault in CANNED:
+                    status, content_type, payload, extra = CANNED[fault]
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(payload)))
+                    for name, value in extra:
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(payload)
                     return
@@ -69,6 +93,7 @@ class FaultProxy:
     def next_fault(self, op):
         with self.lock:
             self.seen[op] += 1
+            self.times[op].append(time.monotonic())
             faults = self.plan.get(op)
             if not faults:
                 return None
