@@ -506,6 +506,48 @@ def compare_state_dicts(a, b):
     return report
 
 
+def encode_text(paths, ids, clip_skip, out_file):
+    """transformers' CLIPTextModel of the folder on `ids` ([[int]]), clip_skip counted as
+    A1111 does (1 = last layer; k = diffusers' clip_skip k-1: hidden_states[-k] then the final
+    layer norm), written as "hidden" to out_file."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import CLIPTextModel
+    model = CLIPTextModel.from_pretrained(pathlib.Path(paths["folder"]) / "text_encoder",
+                                          local_files_only=True).eval()
+    with torch.no_grad():
+        out = model(torch.tensor(ids, dtype=torch.long), output_hidden_states=True)
+        if clip_skip == 1:
+            hidden = out.last_hidden_state
+        else:
+            hidden = model.text_model.final_layer_norm(out.hidden_states[-clip_skip])
+    save_file({"hidden": hidden.contiguous()}, out_file)
+    return {"shape": list(hidden.shape)}
+
+
+def dump_state(paths, out_file):
+    """The folder's weights as diffusers loads them, "<component>.<name>", float32."""
+    from safetensors.torch import save_file
+    pipe = load_folder(paths)
+    state = {}
+    for name in ("text_encoder", "unet", "vae"):
+        for key, value in getattr(pipe, name).state_dict().items():
+            if not key.endswith("position_ids"):
+                state[f"{name}.{key}"] = value.float().contiguous()
+    save_file(state, out_file)
+    return {"tensors": len(state)}
+
+
+def save_fp16_variant(paths):
+    """Adds *.fp16.safetensors files to the folder (the weights rounded to float16)."""
+    import torch
+    pipe = load_folder(paths).to(torch.float16)
+    for name in ("text_encoder", "unet", "vae"):
+        getattr(pipe, name).save_pretrained(pathlib.Path(paths["folder"]) / name,
+                                            safe_serialization=True, variant="fp16")
+    return {"variant": "fp16"}
+
+
 def main(argv):
     import argparse
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -520,15 +562,32 @@ def main(argv):
     vocab = sub.add_parser("vocab", help="CLIP vocab.json/merges.txt from an open_clip wheel")
     vocab.add_argument("wheel")
     vocab.add_argument("out")
+    encode = sub.add_parser("encode", help="the folder's text encoder on ids")
+    encode.add_argument("out")
+    encode.add_argument("ids", help="JSON [[id, ...], ...]")
+    encode.add_argument("clip_skip", type=int)
+    encode.add_argument("result")
+    dump = sub.add_parser("dump", help="the folder's weights as diffusers loads them")
+    dump.add_argument("out")
+    dump.add_argument("result")
+    fp16 = sub.add_parser("fp16", help="add fp16 variant files to the folder")
+    fp16.add_argument("out")
     args = parser.parse_args(argv)
+    if args.command in ("roundtrip", "encode", "dump", "fp16"):
+        paths = json.loads((pathlib.Path(args.out) / "pipeline.json").read_text())
     if args.command == "vocab":
         print(json.dumps({"ids": write_clip_vocab(args.wheel, args.out)}))
     elif args.command == "make":
         pipe = build_pipeline(args.family, args.inpainting, args.seed)
         print(json.dumps(save_all(pipe, args.family, args.out, args.inpainting, args.seed)))
-    else:
-        paths = json.loads((pathlib.Path(args.out) / "pipeline.json").read_text())
+    elif args.command == "roundtrip":
         print(json.dumps(compare_state_dicts(load_folder(paths), load_single_file(paths))))
+    elif args.command == "encode":
+        print(json.dumps(encode_text(paths, json.loads(args.ids), args.clip_skip, args.result)))
+    elif args.command == "dump":
+        print(json.dumps(dump_state(paths, args.result)))
+    else:
+        print(json.dumps(save_fp16_variant(paths)))
 
 
 if __name__ == "__main__":
