@@ -50,7 +50,9 @@ EXPECTED = {  # family -> (single-file name that carries the hint, prediction ty
 
 @pytest.fixture(scope="session")
 def pipelines(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sd-pipelines")
+    # IMAGEGEN_SD_PIPELINES keeps them between runs (delete it when sd_reference.py changes).
+    cached = os.environ.get("IMAGEGEN_SD_PIPELINES")
+    root = pathlib.Path(cached) if cached else tmp_path_factory.mktemp("sd-pipelines")
     made = {}
     for family in sd_reference.FAMILIES:
         made[family] = sd_reference.make_pipeline(family, root / family)
