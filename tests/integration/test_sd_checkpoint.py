@@ -362,3 +362,14 @@ def test_single_file_needs_a_tokenizer(pipelines, tmp_path):
     assert "no tokenizer" in message and "vocab.json" in message and "--tokenizer" in message
     _, answer = inspect(target, "--tokenizer", pipelines["sd1"]["tokenizer"])
     assert answer["family"] == "sd1"
+
+
+def test_inpainting_unet_detected(tmp_path_factory, tmp_path):
+    cached = os.environ.get("IMAGEGEN_SD_PIPELINES")
+    root = pathlib.Path(cached) if cached else tmp_path_factory.mktemp("sd-inpaint")
+    paths = sd_reference.make_pipeline("sd1", root / "sd1-inpainting", inpainting=True)
+    _, folder = inspect(paths["folder"])
+    _, single = inspect(single_file(paths, tmp_path))
+    for answer in (folder, single):
+        assert answer["inpainting"] is True
+        assert answer["components"]["unet"]["config"]["in_channels"] == 9
