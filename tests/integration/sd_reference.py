@@ -13,6 +13,10 @@ Two halves:
   reference scripts under the reference Python): `build_pipeline`, `original_layout` (our own
   diffusers -> ldm key writer, derived from the architecture), `load_single_file` (diffusers'
   `from_single_file` reading our file back, fully offline) and `compare_state_dicts`.
+  Commands (each takes the OUT folder `make` wrote): `roundtrip` (folder vs from_single_file),
+  `encode OUT IDS CLIP_SKIP FILE` (transformers' CLIPTextModel on ids), `dump OUT FILE` (the
+  folder's weights as diffusers loads them), `fp16 OUT` (adds *.fp16.safetensors variants);
+  `vocab WHEEL DIR` writes CLIP's tokenizer files from the open_clip_torch wheel.
 
 Tiny sizes obey the released families' rules, so a loader that infers heads from shapes (SD 1.x:
 8 heads in the UNet; SD 2.x: 64 channels per head; CLIP text: 64 channels per head) works on them:
