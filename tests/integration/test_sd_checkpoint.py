@@ -373,3 +373,31 @@ def test_inpainting_unet_detected(tmp_path_factory, tmp_path):
     for answer in (folder, single):
         assert answer["inpainting"] is True
         assert answer["components"]["unet"]["config"]["in_channels"] == 9
+
+
+def test_sharded_folder_loads_like_one_file(pipelines, tmp_path):
+    from safetensors.numpy import save_file
+    folder = tmp_path / "folder"
+    shutil.copytree(pipelines["sd1"]["folder"], folder)
+    unet = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    tensors = load_tensors(unet)
+    names = sorted(tensors)
+    shards = {"diffusion_pytorch_model-00001-of-00002.safetensors": names[::2],
+              "diffusion_pytorch_model-00002-of-00002.safetensors": names[1::2]}
+    weight_map = {}
+    for shard, keys in shards.items():
+        save_file({k: tensors[k] for k in keys}, str(folder / "unet" / shard))
+        weight_map.update({k: shard for k in keys})
+    (folder / "unet" / "diffusion_pytorch_model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map}))
+    unet.unlink()
+    inspect(folder, "--dump-weights", tmp_path / "sharded.safetensors")
+    inspect(pipelines["sd1"]["folder"], "--dump-weights", tmp_path / "whole.safetensors")
+    sharded = load_tensors(tmp_path / "sharded.safetensors")
+    whole = load_tensors(tmp_path / "whole.safetensors")
+    assert set(sharded) == set(whole)
+    assert all(np.array_equal(sharded[k], whole[k]) for k in whole)
+    weight_map[names[0]] = "../escape.safetensors"
+    (folder / "unet" / "diffusion_pytorch_model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": weight_map}))
+    assert "outside its folder" in refused(folder)
