@@ -14,7 +14,8 @@ BUILD_PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
   libgtest-dev libicu-dev clang-format
   libopenblas0-pthread)  # LibTorch's BLAS: 2.3-2.5x faster than the reference BLAS, same pixels
 TEST_PACKAGES=(python3 python3-venv chromium curl wrk
-  libclang-rt-14-dev)  # libFuzzer and the sanitizers' runtime for clang (tests/fuzz/run.sh)
+  libclang-rt-14-dev  # libFuzzer and the sanitizers' runtime for clang (tests/fuzz/run.sh)
+  python3-torch)  # the Stable Diffusion reference's torch (.venv-ref, scripts/setup.d/sd_reference.sh)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -1,0 +1,350 @@
+#include "model/sd/checkpoint/checkpoint.h"
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "model/sd/checkpoint/ldm_layout.h"
+#include "model/sd/checkpoint/safetensors_view.h"
+
+namespace imagegen::sd {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+Error Invalid(const std::string& message) {
+  return Error::Make(ErrorCode::kInvalidRequest, message);
+}
+
+// A mapped safetensors file and its parsed header (whose views point into the mapping).
+struct OpenedFile {
+  fs::path path;
+  MappedFile map;
+  SafetensorsView view;
+};
+using OpenedFiles = std::vector<std::unique_ptr<OpenedFile>>;
+
+Result<const OpenedFile*> OpenSafetensors(const fs::path& path, OpenedFiles& files) {
+  auto map = MappedFile::Open(path);
+  if (!map) return map.error();
+  auto view = ParseSafetensorsView(map->bytes());
+  if (!view) return Invalid(path.string() + ": " + view.error().message);
+  files.push_back(
+      std::make_unique<OpenedFile>(OpenedFile{path, std::move(*map), std::move(*view)}));
+  return files.back().get();
+}
+
+bool IsPickleExtension(const fs::path& path) {
+  static const std::set<std::string> kPickled = {".ckpt", ".pt", ".pth", ".bin", ".pkl"};
+  return kPickled.count(path.extension().string()) != 0;
+}
+
+Error PickleRefusal(const fs::path& path) {
+  return Invalid(path.string() +
+                 " is a pickled checkpoint; pickled checkpoints can run code when loaded, so "
+                 "imagegen does not read them: convert it to safetensors");
+}
+
+Result<json> ReadJson(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Invalid("missing " + path.string());
+  std::stringstream text;
+  text << in.rdbuf();
+  json parsed = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    return Invalid(path.string() + " is not a JSON object");
+  }
+  return parsed;
+}
+
+// A string field, "" when absent or not a string (configs come from the user's files).
+std::string StringField(const json& config, const char* name) {
+  auto it = config.find(name);
+  return it != config.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+// --- tensors ---------------------------------------------------------------------------------
+
+torch::ScalarType StoredType(const std::string& dtype) {
+  if (dtype == "F32") return torch::kFloat;
+  if (dtype == "F16") return torch::kHalf;
+  if (dtype == "BF16") return torch::kBFloat16;
+  if (dtype == "F64") return torch::kDouble;
+  return torch::ScalarType::Undefined;
+}
+
+// The bytes of `source` inside `entry`: the whole tensor or a block of its rows.
+Result<std::string_view> SourceBytes(const TensorEntry& entry, const WeightSource& source) {
+  if (source.row_count < 0) return entry.bytes;
+  const int64_t rows = entry.shape.empty() ? 0 : entry.shape[0];
+  if (rows <= 0 || source.row_begin < 0 || source.row_begin + source.row_count > rows) {
+    return Invalid("tensor " + source.key + " has too few rows for its q/k/v split");
+  }
+  const size_t stride = entry.bytes.size() / static_cast<size_t>(rows);
+  return entry.bytes.substr(static_cast<size_t>(source.row_begin) * stride,
+                            static_cast<size_t>(source.row_count) * stride);
+}
+
+Result<torch::Tensor> MakeTensor(const TensorEntry& entry, const WeightSource& source) {
+  const torch::ScalarType type = StoredType(entry.dtype);
+  if (type == torch::ScalarType::Undefined) {
+    return Invalid("tensor " + source.key + " has dtype " + entry.dtype +
+                   "; weights must be F32, F16, BF16 or F64");
+  }
+  auto bytes = SourceBytes(entry, source);
+  if (!bytes) return bytes.error();
+  int64_t count = 1;
+  for (int64_t d : source.shape) count *= d;
+  if (static_cast<size_t>(count) * SafetensorsDtypeSize(entry.dtype) != bytes->size()) {
+    return Invalid("tensor " + source.key + " does not fit the shape its component needs");
+  }
+  torch::Tensor stored = torch::empty(source.shape, torch::TensorOptions().dtype(type));
+  if (!bytes->empty()) std::memcpy(stored.data_ptr(), bytes->data(), bytes->size());
+  return type == torch::kFloat ? stored : stored.to(torch::kFloat);
+}
+
+struct Located {
+  const OpenedFile* file;
+  WeightSource source;
+};
+
+// Makes every tensor of `weights`, releasing each file range once its last user is made.
+Result<TensorMap> Materialise(const std::map<std::string, Located>& weights) {
+  std::map<std::pair<const OpenedFile*, std::string>, int> users;
+  for (const auto& [name, w] : weights) ++users[{w.file, w.source.key}];
+  TensorMap out;
+  for (const auto& [name, w] : weights) {
+    const TensorEntry& entry = w.file->view.tensors.at(w.source.key);
+    auto tensor = MakeTensor(entry, w.source);
+    if (!tensor) return Invalid(w.file->path.string() + ": " + tensor.error().message);
+    out.emplace(name, std::move(*tensor));
+    if (--users[{w.file, w.source.key}] == 0) w.file->map.Release(entry.bytes);
+  }
+  return out;
+}
+
+// --- diffusers folders -----------------------------------------------------------------------
+
+// The safetensors files of one component, preferring the variant when one is asked for.
+Result<std::vector<fs::path>> WeightFiles(const fs::path& dir, const std::string& base,
+                                          const std::string& variant) {
+  std::vector<std::string> stems = {base, base + ".fp16"};
+  if (!variant.empty()) stems = {base + "." + variant, base};
+  for (const auto& stem : stems) {
+    if (fs::is_regular_file(dir / (stem + ".safetensors"))) {
+      return std::vector<fs::path>{dir / (stem + ".safetensors")};
+    }
+    const fs::path index = dir / (stem + ".safetensors.index.json");
+    if (!fs::is_regular_file(index)) continue;
+    auto parsed = ReadJson(index);
+    if (!parsed) return parsed.error();
+    auto map = parsed->find("weight_map");
+    if (map == parsed->end() || !map->is_object())
+      return Invalid(index.string() + " has no weight_map");
+    std::set<std::string> shards;
+    for (const auto& [name, file] : map->items()) {
+      if (!file.is_string() || file.get<std::string>().find('/') != std::string::npos ||
+          file.get<std::string>().starts_with(".")) {
+        return Invalid(index.string() + " names a shard outside its folder");
+      }
+      shards.insert(file.get<std::string>());
+    }
+    std::vector<fs::path> out;
+    for (const auto& shard : shards) out.push_back(dir / shard);
+    return out;
+  }
+  for (const char* pickled : {".bin", ".fp16.bin", ".ckpt"}) {
+    if (fs::exists(dir / (base + pickled))) return PickleRefusal(dir / (base + pickled));
+  }
+  return Invalid("missing component weights: " + (dir / (base + ".safetensors")).string());
+}
+
+// diffusers before 0.14 named the VAE's attention query/key/value/proj_attn.
+std::string ModernVaeName(std::string name) {
+  static const std::pair<const char*, const char*> kOld[] = {{".query.", ".to_q."},
+                                                             {".key.", ".to_k."},
+                                                             {".value.", ".to_v."},
+                                                             {".proj_attn.", ".to_out.0."}};
+  if (name.find("mid_block.attentions.") == std::string::npos) return name;
+  for (const auto& [old_name, new_name] : kOld) {
+    const size_t at = name.find(old_name);
+    if (at != std::string::npos) return name.replace(at, std::strlen(old_name), new_name);
+  }
+  return name;
+}
+
+Result<Component> LoadFolderComponent(const fs::path& folder, const std::string& name,
+                                      ComponentKind kind, const LoadOptions& options,
+                                      OpenedFiles& files) {
+  const fs::path dir = folder / name;
+  if (!fs::is_directory(dir))
+    return Invalid("missing component " + name + "/ in " + folder.string());
+  auto config = ReadJson(dir / "config.json");
+  if (!config) return config.error();
+  const std::string base =
+      kind == ComponentKind::kTextEncoder ? "model" : "diffusion_pytorch_model";
+  auto paths = WeightFiles(dir, base, options.variant);
+  if (!paths) return paths.error();
+  std::map<std::string, Located> weights;
+  ShapeMap shapes;
+  for (const auto& path : *paths) {
+    auto opened = OpenSafetensors(path, files);
+    if (!opened) return opened.error();
+    for (const auto& [key, entry] : (*opened)->view.tensors) {
+      if (key.ends_with("position_ids")) continue;  // a buffer, not a weight
+      const std::string diffusers = kind == ComponentKind::kVae ? ModernVaeName(key) : key;
+      weights[diffusers] = Located{*opened, WeightSource{key, 0, -1, entry.shape}};
+      shapes[diffusers] = entry.shape;
+    }
+  }
+  if (auto checked = CheckComponentShapes(kind, *config, shapes); !checked) {
+    return Invalid(dir.string() + ": " + checked.error().message);
+  }
+  auto tensors = Materialise(weights);
+  if (!tensors) return tensors.error();
+  return Component{std::move(*config), std::move(*tensors)};
+}
+
+Result<std::string> PredictionFrom(const LoadOptions& options, const json& scheduler) {
+  std::string prediction = options.prediction_type;
+  if (prediction.empty()) prediction = StringField(scheduler, "prediction_type");
+  if (prediction.empty()) prediction = "epsilon";
+  if (prediction != "epsilon" && prediction != "v_prediction") {
+    return Invalid("prediction type '" + prediction + "' is not supported (epsilon, v_prediction)");
+  }
+  return prediction;
+}
+
+Result<Family> FolderFamily(const json& text, const json& unet, const json& scheduler,
+                            const std::string& prediction) {
+  const json context = unet.value("cross_attention_dim", json());
+  bool open_clip = StringField(text, "hidden_act") != "quick_gelu";
+  if (context == 768) open_clip = false;
+  if (context == 1024) open_clip = true;
+  if (!open_clip) return Family::kSd1;
+  const std::string spacing = StringField(scheduler, "timestep_spacing");
+  const std::string sampler = StringField(scheduler, "_class_name");
+  if (spacing == "trailing" && sampler.starts_with("Euler")) return Family::kSdTurbo;
+  return prediction == "v_prediction" ? Family::kSd2V : Family::kSd2;
+}
+
+Result<Checkpoint> LoadFolder(const fs::path& folder, const LoadOptions& options) {
+  auto index = ReadJson(folder / "model_index.json");
+  if (!index) return Invalid(folder.string() + " is not a diffusers folder (no model_index.json)");
+  if (index->contains("text_encoder_2")) {
+    return Invalid("SDXL checkpoints (two text encoders) are not supported yet");
+  }
+  Checkpoint ck;
+  ck.format = "diffusers";
+  auto scheduler = ReadJson(folder / "scheduler" / "scheduler_config.json");
+  if (!scheduler) return Invalid("missing component scheduler/: " + scheduler.error().message);
+  ck.scheduler_config = std::move(*scheduler);
+  OpenedFiles files;
+  const std::pair<const char*, ComponentKind> parts[] = {
+      {"text_encoder", ComponentKind::kTextEncoder},
+      {"unet", ComponentKind::kUnet},
+      {"vae", ComponentKind::kVae}};
+  Component* targets[] = {&ck.text_encoder, &ck.unet, &ck.vae};
+  for (size_t i = 0; i < 3; ++i) {
+    auto component = LoadFolderComponent(folder, parts[i].first, parts[i].second, options, files);
+    if (!component) return component.error();
+    *targets[i] = std::move(*component);
+    files.clear();  // unmap what is copied
+  }
+  if (ck.unet.config.value("addition_embed_type", json()) == "text_time") {
+    return Invalid("SDXL checkpoints (size-conditioned UNet) are not supported yet");
+  }
+  auto prediction = PredictionFrom(options, ck.scheduler_config);
+  if (!prediction) return prediction.error();
+  ck.prediction_type = *prediction;
+  auto family =
+      FolderFamily(ck.text_encoder.config, ck.unet.config, ck.scheduler_config, ck.prediction_type);
+  if (!family) return family.error();
+  ck.family = *family;
+  ck.tokenizer_dir = options.tokenizer_dir.empty() ? folder / "tokenizer" : options.tokenizer_dir;
+  return ck;
+}
+
+// --- single files ----------------------------------------------------------------------------
+
+Result<Checkpoint> LoadSingleFile(const fs::path& path, const LoadOptions& options) {
+  OpenedFiles files;
+  auto opened = OpenSafetensors(path, files);
+  if (!opened) return opened.error();
+  ShapeMap shapes;
+  for (const auto& [key, entry] : (*opened)->view.tensors) shapes[key] = entry.shape;
+  auto plan =
+      PlanSingleFile(shapes, SingleFileHints{path.stem().string(), options.prediction_type});
+  if (!plan) return Invalid(path.string() + ": " + plan.error().message);
+  Checkpoint ck;
+  ck.format = "single-file";
+  ck.family = plan->family;
+  ck.prediction_type = plan->prediction_type;
+  ck.ignored_keys = plan->ignored_keys;
+  ck.unknown_keys = plan->unknown_keys;
+  ck.scheduler_config = DefaultSchedulerConfig(ck.family);
+  ck.scheduler_config["prediction_type"] = ck.prediction_type;
+  const std::pair<ComponentPlan*, Component*> parts[] = {
+      {&plan->text_encoder, &ck.text_encoder}, {&plan->unet, &ck.unet}, {&plan->vae, &ck.vae}};
+  for (const auto& [part, target] : parts) {
+    std::map<std::string, Located> weights;
+    for (auto& [name, source] : part->weights) weights[name] = Located{*opened, source};
+    auto tensors = Materialise(weights);
+    if (!tensors) return tensors.error();
+    *target = Component{std::move(part->config), std::move(*tensors)};
+  }
+  ck.tokenizer_dir =
+      options.tokenizer_dir.empty() ? path.parent_path() / "tokenizer" : options.tokenizer_dir;
+  return ck;
+}
+
+Status CheckTokenizer(const Checkpoint& ck, const fs::path& path) {
+  for (const char* file : {"vocab.json", "merges.txt"}) {
+    if (!fs::is_regular_file(ck.tokenizer_dir / file)) {
+      return Invalid("no tokenizer for " + path.string() + ": " +
+                     (ck.tokenizer_dir / file).string() +
+                     " is missing (a folder's tokenizer/, or for a single file a tokenizer/ "
+                     "folder beside it or --tokenizer DIR with vocab.json and merges.txt)");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<Checkpoint> LoadCheckpoint(const fs::path& path, const LoadOptions& options) {
+  std::error_code ec;
+  if (!fs::exists(path, ec))
+    return Error::Make(ErrorCode::kNotFound, "no checkpoint at " + path.string());
+  torch::NoGradGuard no_grad;
+  Result<Checkpoint> loaded = Invalid("");
+  if (fs::is_directory(path)) {
+    loaded = LoadFolder(path, options);
+  } else if (IsPickleExtension(path)) {
+    return PickleRefusal(path);
+  } else if (path.extension() == ".safetensors") {
+    loaded = LoadSingleFile(path, options);
+  } else {
+    return Invalid(path.string() + " is neither a diffusers folder nor a .safetensors file");
+  }
+  if (!loaded) return loaded;
+  Checkpoint& ck = *loaded;
+  if (ck.family == Family::kSdxl) return Invalid("SDXL checkpoints are not supported yet");
+  ck.family_name = std::string(FamilyName(ck.family));
+  ck.inpainting = ck.unet.config.value("in_channels", json()) == 9;
+  if (ck.unet.config.value("cross_attention_dim", json()) !=
+      ck.text_encoder.config.value("hidden_size", json())) {
+    return Invalid(path.string() +
+                   ": the UNet's cross_attention_dim differs from the text "
+                   "encoder's hidden_size");
+  }
+  if (auto tokenizer = CheckTokenizer(ck, path); !tokenizer) return tokenizer.error();
+  return loaded;
+}
+
+}  // namespace imagegen::sd

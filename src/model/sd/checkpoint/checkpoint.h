@@ -1,0 +1,58 @@
+// Stable Diffusion checkpoints as users have them, loaded into the networks' one naming
+// (diffusers state_dict names and configs, float32 on the CPU; see nets/component.h).
+//
+// Formats:
+//  - a diffusers folder: model_index.json, text_encoder/ tokenizer/ unet/ vae/ scheduler/, each
+//    weight set a *.safetensors file (model.safetensors, diffusion_pytorch_model.safetensors),
+//    its variant (*.fp16.safetensors) or a sharded *.safetensors.index.json;
+//  - a single-file original-layout checkpoint (*.safetensors with the ldm key names; see
+//    ldm_layout.h for the layout and how its configs are inferred).
+// Pickled files (.ckpt, .pt, .pth, .bin, .pkl) are refused: unpickling runs code.
+//
+// Weights are memory-mapped and copied once into their tensors (F16/BF16/F64 converted to F32
+// then; LibTorch 1.13 has no half-precision CPU compute), the mapped pages released as each
+// tensor is made, so the peak memory is about the float32 weights, not the file plus them.
+//
+// Where the tokenizer comes from: a folder's tokenizer/; for a single file
+// LoadOptions::tokenizer_dir, else a tokenizer/ folder beside the file (vocab.json and
+// merges.txt, optionally tokenizer_config.json; SD 2.x pads with "!", say so in that config).
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "model/sd/checkpoint/family.h"
+#include "model/sd/nets/component.h"
+
+namespace imagegen::sd {
+
+struct LoadOptions {
+  std::filesystem::path tokenizer_dir;  // overrides where the tokenizer files are
+  std::string prediction_type;          // "epsilon" | "v_prediction"; "" from the checkpoint
+  std::string variant;  // "fp16": prefer *.fp16.safetensors in folders; "": the full files first
+};
+
+struct Checkpoint {
+  Family family = Family::kSd1;
+  std::string family_name;                // "sd1", "sd2", "sd2-v", "sd-turbo"
+  std::string format;                     // "diffusers" or "single-file"
+  Component text_encoder, unet, vae;      // diffusers names and configs, float32
+  nlohmann::json scheduler_config;        // scheduler/scheduler_config.json (synthesised for files)
+  std::filesystem::path tokenizer_dir;    // vocab.json + merges.txt (+ configs)
+  std::string prediction_type;            // "epsilon" | "v_prediction"
+  bool inpainting = false;                // the UNet takes 9 channels (latents, mask, masked image)
+  size_t ignored_keys = 0;                // tensors known and not needed (EMA, buffers, ...)
+  std::vector<std::string> unknown_keys;  // tensors outside every component, not known
+};
+
+// Loads `path` (a folder or a file, told apart by the file system). Errors: kNotFound for a
+// path that does not exist; kInvalidRequest with one message for everything else (pickled or
+// unknown format, truncated or corrupt safetensors, SDXL, a missing component or tokenizer,
+// shapes that contradict the config, a layout not understood).
+Result<Checkpoint> LoadCheckpoint(const std::filesystem::path& path,
+                                  const LoadOptions& options = {});
+
+}  // namespace imagegen::sd

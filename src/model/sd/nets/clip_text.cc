@@ -1,0 +1,195 @@
+#include "model/sd/nets/clip_text.h"
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "model/sd/text/clip_tokenizer.h"
+
+namespace imagegen::sd {
+namespace {
+
+Error Invalid(const std::string& message) {
+  return Error::Make(ErrorCode::kInvalidRequest, "text encoder: " + message);
+}
+
+Result<torch::Tensor> Weight(const TensorMap& weights, const std::string& name,
+                             std::vector<int64_t> shape) {
+  auto it = weights.find(name);
+  if (it == weights.end()) return Invalid("missing weight " + name);
+  if (it->second.sizes() != c10::IntArrayRef(shape)) {
+    return Invalid("weight " + name + " has shape " + c10::str(it->second.sizes()) + ", expected " +
+                   c10::str(c10::IntArrayRef(shape)));
+  }
+  return it->second.to(torch::kFloat).contiguous();
+}
+
+Result<int64_t> PositiveInt(const nlohmann::json& config, const char* name) {
+  auto it = config.find(name);
+  if (it == config.end() || !it->is_number_integer() || it->get<int64_t>() <= 0) {
+    return Invalid(std::string("config needs a positive integer ") + name);
+  }
+  return it->get<int64_t>();
+}
+
+}  // namespace
+
+Result<ClipTextEncoder> ClipTextEncoder::Create(const Component& component) {
+  const auto& config = component.config;
+  auto hidden = PositiveInt(config, "hidden_size");
+  auto heads = PositiveInt(config, "num_attention_heads");
+  auto layers = PositiveInt(config, "num_hidden_layers");
+  for (const auto* f : {&hidden, &heads, &layers}) {
+    if (!*f) return f->error();
+  }
+  if (*hidden % *heads != 0) return Invalid("hidden_size is not divisible by num_attention_heads");
+  const auto act_field = config.find("hidden_act");  // transformers' default: quick_gelu
+  const std::string act = act_field == config.end() ? "quick_gelu"
+                          : act_field->is_string()  ? act_field->get<std::string>()
+                                                    : "";
+  if (act != "quick_gelu" && act != "gelu") {
+    return Invalid("hidden_act '" + act + "' is not supported (quick_gelu, gelu)");
+  }
+  ClipTextEncoder e;
+  e.hidden_ = *hidden;
+  e.heads_ = *heads;
+  e.quick_gelu_ = act == "quick_gelu";
+  const auto eps = config.find("layer_norm_eps");
+  if (eps != config.end() && eps->is_number()) e.eps_ = eps->get<double>();
+  const auto& w = component.weights;
+  const int64_t h = *hidden;
+  auto tokens = w.find("text_model.embeddings.token_embedding.weight");
+  auto positions = w.find("text_model.embeddings.position_embedding.weight");
+  if (tokens == w.end() || positions == w.end() || tokens->second.dim() != 2 ||
+      positions->second.dim() != 2 || tokens->second.size(1) != h ||
+      positions->second.size(1) != h) {
+    return Invalid("token and position embeddings must be [*, hidden_size]");
+  }
+  e.token_embedding_ = tokens->second.to(torch::kFloat).contiguous();
+  e.position_embedding_ = positions->second.to(torch::kFloat).contiguous();
+  auto norm_w = Weight(w, "text_model.final_layer_norm.weight", {h});
+  auto norm_b = Weight(w, "text_model.final_layer_norm.bias", {h});
+  if (!norm_w) return norm_w.error();
+  if (!norm_b) return norm_b.error();
+  e.final_norm_ = {*norm_w, *norm_b};
+  auto inner = w.find("text_model.encoder.layers.0.mlp.fc1.weight");
+  if (inner == w.end() || inner->second.dim() != 2) return Invalid("missing the first MLP");
+  const int64_t m = inner->second.size(0);
+  for (int64_t i = 0; i < *layers; ++i) {
+    const std::string p = "text_model.encoder.layers." + std::to_string(i) + ".";
+    Layer layer;
+    struct Want {
+      torch::Tensor* into;
+      std::string name;
+      std::vector<int64_t> shape;
+    };
+    const Want wants[] = {{&layer.norm1.weight, "layer_norm1.weight", {h}},
+                          {&layer.norm1.bias, "layer_norm1.bias", {h}},
+                          {&layer.norm2.weight, "layer_norm2.weight", {h}},
+                          {&layer.norm2.bias, "layer_norm2.bias", {h}},
+                          {&layer.q.weight, "self_attn.q_proj.weight", {h, h}},
+                          {&layer.q.bias, "self_attn.q_proj.bias", {h}},
+                          {&layer.k.weight, "self_attn.k_proj.weight", {h, h}},
+                          {&layer.k.bias, "self_attn.k_proj.bias", {h}},
+                          {&layer.v.weight, "self_attn.v_proj.weight", {h, h}},
+                          {&layer.v.bias, "self_attn.v_proj.bias", {h}},
+                          {&layer.out.weight, "self_attn.out_proj.weight", {h, h}},
+                          {&layer.out.bias, "self_attn.out_proj.bias", {h}},
+                          {&layer.fc1.weight, "mlp.fc1.weight", {m, h}},
+                          {&layer.fc1.bias, "mlp.fc1.bias", {m}},
+                          {&layer.fc2.weight, "mlp.fc2.weight", {h, m}},
+                          {&layer.fc2.bias, "mlp.fc2.bias", {h}}};
+    for (const auto& want : wants) {
+      auto t = Weight(w, p + want.name, want.shape);
+      if (!t) return t.error();
+      *want.into = *t;
+    }
+    e.layers_.push_back(std::move(layer));
+  }
+  return e;
+}
+
+torch::Tensor ClipTextEncoder::Attention(const Layer& layer, const torch::Tensor& x,
+                                         const torch::Tensor& mask) const {
+  const int64_t b = x.size(0), t = x.size(1), d = hidden_ / heads_;
+  auto split = [&](const torch::Tensor& y) { return y.view({b, t, heads_, d}).transpose(1, 2); };
+  // transformers scales the queries before the product; the same order keeps the rounding.
+  const torch::Tensor q =
+      split(torch::linear(x, layer.q.weight, layer.q.bias) * (1.0 / std::sqrt(double(d))));
+  const torch::Tensor k = split(torch::linear(x, layer.k.weight, layer.k.bias));
+  const torch::Tensor v = split(torch::linear(x, layer.v.weight, layer.v.bias));
+  const torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)) + mask;
+  const torch::Tensor mixed = torch::matmul(torch::softmax(scores, -1), v);
+  return torch::linear(mixed.transpose(1, 2).reshape({b, t, hidden_}), layer.out.weight,
+                       layer.out.bias);
+}
+
+torch::Tensor ClipTextEncoder::Mlp(const Layer& layer, const torch::Tensor& x) const {
+  torch::Tensor y = torch::linear(x, layer.fc1.weight, layer.fc1.bias);
+  y = quick_gelu_ ? y * torch::sigmoid(1.702 * y) : torch::gelu(y);
+  return torch::linear(y, layer.fc2.weight, layer.fc2.bias);
+}
+
+torch::Tensor ClipTextEncoder::Encode(const torch::Tensor& ids, int clip_skip) const {
+  if (ids.dim() != 2 || ids.scalar_type() != torch::kLong || ids.size(1) > max_positions() ||
+      ids.size(1) < 1) {
+    throw std::invalid_argument("ClipTextEncoder::Encode: ids must be int64 [B, 1.." +
+                                std::to_string(max_positions()) + "]");
+  }
+  if (clip_skip < 1 || clip_skip > layers()) {
+    throw std::invalid_argument("ClipTextEncoder::Encode: clip_skip must be 1.." +
+                                std::to_string(layers()));
+  }
+  if (ids.numel() > 0 &&
+      (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= vocab_size())) {
+    throw std::invalid_argument("ClipTextEncoder::Encode: an id is outside the vocabulary");
+  }
+  torch::NoGradGuard no_grad;
+  const int64_t b = ids.size(0), t = ids.size(1);
+  torch::Tensor x = token_embedding_.index_select(0, ids.reshape({-1})).view({b, t, hidden_}) +
+                    position_embedding_.narrow(0, 0, t);
+  // Causal: a token sees itself and the tokens before it (transformers fills with the float
+  // minimum, not -inf; softmax gives the same since every row keeps its diagonal).
+  const torch::Tensor mask =
+      torch::full({t, t}, std::numeric_limits<float>::lowest()).triu(1).view({1, 1, t, t});
+  const int run = layers() - (clip_skip - 1);
+  for (int i = 0; i < run; ++i) {
+    const Layer& layer = layers_[static_cast<size_t>(i)];
+    x = x + Attention(layer,
+                      torch::layer_norm(x, {hidden_}, layer.norm1.weight, layer.norm1.bias, eps_),
+                      mask);
+    x = x + Mlp(layer, torch::layer_norm(x, {hidden_}, layer.norm2.weight, layer.norm2.bias, eps_));
+  }
+  return torch::layer_norm(x, {hidden_}, final_norm_.weight, final_norm_.bias, eps_);
+}
+
+Result<torch::Tensor> EncodePrompt(const ClipTokenizer& tokenizer, const ClipTextEncoder& encoder,
+                                   std::string_view prompt, int clip_skip) {
+  if (clip_skip < 1 || clip_skip > encoder.layers()) {
+    return Error::Invalid("clip_skip", "clip_skip must be 1.." + std::to_string(encoder.layers()));
+  }
+  auto chunks = tokenizer.EncodeChunks(prompt);
+  if (!chunks) return chunks.error();
+  const auto per_chunk = static_cast<int64_t>(chunks->front().size());
+  if (per_chunk > encoder.max_positions()) {
+    return Invalid("the tokenizer's chunks are longer than the encoder's positions");
+  }
+  std::vector<int64_t> flat;
+  for (const auto& chunk : *chunks) {
+    for (int32_t id : chunk) {
+      if (id < 0 || id >= encoder.vocab_size()) {
+        return Invalid("token id " + std::to_string(id) +
+                       " is beyond the encoder's vocabulary of " +
+                       std::to_string(encoder.vocab_size()));
+      }
+      flat.push_back(id);
+    }
+  }
+  const auto count = static_cast<int64_t>(chunks->size());
+  torch::Tensor ids = torch::tensor(flat, torch::kLong).view({count, per_chunk});
+  torch::Tensor hidden = encoder.Encode(ids, clip_skip);
+  return hidden.reshape({1, count * per_chunk, encoder.hidden_size()});
+}
+
+}  // namespace imagegen::sd

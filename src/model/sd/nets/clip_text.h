@@ -1,0 +1,71 @@
+// CLIP's text transformer as Stable Diffusion conditions on it, computed as transformers'
+// CLIPTextModel computes it (token + position embeddings, pre-norm layers with causal
+// self-attention, quick_gelu for OpenAI CLIP / SD 1.x or gelu for OpenCLIP / SD 2.x, the final
+// layer norm). Weights by transformers' names ("text_model.encoder.layers.0.self_attn.q_proj.
+// weight", ...), the config as transformers writes it (hidden_size, num_attention_heads,
+// num_hidden_layers, hidden_act, layer_norm_eps, max_position_embeddings).
+//
+// Immutable after Create; Encode may be called from several threads at once.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "model/sd/nets/component.h"
+
+namespace imagegen::sd {
+
+class ClipTokenizer;
+
+class ClipTextEncoder {
+ public:
+  // kInvalidRequest naming the missing weight, wrong shape or unsupported activation.
+  static Result<ClipTextEncoder> Create(const Component& component);
+
+  // ids [B, T] int64 (T <= max_positions(), each id < vocab_size()) -> hidden states
+  // [B, T, hidden_size()], float32. clip_skip counts as A1111 does: 1 = the last layer, 2 = the
+  // penultimate, ...; the final layer norm is applied either way (as diffusers' clip_skip and
+  // A1111 do). SD 2.x folders already end at the penultimate layer (23 of OpenCLIP's 24), so
+  // clip_skip 1 is right for them. REQUIRES: 1 <= clip_skip <= layers() (checked: throws
+  // std::invalid_argument otherwise, like a bad id).
+  torch::Tensor Encode(const torch::Tensor& ids, int clip_skip = 1) const;
+
+  int64_t hidden_size() const { return hidden_; }
+  int64_t vocab_size() const { return token_embedding_.size(0); }
+  int64_t max_positions() const { return position_embedding_.size(0); }
+  int layers() const { return static_cast<int>(layers_.size()); }
+
+ private:
+  struct Linear {
+    torch::Tensor weight, bias;
+  };
+  struct Norm {
+    torch::Tensor weight, bias;
+  };
+  struct Layer {
+    Norm norm1, norm2;
+    Linear q, k, v, out, fc1, fc2;
+  };
+  ClipTextEncoder() = default;
+  torch::Tensor Attention(const Layer& layer, const torch::Tensor& x,
+                          const torch::Tensor& mask) const;
+  torch::Tensor Mlp(const Layer& layer, const torch::Tensor& x) const;
+
+  torch::Tensor token_embedding_, position_embedding_;
+  Norm final_norm_;
+  std::vector<Layer> layers_;
+  int64_t hidden_ = 0, heads_ = 0;
+  double eps_ = 1e-5;
+  bool quick_gelu_ = true;
+};
+
+// A1111-style long prompts: ClipTokenizer::EncodeChunks, each chunk of 77 ids encoded, the
+// chunks' hidden states concatenated: [1, 77 * chunks, hidden]. kInvalidRequest for text that
+// is not UTF-8 or ids beyond the encoder's vocabulary; clip_skip as in Encode (checked).
+Result<torch::Tensor> EncodePrompt(const ClipTokenizer& tokenizer, const ClipTextEncoder& encoder,
+                                   std::string_view prompt, int clip_skip = 1);
+
+}  // namespace imagegen::sd
