@@ -64,7 +64,10 @@ Status ReadUnhonoured(const json& body, OpenAiRequest* out) {
   }
   if (auto s = ReadString(body, "style", &style); !s) return s;
   if (!style.empty()) out->warnings.push_back("style \"" + style + "\" is not supported; ignored");
-  if (auto s = ReadString(body, "user", &user); !s) return s;  // an end-user id; unused
+  if (auto s = ReadString(body, "user", &user); !s) return s;
+  if (!user.empty()) {
+    out->warnings.push_back("user accepted and not used: imagegen keeps no per-end-user records");
+  }
   return Status::Ok();
 }
 

@@ -10,9 +10,9 @@
 // Accepted and reported in "warnings" because imagegen cannot honour them: moderation (no
 // moderation of imagegen's own; a model's own filters still apply), style, partial_images
 // without stream, input_fidelity, images after the first on edits, and partial images a model
-// did not make (Bedrock makes none: its stream is the completed event alone). `user` is accepted
-// and unused. stream with n > 1 is refused (400, param "n"): OpenAI's events carry no image
-// index, so a client could not tell two completed images apart.
+// did not make (Bedrock makes none: its stream is the completed event alone), and `user` (an
+// end-user id imagegen has no use for). stream with n > 1 is refused (400, param "n"): OpenAI's
+// events carry no image index, so a client could not tell two completed images apart.
 #pragma once
 
 #include <functional>

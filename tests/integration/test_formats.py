@@ -185,7 +185,7 @@ def test_unhonoured_fields_are_reported(client):
                             style="vivid", model="gpt-image-1")
     assert len(r.data) == 2 and r.model_extra["model"] == "test"
     warnings = " | ".join(r.model_extra["warnings"])
-    assert "moderation" in warnings and "style" in warnings
+    assert "moderation" in warnings and "style" in warnings and "user" in warnings
     assert r.usage.input_tokens == 2
 
 
