@@ -145,6 +145,12 @@ Api::Api(std::shared_ptr<Pipeline> pipeline, ApiOptions options, std::vector<Rou
   router_.Add("POST", "/generate", [this](HttpRequest& r) { return Generate(r); });
   router_.Add("POST", "/v1/images/generations",
               [this](HttpRequest& r) { return OpenAiGenerate(r); });
+  router_.Add("POST", "/v1/images/edits", [this](HttpRequest& r) { return OpenAiEdit(r); });
+  router_.Add("GET", "/v1/models",
+              [this](HttpRequest&) { return OpenAiModelsResponse(pipeline_->model().Name()); });
+  router_.Add("GET", "/v1/models/{id...}", [this](HttpRequest& r) {
+    return OpenAiModelResponse(pipeline_->model().Name(), r.path_params["id"]);
+  });
   router_.Add("GET", "/images", [this](HttpRequest& r) { return ListImages(r); });
   router_.Add("GET", "/images/{key...}", [this](HttpRequest& r) { return GetImage(r); });
   router_.Add("GET", "/", [](HttpRequest&) {
@@ -290,10 +296,12 @@ void Api::Record(const HttpRequest& request, const HttpResponse& response, doubl
   Log(response.status >= 500 ? "error" : "info", "request", std::move(line));
 }
 
-Result<GenerateResult> Api::RunAdmitted(const GenerateRequest& generate, const HttpRequest& request,
-                                        GenerateContext ctx) {
-  auto deadline =
-      std::min(request.deadline, Clock::now() + std::chrono::seconds(options_.generate_timeout_s));
+Clock::time_point Api::DeadlineFor(const HttpRequest& request) const {
+  return std::min(request.deadline,
+                  Clock::now() + std::chrono::seconds(options_.generate_timeout_s));
+}
+
+Result<std::shared_ptr<Admission>> Api::Admit(Clock::time_point deadline) {
   // Wait for a slot only briefly: a client waiting minutes in our queue is better served by
   // a fast 503 + Retry-After (or by POST /jobs).
   auto wait_until = std::min(deadline, Clock::now() + std::chrono::seconds(10));
@@ -303,11 +311,17 @@ Result<GenerateResult> Api::RunAdmitted(const GenerateRequest& generate, const H
     busy.retry_after_s = 2;
     return busy;
   }
+  return std::shared_ptr<Admission>(&admission_, [](Admission* a) { a->Release(); });
+}
+
+Result<GenerateResult> Api::RunAdmitted(const GenerateRequest& generate, const HttpRequest& request,
+                                        GenerateContext ctx) {
+  auto deadline = DeadlineFor(request);
+  auto slot = Admit(deadline);
+  if (!slot.ok()) return slot.error();
   ctx.deadline = deadline;
   ctx.cancelled = request.cancelled;
-  auto result = pipeline_->Run(generate, ctx);
-  admission_.Release();
-  return result;
+  return pipeline_->Run(generate, ctx);
 }
 
 HttpResponse Api::Generate(HttpRequest& request) {
@@ -330,11 +344,72 @@ HttpResponse Api::OpenAiGenerate(HttpRequest& request) {
   if (!body.ok()) return OpenAiErrorResponse(body.error());
   auto parsed = ParseOpenAiRequest(body.value(), pipeline_->model().Name());
   if (!parsed.ok()) return OpenAiErrorResponse(parsed.error());
-  parsed->request.owner = request.principal;
-  auto result = RunAdmitted(parsed->request, request);
+  return OpenAiRun(parsed.value(), request, "image_generation");
+}
+
+namespace {
+
+// An edit comes as multipart/form-data (what OpenAI's SDKs send) or as JSON with data URLs.
+Result<OpenAiRequest> ParseEditBody(const HttpRequest& request, const std::string& model_name) {
+  std::string type = request.Header("content-type");
+  if (!type.empty() && CheckJsonContentType(request).ok()) {
+    auto body = ParseJsonObject(request.body);
+    if (!body.ok()) return body.error();
+    return ParseOpenAiEditJson(body.value(), model_name);
+  }
+  auto boundary = MultipartBoundary(type);
+  if (!boundary.ok()) return boundary.error();
+  auto parts = ParseMultipart(request.body, boundary.value());
+  if (!parts.ok()) return parts.error();
+  return ParseOpenAiEditForm(parts.value(), model_name);
+}
+
+}  // namespace
+
+HttpResponse Api::OpenAiEdit(HttpRequest& request) {
+  auto parsed = ParseEditBody(request, pipeline_->model().Name());
+  if (!parsed.ok()) return OpenAiErrorResponse(parsed.error());
+  return OpenAiRun(parsed.value(), request, "image_edit");
+}
+
+HttpResponse Api::OpenAiRun(const OpenAiRequest& parsed, HttpRequest& request,
+                            const std::string& event_prefix) {
+  if (parsed.stream) return OpenAiStream(parsed, request, event_prefix);
+  GenerateRequest generate = parsed.request;
+  generate.owner = request.principal;
+  auto result = RunAdmitted(generate, request);
   if (!result.ok()) return OpenAiErrorResponse(result.error());
-  return OpenAiSuccessResponse(parsed.value(), result.value(), pipeline_->store(),
+  return OpenAiSuccessResponse(parsed, result.value(), pipeline_->store(),
                                [&](const std::string& key) { return ImageUrl(request, key); });
+}
+
+// Validation and admission answer before the stream starts, with their own status (400, 503);
+// once the 200 head is out, a failure can only be an `error` event.
+HttpResponse Api::OpenAiStream(const OpenAiRequest& parsed, HttpRequest& request,
+                               const std::string& event_prefix) {
+  auto stream_request = std::make_shared<OpenAiRequest>(parsed);
+  stream_request->request.owner = request.principal;
+  auto valid = pipeline_->Check(stream_request->request);
+  if (!valid.ok()) return OpenAiErrorResponse(valid.error());
+  auto deadline = DeadlineFor(request);
+  auto slot = Admit(deadline);
+  if (!slot.ok()) return OpenAiErrorResponse(slot.error());
+  HttpResponse response;
+  response.content_type = "text/event-stream";
+  response.SetHeader("Cache-Control", "no-cache");
+  response.SetHeader("X-Accel-Buffering", "no");  // proxies (nginx) must not hold events back
+  response.stream = [this, stream_request, valid = std::move(valid.value()), event_prefix,
+                     slot = std::move(slot.value()), deadline, cancelled = request.cancelled,
+                     request_id = request.request_id](const BodyWriter& write) {
+    auto run = [&](GenerateContext& ctx) {
+      ctx.deadline = deadline;
+      ctx.cancelled = cancelled;
+      return pipeline_->Run(stream_request->request, ctx);
+    };
+    WriteOpenAiStream(*stream_request, valid, event_prefix, request_id, run, pipeline_->store(),
+                      write);
+  };
+  return response;
 }
 
 HttpResponse Api::ListImages(HttpRequest& request) {

@@ -15,6 +15,8 @@
 
 namespace imagegen {
 
+struct OpenAiRequest;
+
 struct ApiOptions {
   std::vector<std::string> api_keys;      // empty: no authentication
   std::vector<std::string> cors_origins;  // exact origins allowed to call from a browser
@@ -64,6 +66,13 @@ class Api {
 
   HttpResponse Generate(HttpRequest& request);
   HttpResponse OpenAiGenerate(HttpRequest& request);
+  HttpResponse OpenAiEdit(HttpRequest& request);
+  // Runs a parsed OpenAI request: one JSON answer, or Server-Sent Events with stream (events
+  // named "<event_prefix>.partial_image" / ".completed").
+  HttpResponse OpenAiRun(const OpenAiRequest& parsed, HttpRequest& request,
+                         const std::string& event_prefix);
+  HttpResponse OpenAiStream(const OpenAiRequest& parsed, HttpRequest& request,
+                            const std::string& event_prefix);
   HttpResponse ListImages(HttpRequest& request);
   HttpResponse GetImage(HttpRequest& request);
   HttpResponse Ready(HttpRequest& request);
@@ -71,6 +80,10 @@ class Api {
   // set here from the request and the generate timeout.
   Result<GenerateResult> RunAdmitted(const GenerateRequest& generate, const HttpRequest& request,
                                      GenerateContext ctx = {});
+  // A generation slot, held until the last copy of the pointer is gone (a stream keeps it for
+  // as long as it runs); kOverloaded with Retry-After when none frees up in time.
+  Result<std::shared_ptr<Admission>> Admit(Clock::time_point deadline);
+  Clock::time_point DeadlineFor(const HttpRequest& request) const;
 
   std::shared_ptr<Pipeline> pipeline_;
   ApiOptions options_;

@@ -191,6 +191,48 @@ TEST_F(ApiTest, OpenAiShapes) {
   EXPECT_EQ(err["error"]["param"], "response_format");
 }
 
+// The doors that cannot stream (Lambda) buffer the events; the generation slot a stream holds
+// is given back once the stream is done, and one that was never started gives it back too.
+TEST_F(ApiTest, OpenAiStreamBuffersAndReleasesItsSlot) {
+  ApiOptions options;
+  options.max_concurrent = 1;
+  options.max_waiting = 0;
+  auto api = MakeApi(options);
+  const std::string body =
+      R"({"prompt":"x","size":"64x64","stream":true,"partial_images":1,"steps":4})";
+  for (int round = 0; round < 3; ++round) {
+    auto req = Post("/v1/images/generations", body);
+    HttpResponse response = api->Handle(req);
+    ASSERT_EQ(response.status, 200) << response.body;
+    EXPECT_EQ(response.content_type, "text/event-stream");
+    ASSERT_TRUE(static_cast<bool>(response.stream));
+    if (round == 1) continue;  // dropped unstarted (a client gone before the head was written)
+    BufferStream(&response);
+    size_t partial = response.body.find("event: image_generation.partial_image\ndata: {");
+    size_t completed = response.body.find("event: image_generation.completed\ndata: {");
+    ASSERT_NE(partial, std::string::npos) << response.body.substr(0, 200);
+    ASSERT_NE(completed, std::string::npos);
+    EXPECT_LT(partial, completed);
+  }
+  auto plain = Post("/v1/images/generations", R"({"prompt":"x","size":"64x64"})");
+  EXPECT_EQ(api->Handle(plain).status, 200);  // every slot came back
+}
+
+TEST_F(ApiTest, OpenAiModels) {
+  auto api = MakeApi({});
+  auto list = Get("/v1/models");
+  json body = json::parse(api->Handle(list).body);
+  EXPECT_EQ(body["object"], "list");
+  ASSERT_EQ(body["data"].size(), 1u);
+  EXPECT_EQ(body["data"][0]["id"], "test");
+  auto one = Get("/v1/models/test");
+  EXPECT_EQ(json::parse(api->Handle(one).body)["object"], "model");
+  auto other = Get("/v1/models/gpt-image-1");
+  HttpResponse missing = api->Handle(other);
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(json::parse(missing.body)["error"]["type"], "invalid_request_error");
+}
+
 TEST_F(ApiTest, HandlerRoutesMatchOpenApiDocument) {
   // The Api as every door gets it from the composition root: the document must cover it all.
   Config config;

@@ -1,10 +1,12 @@
 // libFuzzer target for the HTTP server's parsers of untrusted bytes: the request head checks,
-// body decoding and Range (tests/fuzz/run.sh). Invariants checked beyond "no crash".
+// body decoding, Range and multipart/form-data (tests/fuzz/run.sh). Invariants checked beyond "no
+// crash".
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
 #include "http/body_coding.h"
+#include "http/multipart.h"
 #include "http/range.h"
 #include "http/request_head.h"
 
@@ -24,5 +26,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   response.SetHeader("Accept-Ranges", "bytes");
   imagegen::ApplyRange(input.substr(0, 200), "", &response);
   if (response.body.size() > 100) std::abort();
+  imagegen::MultipartLimits limits;
+  limits.max_parts = 8;
+  auto parts = imagegen::ParseMultipart(input, "b", limits);
+  if (parts.ok()) {
+    size_t bytes = 0;
+    for (const auto& part : *parts) bytes += part.data.size();
+    if (parts->size() > limits.max_parts || bytes > input.size()) std::abort();
+  }
+  (void)imagegen::MultipartBoundary(input.substr(0, 120));
   return 0;
 }

@@ -24,5 +24,7 @@ echo "== libFuzzer: AWS layer parsers for ${FUZZ_SECONDS}s"
 mkdir -p build-fuzz/corpus-aws
 build-fuzz/aws_parsers_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=8192 build-fuzz/corpus-aws
 
-CC=clang-14 CXX=clang++-14 BUILD_DIR=build-fuzz \
-  IMAGEGEN_TARGETS="request_fuzz aws_parsers_fuzz http_parsers_fuzz image_decode_fuzz" \
+echo "== libFuzzer: HTTP parsers (head, body coding, Range, multipart/form-data) for ${FUZZ_SECONDS}s"
+mkdir -p build-fuzz/corpus-http
+cp tests/fuzz/seeds/multipart.txt build-fuzz/corpus-http/
+build-fuzz/http_parsers_fuzz -max_total_time="$FUZZ_SECONDS" -max_len=4096 build-fuzz/corpus-http

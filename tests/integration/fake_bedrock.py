@@ -13,6 +13,11 @@ Generator v1/v2, Nova Canvas and the Stability models, and with Bedrock's error 
   [access-denied]    403 AccessDeniedException
   [model-timeout]    408 ModelTimeoutException
   [slow:MS]          sleeps MS milliseconds before answering
+Titan and Nova also take the edit tasks imagegen sends, checked as the service documents them:
+INPAINTING (inPaintingParams: a base64 PNG/JPEG image, exactly one of maskImage / maskPrompt, the
+mask the image's size; the answer has the image's size) and IMAGE_VARIATION
+(imageVariationParams: 1-5 images, similarityStrength 0.2-1.0). Anything else is the
+ValidationException Bedrock answers.
 Stability requests with seed 0 get a random seed, reported (as a string) in "seeds", as Stability
 does. Models listed in `legacy` answer 404 ResourceNotFoundException as Bedrock does for Legacy models.
 
@@ -178,7 +183,9 @@ class FakeBedrock:
         if base.startswith("stability."):
             prompt = req.get("prompt", "")
         elif base.startswith(("amazon.titan-image-generator", "amazon.nova-canvas")):
-            prompt = req.get("textToImageParams", {}).get("text", "")
+            params = (req.get("textToImageParams") or req.get("inPaintingParams")
+                      or req.get("imageVariationParams") or {})
+            prompt = params.get("text", "")
         else:
             return error(404, "ResourceNotFoundException", "The requested model %s was not found" % model)
         slow = re.search(r"\[slow:(\d+)\]", prompt)
@@ -204,10 +211,20 @@ class FakeBedrock:
         return self._titan_nova(base, req, prompt)
 
     def _titan_nova(self, model, req, prompt):
-        if req.get("taskType") != "TEXT_IMAGE":
-            return 400, {"x-amzn-ErrorType": "ValidationException"}, {"message": "taskType must be TEXT_IMAGE"}
+        task = req.get("taskType")
         cfg = req.get("imageGenerationConfig", {})
         width, height = int(cfg.get("width", 1024)), int(cfg.get("height", 1024))
+        if task == "INPAINTING":
+            problem, size = self._check_inpainting(req.get("inPaintingParams"))
+            width, height = size if size else (width, height)
+        elif task == "IMAGE_VARIATION":
+            problem = self._check_variation(req.get("imageVariationParams"))
+        elif task == "TEXT_IMAGE":
+            problem = None
+        else:
+            problem = "taskType must be one of TEXT_IMAGE, INPAINTING, IMAGE_VARIATION"
+        if problem:
+            return 400, {"x-amzn-ErrorType": "ValidationException"}, {"message": problem}
         count = int(cfg.get("numberOfImages", 1))
         if model.startswith("amazon.nova-canvas") and (width % 16 or height % 16):
             return 400, {"x-amzn-ErrorType": "ValidationException"}, {"message": "width and height must be divisible by 16"}
@@ -216,6 +233,51 @@ class FakeBedrock:
         seed = int(cfg.get("seed", 42))
         images = [base64.b64encode(png(width, height, seed + i)).decode() for i in range(count)]
         return 200, {}, {"images": images, "error": None}
+
+    @staticmethod
+    def _image_size(b64):
+        """(width, height) of a base64 PNG or JPEG, or None when it is neither."""
+        try:
+            data = base64.b64decode(b64, validate=True)
+        except (ValueError, TypeError):
+            return None
+        if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+            return struct.unpack(">II", data[16:24])
+        if data[:3] == b"\xff\xd8\xff":
+            i = 2
+            while i + 9 < len(data):
+                marker, length = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])[0]
+                if marker in (0xC0, 0xC1, 0xC2):
+                    h, w = struct.unpack(">HH", data[i + 5:i + 9])
+                    return w, h
+                i += 2 + length
+        return None
+
+    def _check_inpainting(self, params):
+        """(problem or None, the image's size)."""
+        if not isinstance(params, dict):
+            return "inPaintingParams is required for INPAINTING", None
+        size = self._image_size(params.get("image", ""))
+        if not size:
+            return "inPaintingParams.image must be a base64 PNG or JPEG image", None
+        if ("maskImage" in params) == ("maskPrompt" in params):
+            return "exactly one of maskImage and maskPrompt is required", None
+        if "maskImage" in params and self._image_size(params["maskImage"]) != size:
+            return "maskImage must be a base64 image the size of the image", None
+        return None, size
+
+    def _check_variation(self, params):
+        if not isinstance(params, dict):
+            return "imageVariationParams is required for IMAGE_VARIATION"
+        images = params.get("images")
+        if not isinstance(images, list) or not 1 <= len(images) <= 5:
+            return "imageVariationParams.images must hold 1 to 5 images"
+        if any(not self._image_size(image) for image in images):
+            return "imageVariationParams.images must be base64 PNG or JPEG images"
+        strength = params.get("similarityStrength", 0.7)
+        if not isinstance(strength, (int, float)) or not 0.2 <= strength <= 1.0:
+            return "similarityStrength must be between 0.2 and 1.0"
+        return None
 
     def _stability(self, req, prompt):
         width, height = STABILITY_SIZES.get(req.get("aspect_ratio", "1:1"), (1024, 1024))

@@ -143,15 +143,6 @@ def test_transparent_from_a_model_without_alpha_is_a_warning(client):
     assert Image.open(io.BytesIO(base64.b64decode(r.data[0].b64_json))).mode == "RGB"
 
 
-def test_stream_is_refused_until_implemented(client):
-    _, sdk = client()
-    with pytest.raises(openai.BadRequestError) as raised:
-        sdk.images.generate(prompt="x", stream=True, partial_images=2)
-    assert raised.value.body["param"] == "stream"
-    assert raised.value.body["code"] == "invalid_request"
-    assert "not supported yet" in raised.value.body["message"]
-
-
 @pytest.mark.parametrize("kwargs, param", [
     ({"output_format": "gif"}, "output_format"),
     ({"output_compression": 101}, "output_compression"),
@@ -194,13 +185,14 @@ def test_unhonoured_fields_are_reported(client):
                             style="vivid", model="gpt-image-1")
     assert len(r.data) == 2 and r.model_extra["model"] == "test"
     warnings = " | ".join(r.model_extra["warnings"])
-    assert "moderation" in warnings and "style" in warnings
+    assert "moderation" in warnings and "style" in warnings and "user" in warnings
     assert r.usage.input_tokens == 2
 
 
 def test_errors_have_openais_shape(client):
     server, _ = client()
-    r = requests.post(server.url + "/v1/images/generations", json={"prompt": "x", "stream": True})
+    r = requests.post(server.url + "/v1/images/generations",
+                      json={"prompt": "x", "partial_images": 9})
     assert r.status_code == 400
     assert set(r.json()["error"]) == {"message", "type", "param", "code"}
     r = requests.post(server.url + "/v1/images/generations", data="{", headers={

@@ -4,7 +4,10 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "aws/encoding.h"
 #include "core/strings.h"
+#include "image/codec.h"
+#include "image/png.h"
 
 namespace imagegen::bedrock {
 namespace {
@@ -132,6 +135,8 @@ ModelLimits LimitsFor(Family family) {
       limits.default_guidance = 8.0;
       limits.max_count = 5;
       limits.max_seed = 2'147'483'646;
+      limits.edits = true;
+      limits.default_strength = 0.5;
       break;
     case Family::kNovaCanvas: {
       limits.max_prompt_chars = 1024;
@@ -146,6 +151,8 @@ ModelLimits LimitsFor(Family family) {
       limits.default_guidance = 6.5;
       limits.max_count = 5;
       limits.max_seed = 858'993'459;
+      limits.edits = true;
+      limits.default_strength = 0.5;
       break;
     }
     case Family::kStability:
@@ -185,6 +192,74 @@ json BuildBody(Family family, const ValidRequest& request, int index) {
             {"height", request.height},
             {"width", request.width},
             {"seed", request.seed}}}};
+}
+
+namespace {
+
+Result<Image> DecodeAtSize(const std::string& bytes, const char* field, int width, int height) {
+  auto decoded = DecodeImage(bytes);
+  if (!decoded.ok()) {
+    return Error::Invalid(field, std::string(field) + " is not a PNG, JPEG or WebP image: " +
+                                     decoded.error().message);
+  }
+  Image image = std::move(decoded->image);
+  image.alpha.clear();
+  if (image.width == width && image.height == height) return image;
+  return ResizeNearest(image, width, height);
+}
+
+Result<std::string> Base64Png(const Image& image) {
+  auto encoded = EncodeImage(image, {}, ImageFormat::kPng, 0);
+  if (!encoded.ok()) return encoded.error();
+  return aws::Base64Encode(encoded->bytes);
+}
+
+}  // namespace
+
+Result<EditImages> PrepareEditImages(const ValidRequest& request) {
+  auto image = DecodeAtSize(request.init_image, "image", request.width, request.height);
+  if (!image.ok()) return image.error();
+  EditImages out;
+  auto encoded = Base64Png(image.value());
+  if (!encoded.ok()) return encoded.error();
+  out.image = std::move(encoded.value());
+  if (request.mask.empty()) return out;
+  auto mask = DecodeAtSize(request.mask, "mask", request.width, request.height);
+  if (!mask.ok()) return mask.error();
+  for (size_t i = 0; i < mask->rgb.size(); i += 3) {
+    uint8_t keep = mask->rgb[i] < 128 ? 255 : 0;  // theirs: black = change
+    mask->rgb[i] = mask->rgb[i + 1] = mask->rgb[i + 2] = keep;
+  }
+  auto encoded_mask = Base64Png(mask.value());
+  if (!encoded_mask.ok()) return encoded_mask.error();
+  out.mask = std::move(encoded_mask.value());
+  return out;
+}
+
+double SimilarityFor(double strength) { return std::clamp(1.0 - strength, 0.2, 1.0); }
+
+json BuildEditBody(Family family, const ValidRequest& request, const EditImages& images) {
+  (void)family;  // Titan and Nova share the edit bodies
+  json config = {{"numberOfImages", request.count},
+                 {"quality", "standard"},
+                 {"cfgScale", request.guidance},
+                 {"seed", request.seed}};
+  json params = {{"text", request.prompt}};
+  if (!request.negative_prompt.empty()) params["negativeText"] = request.negative_prompt;
+  if (!images.mask.empty()) {
+    params["image"] = images.image;
+    params["maskImage"] = images.mask;
+    return {{"taskType", "INPAINTING"},
+            {"inPaintingParams", params},
+            {"imageGenerationConfig", config}};
+  }
+  params["images"] = json::array({images.image});
+  params["similarityStrength"] = SimilarityFor(request.strength);
+  config["width"] = request.width;
+  config["height"] = request.height;
+  return {{"taskType", "IMAGE_VARIATION"},
+          {"imageVariationParams", params},
+          {"imageGenerationConfig", config}};
 }
 
 Result<ParsedImages> ParseImages(Family family, const std::string& body) {

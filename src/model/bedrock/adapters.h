@@ -5,6 +5,11 @@
 //   Titan Image Generator v1/v2, Nova Canvas: {"taskType":"TEXT_IMAGE","textToImageParams":{..},
 //       "imageGenerationConfig":{numberOfImages, quality, cfgScale, height, width, seed}}
 //       -> {"images":["<base64 PNG>",...], "error"?}
+//     Edits (init_image set): with a mask, {"taskType":"INPAINTING","inPaintingParams":{image,
+//       text, negativeText?, maskImage}}; without one, {"taskType":"IMAGE_VARIATION",
+//       "imageVariationParams":{images:[image], text, negativeText?, similarityStrength}}; the
+//       same imageGenerationConfig (INPAINTING's output has the image's size, so no width or
+//       height there). Stability's image-to-image is not wired: its limits say edits = false.
 //   Stability (SD3.5 Large, Stable Image Core/Ultra): {"prompt","negative_prompt"?,
 //       "aspect_ratio","seed","output_format":"png"} -> {"seeds","finish_reasons","images"};
 //       one image per call, sizes chosen by aspect ratio.
@@ -59,6 +64,20 @@ std::string StabilityAspectRatio(int width, int height);
 // it is called once per image with seed + index; Titan/Nova once with index 0). Stability reads
 // seed 0 as "random"; the seed it chose comes back in the response (ParsedImages::seeds).
 nlohmann::json BuildBody(Family family, const ValidRequest& request, int index);
+// The edit inputs as Titan and Nova take them: the image as a base64 PNG scaled (nearest) to
+// the requested size, and the mask the same size in their convention, pure black where the
+// image may change and white where it is kept (imagegen's mask is white = repaint).
+struct EditImages {
+  std::string image;  // base64 PNG
+  std::string mask;   // base64 PNG; empty without a mask
+};
+Result<EditImages> PrepareEditImages(const ValidRequest& request);
+// The edit body for Titan or Nova (see the top of this file).
+nlohmann::json BuildEditBody(Family family, const ValidRequest& request, const EditImages& images);
+// IMAGE_VARIATION's similarityStrength for imagegen's strength (how far from the image):
+// 1 - strength, within the 0.2..1.0 the models accept.
+double SimilarityFor(double strength);
+
 // How many InvokeModel calls `request` needs.
 int CallsFor(Family family, const ValidRequest& request);
 

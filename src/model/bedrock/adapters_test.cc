@@ -4,6 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "aws/encoding.h"
+#include "image/codec.h"
+
 namespace imagegen::bedrock {
 namespace {
 
@@ -42,6 +45,54 @@ TEST(Adapters, TitanBody) {
   EXPECT_EQ(body["imageGenerationConfig"]["height"], 768);
   EXPECT_EQ(body["imageGenerationConfig"]["seed"], 7);
   EXPECT_EQ(TitanSizes().size(), 25u);
+}
+
+std::string Png(const Image& image) {
+  return EncodeImage(image, {}, ImageFormat::kPng, 0).value().bytes;
+}
+
+Image DecodeB64(const std::string& b64) {
+  return DecodeImage(*aws::Base64Decode(b64)).value().image;
+}
+
+TEST(Adapters, EditBodies) {
+  EXPECT_TRUE(LimitsFor(Family::kTitan).edits);
+  EXPECT_TRUE(LimitsFor(Family::kNovaCanvas).edits);
+  EXPECT_FALSE(LimitsFor(Family::kStability).edits);
+  ValidRequest r = Req(512, 512);
+  Image source(2, 1);
+  source.rgb = {10, 20, 30, 40, 50, 60};
+  Image mask(2, 1);
+  mask.rgb = {255, 255, 255, 0, 0, 0};  // imagegen's: repaint the left pixel
+  r.init_image = Png(source);
+  r.mask = Png(mask);
+  auto images = PrepareEditImages(r);
+  ASSERT_TRUE(images.ok()) << images.error().message;
+  json body = BuildEditBody(Family::kNovaCanvas, r, images.value());
+  EXPECT_EQ(body["taskType"], "INPAINTING");
+  EXPECT_EQ(body["inPaintingParams"]["text"], "a red circle");
+  EXPECT_EQ(body["inPaintingParams"]["negativeText"], "blur");
+  EXPECT_FALSE(body["imageGenerationConfig"].contains("width"));
+  Image sent = DecodeB64(body["inPaintingParams"]["image"]);
+  Image sent_mask = DecodeB64(body["inPaintingParams"]["maskImage"]);
+  ASSERT_EQ(sent.width, 512);
+  ASSERT_EQ(sent_mask.height, 512);
+  EXPECT_EQ(sent.Pixel(0, 0)[0], 10);
+  EXPECT_EQ(sent.Pixel(511, 511)[2], 60);
+  EXPECT_EQ(sent_mask.Pixel(0, 0)[0], 0);      // Bedrock's: black = change
+  EXPECT_EQ(sent_mask.Pixel(511, 0)[0], 255);  // white = keep
+  r.mask.clear();
+  r.strength = 0.25;
+  body = BuildEditBody(Family::kTitan, r, PrepareEditImages(r).value());
+  EXPECT_EQ(body["taskType"], "IMAGE_VARIATION");
+  EXPECT_DOUBLE_EQ(body["imageVariationParams"]["similarityStrength"].get<double>(), 0.75);
+  EXPECT_EQ(body["imageVariationParams"]["images"].size(), 1u);
+  EXPECT_EQ(body["imageGenerationConfig"]["width"], 512);
+  EXPECT_DOUBLE_EQ(SimilarityFor(0.95), 0.2);
+  r.init_image = "not an image";
+  auto bad = PrepareEditImages(r);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().field, "image");
 }
 
 TEST(Adapters, StabilityBodyUsesAspectRatio) {

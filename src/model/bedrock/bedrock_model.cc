@@ -80,8 +80,20 @@ class BedrockModel final : public ImageModel {
   Result<ModelOutput> Generate(const ValidRequest& request, const GenerateContext& ctx) override {
     const int calls = bedrock::CallsFor(family_, request);
     std::vector<std::string> payloads;
-    for (int i = 0; i < calls; ++i)
-      payloads.push_back(bedrock::BuildBody(family_, request, i).dump());
+    std::vector<std::string> edit_warnings;
+    if (!request.init_image.empty()) {
+      auto images = bedrock::PrepareEditImages(request);
+      if (!images.ok()) return images.error();
+      payloads.push_back(bedrock::BuildEditBody(family_, request, images.value()).dump());
+      if (images->mask.empty() && 1.0 - request.strength < 0.2) {
+        edit_warnings.push_back(
+            "strength above 0.8 is beyond what IMAGE_VARIATION allows; sent its lowest "
+            "similarityStrength, 0.2 (strength 0.8)");
+      }
+    } else {
+      for (int i = 0; i < calls; ++i)
+        payloads.push_back(bedrock::BuildBody(family_, request, i).dump());
+    }
 
     // One image per call (Stability): the calls run side by side, so count > 1 costs one call's
     // time, not count of them (API Gateway answers 504 after 29 s).
@@ -121,6 +133,7 @@ class BedrockModel final : public ImageModel {
     if (first_error) return *first_error;
 
     ModelOutput out;
+    out.warnings = std::move(edit_warnings);
     bool per_call_seeds = calls > 1 || family_ == bedrock::Family::kStability;
     for (int i = 0; i < calls; ++i) {
       const bedrock::ParsedImages& call = *parsed[static_cast<size_t>(i)];

@@ -109,9 +109,9 @@ class LocalModel final : public ImageModel {
       auto eps = (x - std::sqrt(a) * x0) / std::sqrt(1 - a);
       x = std::sqrt(a_prev) * x0 + std::sqrt(1 - a_prev) * eps;
       if (ctx.on_progress) ctx.on_progress(i + 1, total);
+      if (WantsPreview(ctx, i + 1, total)) SendPreviews(x0, i + 1, total, ctx);
     }
-    auto bytes = ((x.clamp(-1, 1) + 1) * 127.5).round().clamp(0, 255).to(torch::kUInt8);
-    bytes = bytes.permute({0, 2, 3, 1}).contiguous();
+    auto bytes = ToBytes(x);
     for (int i = 0; i < n; ++i) {
       Image native(s, s);
       std::memcpy(native.rgb.data(), bytes[i].data_ptr<uint8_t>(), native.rgb.size());
@@ -122,6 +122,29 @@ class LocalModel final : public ImageModel {
                                   : ResizeNearest(native, request.width, request.height));
     }
     return output;
+  }
+
+  // [N, 3, s, s] in [-1, 1] -> [N, s, s, 3] uint8.
+  static torch::Tensor ToBytes(const torch::Tensor& x) {
+    auto bytes = ((x.clamp(-1, 1) + 1) * 127.5).round().clamp(0, 255).to(torch::kUInt8);
+    return bytes.permute({0, 2, 3, 1}).contiguous();
+  }
+
+  static bool WantsPreview(const GenerateContext& ctx, int step, int total) {
+    return ctx.on_preview && ctx.preview_every > 0 && step < total && step % ctx.preview_every == 0;
+  }
+
+  // The sampler's current estimate of the clean image (x0), at the native size: in pixel space
+  // it needs no decoder, so a preview costs one conversion per image.
+  void SendPreviews(const torch::Tensor& x0, int step, int total,
+                    const GenerateContext& ctx) const {
+    auto bytes = ToBytes(x0);
+    const int s = config_.native_size;
+    for (int i = 0; i < static_cast<int>(bytes.size(0)); ++i) {
+      Preview preview{i, step, total, s, s, std::vector<uint8_t>(static_cast<size_t>(s) * s * 3)};
+      std::memcpy(preview.rgb.data(), bytes[i].data_ptr<uint8_t>(), preview.rgb.size());
+      ctx.on_preview(preview);
+    }
   }
 
   const ModelConfig config_;

@@ -202,6 +202,34 @@ TEST_F(LocalModelTest, CancellationAndDeadlineStopBetweenSteps) {
   EXPECT_EQ(timed_out.error().code, ErrorCode::kDeadlineExceeded);
 }
 
+// Previews are the sampler's x0 estimates: at every preview_every-th step before the last, one
+// per image at the native size, and asking for them leaves the images themselves unchanged.
+TEST_F(LocalModelTest, PreviewsComeAtTheAskedStepsAndChangeNothing) {
+  auto model = LoadLocalModel(*dir_, 1);
+  ASSERT_TRUE(model.ok());
+  ValidRequest r = Request("a red circle", 3);
+  r.steps = 7;
+  r.count = 2;
+  auto plain = (*model)->Generate(r, {});
+  ASSERT_TRUE(plain.ok());
+  GenerateContext ctx;
+  ctx.preview_every = 3;
+  std::vector<Preview> previews;
+  ctx.on_preview = [&](const Preview& p) { previews.push_back(p); };
+  auto watched = (*model)->Generate(r, ctx);
+  ASSERT_TRUE(watched.ok());
+  ASSERT_EQ(previews.size(), 4u);  // steps 3 and 6 of 7, two images each
+  for (size_t i = 0; i < previews.size(); ++i) {
+    EXPECT_EQ(previews[i].step, i < 2 ? 3 : 6);
+    EXPECT_EQ(previews[i].total, 7);
+    EXPECT_EQ(previews[i].index, static_cast<int>(i % 2));
+    EXPECT_EQ(previews[i].width, 32);
+    EXPECT_EQ(previews[i].rgb.size(), 32u * 32u * 3u);
+  }
+  EXPECT_NE(previews[0].rgb, previews[2].rgb);  // the estimate moves with the steps
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(plain->images[i].rgb, watched->images[i].rgb);
+}
+
 TEST_F(LocalModelTest, LoaderRefusesBrokenFiles) {
   fs::path dir = fs::temp_directory_path() / "imagegen_local_broken";
   fs::create_directories(dir);
