@@ -51,7 +51,10 @@ std::string PreviewDataUrl(const Preview& preview) {
   Image image(preview.width, preview.height);
   image.rgb = preview.rgb;
   int scale = std::max(1, (std::max(image.width, image.height) + kPreviewSide - 1) / kPreviewSide);
-  if (scale > 1) image = ResizeNearest(image, image.width / scale, image.height / scale);
+  if (scale > 1) {
+    image =
+        ResizeNearest(image, std::max(1, image.width / scale), std::max(1, image.height / scale));
+  }
   auto encoded = EncodeImage(image, {}, ImageFormat::kJpeg, 70);
   if (!encoded.ok()) return "";
   return "data:image/jpeg;base64," + aws::Base64Encode(encoded->bytes);
