@@ -166,10 +166,12 @@ void JobEvents::Serve(const std::string& job_id, const std::string& owner,
                       const BodyWriter& write) {
   const auto started = Clock::now();
   auto end = started + std::chrono::seconds(options_.max_stream_s);
-  if (request.deadline != Clock::time_point::max()) {
-    // A buffering door (Lambda) sends the body when the stream ends: end it in time.
-    end = std::min(end, request.deadline - std::chrono::milliseconds(500));
-  }
+  // Only the Lambda door gives requests a deadline, and it buffers the stream: the client sees
+  // nothing until the stream ends. There a stream is a long poll: it ends after the first new
+  // events (or before the deadline), and the client's reconnect with Last-Event-ID asks for
+  // the next ones.
+  const bool buffered = request.deadline != Clock::time_point::max();
+  if (buffered) end = std::min(end, request.deadline - std::chrono::milliseconds(500));
   if (!write(kRetryField)) return;
   auto last_write = Clock::now();
   int pause_ms = options_.poll_min_ms;
@@ -184,7 +186,7 @@ void JobEvents::Serve(const std::string& job_id, const std::string& owner,
         last = event.id;
         last_write = Clock::now();
         pause_ms = options_.poll_min_ms;
-        if (event.final) return;
+        if (event.final || buffered) return;
       } else if (event.final) {
         return;
       } else {

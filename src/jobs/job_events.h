@@ -26,7 +26,9 @@
 // the client reconnects with Last-Event-ID. A comment line every heartbeat_s keeps proxies from
 // closing an idle stream. Shutdown() ends every stream at once (a draining server then has no
 // stream holding its drain). A stream holds one of the HTTP server's handler threads while it
-// is open: keep max_streams well below ServerOptions::threads.
+// is open: keep max_streams well below ServerOptions::threads. Where the door buffers the
+// stream (Lambda: the request has a deadline) a stream is a long poll: it ends after the first
+// new event, and EventSource's reconnect (retry: 1000) with Last-Event-ID fetches the next.
 #pragma once
 
 #include <atomic>

@@ -7,6 +7,7 @@ submitted through one door is visible through the others.
 """
 import json
 import re
+import time
 
 import pytest
 import requests
@@ -145,3 +146,15 @@ def test_job_events_through_every_door(doors):
         assert final["job_id"] == "doors-events" and final["status"] == "cancelled"
         status, missing = call("GET", "/jobs/no-such-job/events")
         assert status == 404 and missing["error"]["code"] == "not_found", (name, missing)
+
+    # An unfinished job through a buffering door: a long poll, ended by its first new event
+    # rather than held to the invocation's deadline; resuming from it waits for the next one.
+    status, _ = doors["serve"]("POST", "/jobs", {"prompt": "a red circle", "job_id": "doors-poll",
+                                                 "width": 64, "height": 64})
+    assert status == 202
+    for name in ("rest", "http"):
+        start = time.monotonic()
+        status, body, _ = doors[name].raw("GET", "/jobs/doors-poll/events")
+        assert status == 200 and time.monotonic() - start < 10, (name, body)
+        blocks = [b for b in body.split("\n\n") if b.startswith("id: ")]
+        assert len(blocks) == 1 and "\nevent: queued\n" in blocks[0], (name, body)
