@@ -239,6 +239,9 @@ Result<Config> ParseConfigEnv(const aws::EnvLookup& lookup) {
   for (const IntSetting& setting : {
            IntSetting{"IMAGEGEN_JOB_RETENTION", 1, 10 * 365 * 86400, &retention_s},
            IntSetting{"IMAGEGEN_SERVE_WORKERS", 0, 256, &config.serve_workers},
+           IntSetting{"IMAGEGEN_EVENTS_MAX_STREAMS", 1, 10'000, &config.events_max_streams},
+           IntSetting{"IMAGEGEN_EVENTS_MAX_STREAM_S", 1, 86'400, &config.events_max_stream_s},
+           IntSetting{"IMAGEGEN_EVENTS_HEARTBEAT_S", 1, 3600, &config.events_heartbeat_s},
            IntSetting{"IMAGEGEN_DEADLINE_MARGIN_MS", 0, 60'000, &config.lambda_deadline_margin_ms},
            IntSetting{"IMAGEGEN_API_GATEWAY_TIMEOUT_MS", 0, 900'000,
                       &config.lambda_api_gateway_timeout_ms},

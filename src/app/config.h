@@ -56,9 +56,14 @@ struct Config {
   int presign_expiry_s = 3600;
   int64_t job_retention_s = 7 * 24 * 3600;  // IMAGEGEN_JOB_RETENTION: finished job records kept
   int serve_workers = 0;                    // IMAGEGEN_SERVE_WORKERS: in-process workers of serve
-  std::string api_keys;                     // IMAGEGEN_API_KEYS: comma-separated
-  std::string api_keys_file;                // IMAGEGEN_API_KEYS_FILE: one key per line
-  std::vector<std::string> cors_origins;    // IMAGEGEN_CORS_ORIGINS: comma-separated
+  // GET /jobs/{id}/events (jobs/job_events.h): IMAGEGEN_EVENTS_MAX_STREAMS (open at once),
+  // IMAGEGEN_EVENTS_MAX_STREAM_S (a stream's lifetime), IMAGEGEN_EVENTS_HEARTBEAT_S.
+  int events_max_streams = 16;
+  int events_max_stream_s = 300;
+  int events_heartbeat_s = 15;
+  std::string api_keys;                   // IMAGEGEN_API_KEYS: comma-separated
+  std::string api_keys_file;              // IMAGEGEN_API_KEYS_FILE: one key per line
+  std::vector<std::string> cors_origins;  // IMAGEGEN_CORS_ORIGINS: comma-separated
   // The Lambda door: IMAGEGEN_DEADLINE_MARGIN_MS, IMAGEGEN_API_GATEWAY_TIMEOUT_MS,
   // IMAGEGEN_MAX_ATTEMPTS (receives after which a retryable SQS record is final).
   int lambda_deadline_margin_ms = 500;

@@ -95,8 +95,14 @@ Result<Services> BuildServices(const Config& config, const ServiceOptions& optio
   if (!keys.ok()) return keys.error();
   api_options.api_keys = keys.value();
   api_options.cors_origins = config.cors_origins;
-  services.api =
-      std::make_shared<Api>(services.pipeline, api_options, JobRoutes(services.job_service));
+  JobEventsOptions events_options;
+  events_options.max_streams = config.events_max_streams;
+  events_options.max_stream_s = config.events_max_stream_s;
+  events_options.heartbeat_s = config.events_heartbeat_s;
+  services.job_events = std::make_shared<JobEvents>(services.job_service, events_options);
+  std::vector<RouteSpec> routes = JobRoutes(services.job_service);
+  for (auto& route : JobEventRoutes(services.job_events)) routes.push_back(std::move(route));
+  services.api = std::make_shared<Api>(services.pipeline, api_options, std::move(routes));
   return services;
 }
 

@@ -9,6 +9,7 @@
 
 #include "app/config.h"
 #include "http/api.h"
+#include "jobs/job_events.h"
 #include "jobs/job_service.h"
 #include "jobs/job_store.h"
 
@@ -32,6 +33,7 @@ struct Services {
   // touches it); a failed open is retried by the next call.
   QueueFactory queue;
   std::shared_ptr<JobService> job_service;
+  std::shared_ptr<JobEvents> job_events;  // GET /jobs/{id}/events; Shutdown() when draining
   std::shared_ptr<Api> api;  // generation, images, jobs, health, metrics, document, page
 };
 

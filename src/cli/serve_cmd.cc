@@ -53,6 +53,9 @@ int RunServe(ServeArgs& args) {
   };
   HttpServer server([api](HttpRequest& request) { return api->Handle(request); }, args.server);
   OnShutdown([&server] { server.Stop(); });
+  // After the in-process workers (their jobs' final events still reach open streams): the
+  // streams end, so none holds the drain; clients reconnect with Last-Event-ID.
+  OnShutdown([events = services->job_events] { events->Shutdown(); });
   Status status = server.Run([&](int port) {
     Log("info", "listening",
         {{"host", args.server.host},

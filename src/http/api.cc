@@ -442,7 +442,14 @@ HttpResponse Api::ListImages(HttpRequest& request) {
                       {"seed", std::atoll(meta("seed").c_str())},
                       {"model", meta("model")},
                       {"width", std::atoi(meta("width").c_str())},
-                      {"height", std::atoi(meta("height").c_str())}});
+                      {"height", std::atoi(meta("height").c_str())},
+                      // The rest of the provenance, for the page's detail view and "use these
+                      // settings again".
+                      {"steps", std::atoi(meta("steps").c_str())},
+                      {"guidance_scale", std::strtod(meta("guidance").c_str(), nullptr)},
+                      {"format", meta("format")},
+                      {"job_id", meta("job-id")},
+                      {"created_ms", std::atoll(meta("created-ms").c_str())}});
   }
   const std::string& next = page->next_cursor;
   return JsonResponse(

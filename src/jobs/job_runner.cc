@@ -4,8 +4,11 @@
 
 #include <atomic>
 
+#include "aws/encoding.h"
 #include "core/ids.h"
 #include "core/request_json.h"
+#include "image/codec.h"
+#include "image/png.h"
 #include "jobs/job_service.h"
 
 namespace imagegen {
@@ -35,6 +38,31 @@ int64_t LeaseEnd(int64_t now_ms, Clock::time_point deadline) {
   constexpr int64_t kMaxLeaseMs = int64_t{7} * 24 * 3600 * 1000;
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
   return now_ms + std::clamp<int64_t>(left.count(), 0, kMaxLeaseMs) + kGraceMs;
+}
+
+// A preview small enough to ride in the job record at every progress write: at most
+// kPreviewSide pixels a side, JPEG, as a data URL (a few KB).
+std::string PreviewDataUrl(const Preview& preview) {
+  constexpr int kPreviewSide = 128;
+  if (preview.width <= 0 || preview.height <= 0 ||
+      preview.rgb.size() != static_cast<size_t>(preview.width) * preview.height * 3) {
+    return "";
+  }
+  Image image(preview.width, preview.height);
+  image.rgb = preview.rgb;
+  int scale = std::max(1, (std::max(image.width, image.height) + kPreviewSide - 1) / kPreviewSide);
+  if (scale > 1) {
+    image =
+        ResizeNearest(image, std::max(1, image.width / scale), std::max(1, image.height / scale));
+  }
+  auto encoded = EncodeImage(image, {}, ImageFormat::kJpeg, 70);
+  if (!encoded.ok()) return "";
+  return "data:image/jpeg;base64," + aws::Base64Encode(encoded->bytes);
+}
+
+// How often a model is asked for a preview: about eight per image.
+int PreviewEvery(const GenerateRequest& request) {
+  return std::max(1, request.steps.value_or(8) / 8);
 }
 
 }  // namespace
@@ -154,6 +182,7 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
   record.error.reset();
   record.step = 0;
   record.total_steps = 0;
+  record.preview.clear();
   record.max_attempts = options_.max_attempts;
   record.lease_expires_ms = LeaseEnd(jobs_->Now(), deadline);
   if (record.request_hash.empty()) {
@@ -165,9 +194,12 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
 
   std::atomic<bool> cancelled{false};
   auto last_sync = Clock::now();
+  std::optional<Preview> preview;  // the latest, encoded only when the record is written
   GenerateContext ctx;
   ctx.cancelled = &cancelled;
   ctx.deadline = deadline;
+  ctx.preview_every = PreviewEvery(parsed.value());
+  ctx.on_preview = [&](const Preview& p) { preview = p; };
   ctx.on_progress = [&](int step, int total) {
     record.step = step;
     record.total_steps = total;
@@ -176,9 +208,12 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
     }
     last_sync = Clock::now();
     if (auto c = jobs_->CancelRequested(job_id, owner); c.ok() && c.value()) cancelled = true;
+    if (preview) record.preview = PreviewDataUrl(*preview);
+    preview.reset();
     (void)jobs_->PutProgress(record);  // "running" was written (and indexed) before the run
   };
   auto result = pipeline_->Run(parsed.value(), ctx, RunOrigin::kJob);
+  record.preview.clear();  // only a running job shows one
   if (!result.ok()) return Finish(message, &record, result.error());
 
   record.status = JobStatus::kSucceeded;

@@ -84,6 +84,7 @@ json JobRecordToJson(const JobRecord& r) {
   if (!r.owner.empty()) j["owner"] = r.owner;
   if (r.max_attempts > 0) j["max_attempts"] = r.max_attempts;
   if (r.lease_expires_ms > 0) j["lease_expires_ms"] = r.lease_expires_ms;
+  if (!r.preview.empty()) j["preview"] = r.preview;
   return j;
 }
 
@@ -113,6 +114,7 @@ Result<JobRecord> JobRecordFromJson(const json& j) {
     r.owner = j.value("owner", "");
     r.max_attempts = j.value("max_attempts", 0);
     r.lease_expires_ms = j.value("lease_expires_ms", int64_t{0});
+    r.preview = j.value("preview", "");
     return r;
   } catch (const json::exception& e) {
     return Error::Make(ErrorCode::kInternal, std::string("malformed job record: ") + e.what());

@@ -74,6 +74,7 @@ struct JobRecord {
   std::string owner;              // the namespace of job_id ("" without API keys)
   int max_attempts = 0;           // running: deliveries the queue makes before dead-lettering
   int64_t lease_expires_ms = 0;   // running: its runner has given up by then (epoch ms)
+  std::string preview;            // running: a small picture of the latest step (a data URL)
 };
 
 nlohmann::json JobRecordToJson(const JobRecord& record);

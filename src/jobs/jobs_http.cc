@@ -13,7 +13,8 @@ using json = nlohmann::json;
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// The record as clients see it: absolute status URL, and HTTP URLs for stored images.
+}  // namespace
+
 json JobView(const JobRecord& record, const HttpRequest& request) {
   json j = JobRecordToJson(record);
   j.erase("request_hash");
@@ -21,6 +22,7 @@ json JobView(const JobRecord& record, const HttpRequest& request) {
   j.erase("owner");  // internal: the caller's namespace
   j.erase("max_attempts");
   j.erase("lease_expires_ms");
+  j.erase("preview");  // the events stream's (GET /jobs/{id}/events?preview=1)
   j["status_url"] = request.base_url + "/jobs/" + record.job_id;
   if (j.contains("result") && j["result"].is_object()) {
     json& result = j["result"];
@@ -33,6 +35,8 @@ json JobView(const JobRecord& record, const HttpRequest& request) {
   }
   return j;
 }
+
+namespace {
 
 HttpResponse Respond(int status, const json& body, const std::string& route) {
   HttpResponse response = JsonResponse(status, Dump(body));

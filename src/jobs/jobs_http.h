@@ -15,12 +15,17 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "http/router.h"
 #include "jobs/job_service.h"
 
 namespace imagegen {
+
+// The record as clients see it (GET /jobs/{id}): internal fields dropped, an absolute
+// status_url, and HTTP URLs for stored images.
+nlohmann::json JobView(const JobRecord& record, const HttpRequest& request);
 
 // The four routes over `service`, for the Api's constructor (app/services.cc wires them). The
 // handlers hold the service.

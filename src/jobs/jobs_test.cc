@@ -40,7 +40,15 @@ class ScriptedModel final : public ImageModel {
   int step_delay_ms = 0;
 
  private:
-  ModelLimits limits_{512, 512, {{8, 8}}, 1, 50, 2, 0.0, 20.0, 7.5, 4, kMaxSeed};
+  ModelLimits limits_ = [] {
+    ModelLimits limits;  // named fields: ModelLimits grows (an aggregate list broke -Werror)
+    limits.sizes = {{8, 8}};
+    limits.max_steps = 50;
+    limits.default_steps = 2;
+    limits.max_count = 4;
+    limits.max_seed = kMaxSeed;
+    return limits;
+  }();
 };
 
 // Forwards to a real store; Put fails for keys containing `fail_put_containing`.

@@ -7,6 +7,7 @@ submitted through one door is visible through the others.
 """
 import json
 import re
+import time
 
 import pytest
 import requests
@@ -35,6 +36,9 @@ def doors(serve, imagegen_bin, aws_env, tmp_path):
                              headers={"Content-Type": "application/json"} if body is not None else {})
         return r.status_code, _json(r.text)
 
+    over_http.raw = lambda method, path: (lambda r: (r.status_code, r.text, r.headers))(
+        requests.request(method, server.url + path, timeout=30))
+
     def over_lambda(make_event):
         def call(method, path, body=None):
             path, _, query = path.partition("?")
@@ -48,6 +52,11 @@ def doors(serve, imagegen_bin, aws_env, tmp_path):
                     event["multiValueQueryStringParameters"] = {k: [v] for k, v in params.items()}
             out = rie.invoke(event)
             return out["statusCode"], _json(out.get("body") or "")
+
+        def raw(method, path):  # the body as text (a stream's, say), and the headers
+            out = rie.invoke(make_event(method, path, None))
+            return out["statusCode"], out.get("body") or "", out.get("headers") or {}
+        call.raw = raw
         return call
 
     yield {"serve": over_http, "rest": over_lambda(apigw_v1), "http": over_lambda(apigw_v2)}
@@ -116,3 +125,36 @@ def test_every_documented_route_is_routed_by_every_door(doors):
             message = (answer or {}).get("error", {}).get("message", "") if isinstance(answer, dict) else ""
             assert status != 405 and not message.startswith("no route"), \
                 f"{name}: {method} {path} is documented but not routed ({status} {message})"
+
+
+def test_job_events_through_every_door(doors):
+    """GET /jobs/{id}/events on every door; the Lambda doors buffer the stream and send it whole
+    (for a finished job at once: its final event, then the end)."""
+    status, _ = doors["serve"]("POST", "/jobs", {"prompt": "a red circle", "job_id": "doors-events",
+                                                 "width": 64, "height": 64})
+    assert status == 202
+    status, cancelled = doors["serve"]("DELETE", "/jobs/doors-events")
+    assert status == 200 and cancelled["status"] == "cancelled"
+    for name, call in doors.items():
+        status, body, headers = call.raw("GET", "/jobs/doors-events/events")
+        assert status == 200, (name, body)
+        content_type = {k.lower(): v for k, v in headers.items()}["content-type"]
+        assert content_type.startswith("text/event-stream"), (name, content_type)
+        blocks = [b for b in body.split("\n\n") if b.startswith("id: ")]
+        assert len(blocks) == 1 and "\nevent: cancelled\n" in blocks[0], (name, body)
+        final = json.loads(blocks[0].split("\ndata: ", 1)[1])
+        assert final["job_id"] == "doors-events" and final["status"] == "cancelled"
+        status, missing = call("GET", "/jobs/no-such-job/events")
+        assert status == 404 and missing["error"]["code"] == "not_found", (name, missing)
+
+    # An unfinished job through a buffering door: a long poll, ended by its first new event
+    # rather than held to the invocation's deadline; resuming from it waits for the next one.
+    status, _ = doors["serve"]("POST", "/jobs", {"prompt": "a red circle", "job_id": "doors-poll",
+                                                 "width": 64, "height": 64})
+    assert status == 202
+    for name in ("rest", "http"):
+        start = time.monotonic()
+        status, body, _ = doors[name].raw("GET", "/jobs/doors-poll/events")
+        assert status == 200 and time.monotonic() - start < 10, (name, body)
+        blocks = [b for b in body.split("\n\n") if b.startswith("id: ")]
+        assert len(blocks) == 1 and "\nevent: queued\n" in blocks[0], (name, body)

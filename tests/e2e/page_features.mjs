@@ -1,0 +1,123 @@
+// Drives the grown-up page in headless Chromium: keyboard submit (Ctrl+Enter) of a JPEG job, the
+// progress bar sampled while the job runs, the detail view's provenance, "use these settings
+// again", and the gallery's paging. Prints one JSON line of what it saw; the pytest side
+// (tests/integration/test_web_page.py) judges it.
+// Usage: node page_features.mjs PAGE_URL ARTIFACT_PREFIX
+import { chromium } from "playwright-core";
+
+const [pageUrl, prefix] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"],
+});
+const out = { ok: false };
+try {
+  const page = await browser.newPage({ viewport: { width: 1000, height: 800 } });
+  const consoleErrors = [];
+  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+  const requested = [];
+  const imageTypes = {};
+  page.on("request", (r) => {
+    const u = new URL(r.url());
+    if (u.protocol.startsWith("http")) requested.push(u.pathname);  // not blob: or data:
+  });
+  page.on("response", (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path.includes("/images/")) imageTypes[path] = r.headers()["content-type"];
+  });
+  const galleryLoaded = () => page.waitForSelector("#gallery[aria-busy=false]", { timeout: 30000 });
+  await page.goto(pageUrl);
+  await galleryLoaded();
+  out.first_page = await page.locator("#gallery figure").count();
+
+  // Keyboard submit: the settings, then Ctrl+Enter in the prompt (Enter alone is a newline).
+  await page.evaluate(() => { document.querySelector("#options").open = true; });
+  await page.fill("#prompt", "a yellow star");
+  await page.fill("#seed", "7");
+  await page.fill("#steps", "16");
+  await page.selectOption("#format", "jpeg");
+  await page.focus("#prompt");
+  await page.keyboard.press("Enter");
+  out.enter_alone_submitted = (await page.textContent("#status")) !== "";
+  await page.fill("#prompt", "a yellow star");
+  await page.keyboard.press("Control+Enter");
+
+  // The progress bar, sampled every 50 ms until the status says done.
+  const samples = [];
+  let shot = false;
+  const until = Date.now() + 90000;
+  for (;;) {
+    const s = await page.evaluate(() => ({
+      value: document.querySelector("#progress").hasAttribute("value") ? document.querySelector("#progress").value : null,
+      visible: !document.querySelector("#job").hidden,
+      text: document.querySelector("#progress-text").textContent,
+      status: document.querySelector("#status").textContent,
+    }));
+    if (s.status.startsWith("Done") || s.status.includes(":")) { out.status = s.status; break; }
+    if (s.visible) samples.push(s.value);
+    if (!shot && s.visible && s.value > 0 && s.value < 1) {
+      await page.screenshot({ path: prefix + "-progress.png" });
+      shot = true;
+    }
+    if (Date.now() > until) throw new Error("no end; status " + s.status);
+    await page.waitForTimeout(50);
+  }
+  out.progress_values = [...new Set(samples.filter((v) => v !== null))];
+  out.progress_screenshot = shot;
+
+  // The new image: first in the gallery, a JPEG.
+  const figure = page.locator("#gallery figure").first();
+  await page.waitForFunction(() => {
+    const img = document.querySelector("#gallery figure img");
+    return img && img.complete && img.naturalWidth > 0;
+  }, null, { timeout: 30000 });
+  out.new_key = await figure.getAttribute("data-key");
+  out.new_type = await figure.getAttribute("data-type");
+  out.served_type = Object.entries(imageTypes).find(([p]) => p.endsWith("/" + out.new_key))?.[1] || null;
+
+  // Detail view with provenance.
+  await figure.locator("button.open").click();
+  await page.locator("#detail[open]").waitFor();
+  out.provenance = await page.evaluate(() => Object.fromEntries(
+    [...document.querySelectorAll("#provenance dd")].map((dd) => [dd.dataset.field, dd.textContent])));
+  out.detail_image_loaded = await page.evaluate(() => {
+    const i = document.querySelector("#detail-image");
+    return i.complete && i.naturalWidth > 0;
+  });
+  await page.screenshot({ path: prefix + "-detail.png" });
+
+  // "Use these settings again" after the form was changed.
+  await page.evaluate(() => {
+    for (const [id, v] of [["prompt", "something else"], ["seed", ""], ["steps", "3"]]) document.getElementById(id).value = v;
+    document.getElementById("format").value = "webp";
+  });
+  await page.click("#reuse");
+  out.detail_closed = !(await page.evaluate(() => document.querySelector("#detail").open));
+  out.form_after_reuse = await page.evaluate(() => Object.fromEntries(
+    ["prompt", "seed", "steps", "format", "size"].map((id) => [id, document.getElementById(id).value])));
+
+  // Paging: a reload shows the first page; "Load more" appends the next one.
+  await page.reload();
+  await galleryLoaded();
+  out.page1 = await page.locator("#gallery figure").count();
+  out.more_visible = await page.locator("#more").isVisible();
+  if (out.more_visible) {
+    await page.click("#more");
+    await page.waitForFunction((n) => document.querySelectorAll("#gallery figure").length > n, out.page1, { timeout: 30000 });
+    await galleryLoaded();
+    out.after_more = await page.locator("#gallery figure").count();
+    out.keys = await page.evaluate(() => [...document.querySelectorAll("#gallery figure")].map((f) => f.dataset.key));
+    out.more_visible_after = await page.locator("#more").isVisible();
+  }
+  await page.screenshot({ path: prefix + "-gallery.png", fullPage: true });
+  out.requested = [...new Set(requested)];
+  out.console_errors = consoleErrors;
+  out.ok = true;
+} catch (e) {
+  console.error(e.stack || String(e));
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(out));
+process.exit(out.ok ? 0 : 1);
