@@ -69,6 +69,13 @@ for comp in spec["components"]:
                 out = model.encode(inputs["images"]).latent_dist.mean
         save_file(inputs, os.path.join(folder, case["name"] + ".in.safetensors"))
         save_file({"out": out.contiguous()}, os.path.join(folder, case["name"] + ".ref.safetensors"))
+        if case.get("tiled"):  # diffusers' own tiled decode, as the yardstick for ours
+            model.enable_tiling()
+            with torch.no_grad():
+                tiled = model.decode(inputs["latents"]).sample
+            model.disable_tiling()
+            save_file({"out": tiled.contiguous()},
+                      os.path.join(folder, case["name"] + ".tiled.safetensors"))
 print(json.dumps({"diffusers": diffusers.__version__, "torch": torch.__version__}))
 """
 
@@ -107,7 +114,7 @@ COMPONENTS = [
     dict(name="vae", cls="AutoencoderKL", seed=4, config=SMALL_VAE, cases=[
         dict(name="decode", mode="vae-decode", seed=14, randn={"latents": [[2, 4, 8, 8], 1.0]}),
         dict(name="decode_odd", mode="vae-decode", seed=15, randn={"latents": [[1, 4, 6, 10], 1.0]}),
-        dict(name="decode_large", mode="vae-decode", seed=16,
+        dict(name="decode_large", mode="vae-decode", seed=16, tiled=True,
              randn={"latents": [[1, 4, 24, 20], 1.0]}),
         dict(name="encode", mode="vae-encode", seed=17, randn={"images": [[2, 3, 32, 32], 0.5]}),
     ]),
@@ -184,19 +191,25 @@ def test_matches_diffusers(reference, component, case, mode):
     assert diff <= TOLERANCE
 
 
-def test_tiled_decode_blends_close_to_whole_decode(reference):
-    """24x20 latents in 12x12 tiles sharing 4 latent pixels (6 tiles) against diffusers'
-    untiled decode: each tile normalises over itself only, so the result is close, not equal."""
-    ours, theirs = run_case(reference, "vae", "decode_large", "vae-decode",
-                            "--tile", "12", "--overlap", "4")
-    diff = np.abs(ours - theirs)
-    spread = float(theirs.std())
-    print(f"tiled decode: max |diff| {diff.max():.3g}, mean {diff.mean():.3g}, "
-          f"output std {spread:.3g}")
-    assert diff.mean() < 0.1 * spread
-    # A tile covering the whole image is the untiled decode.
-    whole, _ = run_case(reference, "vae", "decode_large", "vae-decode", "--tile", "24")
-    assert float(np.abs(whole - theirs).max()) <= TOLERANCE
+def test_tiled_decode_is_as_close_to_whole_decode_as_diffusers_tiling(reference):
+    """24x20 latents in tiles of 8 sharing 2 (diffusers' tiling of this VAE: sample_size 32 ->
+    8-latent tiles, 25% blended) against the untiled decode. Each tile's group norms see only
+    that tile, so no tiling is exact; ours must be no further off than diffusers' own."""
+    ours, whole = run_case(reference, "vae", "decode_large", "vae-decode",
+                           "--tile", "8", "--overlap", "2")
+    theirs = read_safetensors(reference / "vae" / "decode_large.tiled.safetensors")["out"]
+    ours_err, theirs_err = np.abs(ours - whole), np.abs(theirs - whole)
+    print(f"tiled decode vs whole (output std {whole.std():.3g}): imagegen max {ours_err.max():.3g}"
+          f" mean {ours_err.mean():.3g}; diffusers tiling max {theirs_err.max():.3g}"
+          f" mean {theirs_err.mean():.3g}")
+    assert ours_err.mean() <= theirs_err.mean()
+    assert ours_err.max() <= theirs_err.max()
+    # Larger tiles are closer, and a tile covering the whole image is the untiled decode.
+    larger, _ = run_case(reference, "vae", "decode_large", "vae-decode", "--tile", "16",
+                         "--overlap", "4")
+    assert np.abs(larger - whole).mean() < ours_err.mean()
+    covering, _ = run_case(reference, "vae", "decode_large", "vae-decode", "--tile", "24")
+    assert float(np.abs(covering - whole).max()) <= TOLERANCE
 
 
 def copy_component(reference, tmp_path, name="unet_sd1"):
