@@ -20,10 +20,11 @@ class Unet {
   // or the weights do not match it: a missing, mis-shaped or unexpected tensor.
   static Result<Unet> Create(const Component& component);
 
-  // The model output (noise or v, as trained) for sample [B, InChannels(), H, W] (H and W
-  // any multiple of 1; multiples of 8 as SD uses them), timestep [B] (float, may be
-  // fractional) and context [B, T, CrossAttentionDim()] (T is 77 per prompt chunk, any
-  // length works). Thread-safe; runs under InferenceMode.
+  // The model output (noise or v, as trained) for sample [B, InChannels(), H, W] (any H
+  // and W; where they are not multiples of 2^(levels-1) the up path resizes to the skip
+  // connections as diffusers does), timestep [B] or [1] (float, may be fractional) and
+  // context [B, T, CrossAttentionDim()] (T is 77 per prompt chunk; any length works).
+  // Thread-safe; runs under InferenceMode. Shapes other than these throw c10::Error.
   torch::Tensor Forward(const torch::Tensor& sample, const torch::Tensor& timestep,
                         const torch::Tensor& context) const;
 
