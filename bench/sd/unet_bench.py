@@ -101,8 +101,8 @@ def main():
             for side in ("diffusers", "imagegen"):
                 if side == "diffusers":
                     out = subprocess.run([python, "-c", DIFFUSERS, work, str(threads),
-                                          str(args.repeat)], capture_output=True, text=True,
-                                         check=True)
+                                          str(args.repeat)], stdout=subprocess.PIPE,
+                                         text=True, check=True)
                     row = json.loads(out.stdout.strip().splitlines()[-1])
                 else:
                     row = run_imagegen(tool, work, threads, args.repeat)
