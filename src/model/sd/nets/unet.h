@@ -1,0 +1,41 @@
+// Stable Diffusion's denoiser: diffusers' UNet2DConditionModel for the SD 1.x and 2.x
+// configurations (CrossAttnDownBlock2D / DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D /
+// CrossAttnUpBlock2D; spatial transformers with conv or linear projections; 4 input channels,
+// or 9 for inpainting). Built from a Component (config.json + diffusers-named weights).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+
+#include "core/error.h"
+#include "model/sd/nets/component.h"
+
+namespace imagegen::sd {
+
+class Unet {
+ public:
+  // kInvalidRequest (naming the config field or the weight key) when the config is not one
+  // this UNet implements (SDXL's added embeddings, class embeddings, other block types, ...)
+  // or the weights do not match it: a missing, mis-shaped or unexpected tensor.
+  static Result<Unet> Create(const Component& component);
+
+  // The model output (noise or v, as trained) for sample [B, InChannels(), H, W] (any H
+  // and W; where they are not multiples of 2^(levels-1) the up path resizes to the skip
+  // connections as diffusers does), timestep [B] or [1] (float, may be fractional) and
+  // context [B, T, CrossAttentionDim()] (T is 77 per prompt chunk; any length works).
+  // Thread-safe; runs under InferenceMode. Shapes other than these throw c10::Error.
+  torch::Tensor Forward(const torch::Tensor& sample, const torch::Tensor& timestep,
+                        const torch::Tensor& context) const;
+
+  int InChannels() const;
+  int OutChannels() const;
+  int CrossAttentionDim() const;
+
+ private:
+  struct Net;  // the layers, in unet.cc
+  explicit Unet(std::shared_ptr<const Net> net) : net_(std::move(net)) {}
+  std::shared_ptr<const Net> net_;
+};
+
+}  // namespace imagegen::sd
