@@ -75,6 +75,7 @@ struct JobRecord {
   int max_attempts = 0;           // running: deliveries the queue makes before dead-lettering
   int64_t lease_expires_ms = 0;   // running: its runner has given up by then (epoch ms)
   std::string preview;            // running: a small picture of the latest step (a data URL)
+  nlohmann::json webhook;         // the job's webhook (WebhookSpecToJson), or null
 };
 
 nlohmann::json JobRecordToJson(const JobRecord& record);
