@@ -65,7 +65,7 @@ Result<std::shared_ptr<WebhookOutbox>> BuildWebhooks(const Config& config, Objec
     if (!key.ok()) return key.error();
     options.key = key.value();
   }
-  auto policy = WebhookAddressPolicy::Parse(config.webhook_allow, "webhook_allow");
+  auto policy = WebhookAddressPolicy::Parse(config.webhook_allow, "IMAGEGEN_WEBHOOK_ALLOW");
   if (!policy.ok()) return policy.error();
   options.policy = policy.value();
   options.prefix = key_prefix + "webhooks/";

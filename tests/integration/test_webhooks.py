@@ -314,9 +314,15 @@ def test_webhooks_are_refused_without_a_secret(tmp_path, serve, receivers):
     assert r.status_code == 400 and "IMAGEGEN_WEBHOOK_SECRET" in r.json()["error"]["message"]
 
 
-def test_a_bad_secret_stops_the_server_with_one_line(tmp_path):
+@pytest.mark.parametrize("args,env,named", [
+    ([], {"IMAGEGEN_WEBHOOK_SECRET": "whsec_c2hvcnQ="}, "IMAGEGEN_WEBHOOK_SECRET"),  # 5 bytes
+    ([], {"IMAGEGEN_WEBHOOK_SECRET": "not base64!"}, "IMAGEGEN_WEBHOOK_SECRET"),
+    (["--webhook-allow", "10.0.0.0/33"], {}, "IMAGEGEN_WEBHOOK_ALLOW"),
+    ([], {"IMAGEGEN_WEBHOOK_ALLOW": "localhost"}, "IMAGEGEN_WEBHOOK_ALLOW"),
+])
+def test_bad_webhook_settings_stop_the_server_with_one_line(tmp_path, args, env, named):
     from conftest import run_cli
-    proc = run_cli("serve", "--model", "test", "--port", "0",
-                   env={"IMAGEGEN_WEBHOOK_SECRET": "whsec_short"}, cwd=tmp_path, timeout=30)
+    proc = run_cli("serve", "--model", "test", "--port", "0", *args, env=env, cwd=tmp_path,
+                   timeout=30)
     assert proc.returncode == 2, proc.stderr
-    assert "IMAGEGEN_WEBHOOK_SECRET" in proc.stderr
+    assert named in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
