@@ -72,6 +72,10 @@ Result<std::shared_ptr<WebhookOutbox>> BuildWebhooks(const Config& config, Objec
   options.retry_base_ms = config.webhook_retry_base_ms;
   options.max_attempts = config.webhook_max_attempts;
   options.max_age_ms = int64_t{config.webhook_max_age_s} * 1000;
+  // A process's own entries wake its deliverer at once; the poll only finds other processes'
+  // (a crashed one's, or a worker's elsewhere on S3), so it can be slow: on S3 every poll is
+  // a ListObjectsV2 (about 43k a day per process at 2 s).
+  options.poll_ms = 2000;
   return std::make_shared<WebhookOutbox>(store, options, aws::DefaultTransport());
 }
 
