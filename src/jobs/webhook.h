@@ -26,8 +26,8 @@
 // dedupe on webhook-id.
 //
 // Each attempt re-checks the URL's address (webhook_target.h) and connects only to it; no
-// redirect is followed (a 3xx is a failed attempt), the response body is read at most
-// max_response_bytes, and the exchange is bounded by timeout_ms.
+// redirect is followed (a 3xx is a failed attempt), at most max_response_bytes of the
+// answer are kept (the rest is dropped as it arrives), and the exchange is bounded by timeout_ms.
 #pragma once
 
 #include <atomic>
@@ -83,7 +83,7 @@ struct WebhookOptions {
   int max_attempts = 12;                  // then give up
   int64_t max_age_ms = 24 * 3600 * 1000;  // or when the first attempt is this old
   int timeout_ms = 10000;                 // one attempt, connect included
-  size_t max_response_bytes = 64 * 1024;  // read of the receiver's answer
+  size_t max_response_bytes = 64 * 1024;  // kept of the receiver's answer
   int poll_ms = 500;                      // how often the deliverer looks for due entries
   EpochClock now_ms;                      // empty: NowEpochMs
 };
