@@ -104,14 +104,18 @@ Result<Services> BuildServices(const Config& config, const ServiceOptions& optio
   if (!pipeline.ok()) return pipeline.error();
   services.pipeline = pipeline.value();
 
-  JobStoreOptions job_options;
-  job_options.prefix = JobsPrefix(services.pipeline->options().key_prefix);
-  job_options.retention_s = config.job_retention_s;
-  services.jobs = std::make_shared<JobStore>(*services.store, job_options);
-  services.queue = LazyQueue(config);
-  auto webhooks = BuildWebhooks(config, *services.store, services.pipeline->options().key_prefix);
+  const std::string& key_prefix = services.pipeline->options().key_prefix;
+  auto webhooks = BuildWebhooks(config, *services.store, key_prefix);
   if (!webhooks.ok()) return webhooks.error();
   services.webhooks = webhooks.value();
+  JobStoreOptions job_options;
+  job_options.prefix = JobsPrefix(key_prefix);
+  job_options.retention_s = config.job_retention_s;
+  job_options.on_settled = [outbox = services.webhooks](const JobRecord& record) {
+    return outbox->Enqueue(record, WebhookEvent::kCompleted);
+  };
+  services.jobs = std::make_shared<JobStore>(*services.store, job_options);
+  services.queue = LazyQueue(config);
   JobServiceOptions job_service_options{services.webhooks, config.max_jobs_per_key};
   services.job_service = std::make_shared<JobService>(services.pipeline, services.jobs,
                                                       services.queue, job_service_options);

@@ -177,6 +177,7 @@ void JobStore::SettleAbandoned(JobRecord* record) {
                                 attempt + " of " + std::to_string(record->max_attempts) +
                                     " stopped without an outcome (the worker crashed or timed "
                                     "out); the message was dead-lettered");
+    if (options_.on_settled && !options_.on_settled(*record).ok()) return;
     (void)Put(*record);  // best effort; the next read settles it again
     return;
   }

@@ -290,6 +290,31 @@ def test_loopback_is_allowed_with_the_flag_and_checked_again_at_delivery(
     wait_until(lambda: receiver.of_event("completed"), timeout=30, what="delivery")
 
 
+def test_a_job_abandoned_on_its_last_attempt_sends_completed_failed(hooks, receivers, tmp_path):
+    # The worker is SIGKILLed on the job's only attempt: no runner is left to write the outcome.
+    # The store settles the record as failed once the lease is over, and the webhook is told.
+    receiver = receivers()
+    queue = f"sqlite://{tmp_path}/queue.db?max_receives=1"
+    server = hooks("--webhook-allow", "127.0.0.1",
+                   env={"IMAGEGEN_SERVE_WORKERS": "0", "IMAGEGEN_QUEUE": queue})
+    r = submit(server, receiver.url, webhook_events_filter=["completed"], steps=20)
+    assert r.status_code == 202, r.text
+    status_url = r.json()["status_url"]
+    worker = Worker(["--model", "test?delay_ms=20000", "--store", f"file://{hooks.store}",
+                     "--max-attempts", "1", "--job-timeout", "2", "--wait", "1"],
+                    tmp_path, env=hooks.env_for({"IMAGEGEN_QUEUE": queue}))
+    wait_until(lambda: requests.get(status_url).json()["status"] == "running", timeout=30,
+               what="running")
+    worker.kill()
+    worker.stop()
+    wait_until(lambda: requests.get(status_url).json()["status"] == "failed", timeout=20,
+               interval=0.5, what="failed after the lease")
+    delivered = wait_until(lambda: receiver.of_event("completed"), timeout=20, what="delivery")
+    assert delivered[0][1]["status"] == "failed"
+    assert "dead-lettered" in delivered[0][1]["error"]["message"]
+    assert len(receiver.received) == 1  # later reads settle it again, but it is one delivery
+
+
 def test_redirects_are_not_followed(hooks, receivers):
     final = receivers()
     redirecting = receivers(redirect_to=final.url)
