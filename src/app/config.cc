@@ -4,6 +4,7 @@
 #include <charconv>
 #include <map>
 #include <mutex>
+#include <sstream>
 
 #include "aws/encoding.h"
 #include "core/strings.h"
@@ -84,6 +85,19 @@ Result<int> IntVariable(const std::string& name, const std::string& value, int l
     return BadVariable(
         name, value,
         "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+  }
+  return parsed;
+}
+
+Result<double> NumberVariable(const std::string& name, const std::string& value, double lo,
+                              double hi) {
+  double parsed = 0;
+  const char* end = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(value.data(), end, parsed);
+  if (ec != std::errc() || ptr != end || !(parsed >= lo && parsed <= hi)) {
+    std::ostringstream range;
+    range << "expected a number from " << lo << " to " << hi;
+    return BadVariable(name, value, range.str());
   }
   return parsed;
 }
@@ -246,6 +260,12 @@ Result<Config> ParseConfigEnv(const aws::EnvLookup& lookup) {
            IntSetting{"IMAGEGEN_API_GATEWAY_TIMEOUT_MS", 0, 900'000,
                       &config.lambda_api_gateway_timeout_ms},
            IntSetting{"IMAGEGEN_MAX_ATTEMPTS", 1, 1000, &config.max_attempts},
+           IntSetting{"IMAGEGEN_RATE_BURST", 0, 1'000'000, &config.rate_limit_burst},
+           IntSetting{"IMAGEGEN_MAX_JOBS_PER_KEY", 0, 1'000'000, &config.max_jobs_per_key},
+           IntSetting{"IMAGEGEN_WEBHOOK_RETRY_BASE_MS", 1, 3'600'000,
+                      &config.webhook_retry_base_ms},
+           IntSetting{"IMAGEGEN_WEBHOOK_MAX_ATTEMPTS", 1, 1000, &config.webhook_max_attempts},
+           IntSetting{"IMAGEGEN_WEBHOOK_MAX_AGE", 1, 30 * 86400, &config.webhook_max_age_s},
        }) {
     if (auto v = env(setting.name); !v.empty()) {
       auto parsed = IntVariable(setting.name, v, setting.lo, setting.hi);
@@ -260,6 +280,13 @@ Result<Config> ParseConfigEnv(const aws::EnvLookup& lookup) {
   config.api_keys = env("IMAGEGEN_API_KEYS");
   config.api_keys_file = env("IMAGEGEN_API_KEYS_FILE");
   config.cors_origins = SplitList(env("IMAGEGEN_CORS_ORIGINS"));
+  if (auto v = env("IMAGEGEN_RATE_LIMIT"); !v.empty()) {
+    auto rate = NumberVariable("IMAGEGEN_RATE_LIMIT", v, 0, 1e6);
+    if (!rate.ok()) return rate.error();
+    config.rate_limit_per_s = rate.value();
+  }
+  config.webhook_secret = env("IMAGEGEN_WEBHOOK_SECRET");
+  config.webhook_allow = env("IMAGEGEN_WEBHOOK_ALLOW");
   if (auto v = env("IMAGEGEN_PRESIGN_EXPIRY"); !v.empty()) {
     // SigV4 presigned URLs live at most 7 days.
     auto expiry = IntVariable("IMAGEGEN_PRESIGN_EXPIRY", v, 1, 604'800);

@@ -64,6 +64,16 @@ struct Config {
   std::string api_keys;                   // IMAGEGEN_API_KEYS: comma-separated
   std::string api_keys_file;              // IMAGEGEN_API_KEYS_FILE: one key per line
   std::vector<std::string> cors_origins;  // IMAGEGEN_CORS_ORIGINS: comma-separated
+  // Per-key limits (src/http/rate_limit.h, JobQuota), per process; 0: off.
+  double rate_limit_per_s = 0;  // IMAGEGEN_RATE_LIMIT: generation requests per second per key
+  int rate_limit_burst = 0;     // IMAGEGEN_RATE_BURST: bucket size (0: the rate, at least 1)
+  int max_jobs_per_key = 0;     // IMAGEGEN_MAX_JOBS_PER_KEY: queued + running jobs per key
+  // Webhooks (src/jobs/webhook.h). Without a secret, a job naming a webhook is refused.
+  std::string webhook_secret;        // IMAGEGEN_WEBHOOK_SECRET: whsec_<base64>
+  std::string webhook_allow;         // IMAGEGEN_WEBHOOK_ALLOW: CIDRs allowed despite the SSRF guard
+  int webhook_retry_base_ms = 5000;  // IMAGEGEN_WEBHOOK_RETRY_BASE_MS: first retry's delay
+  int webhook_max_attempts = 12;     // IMAGEGEN_WEBHOOK_MAX_ATTEMPTS
+  int webhook_max_age_s = 86400;     // IMAGEGEN_WEBHOOK_MAX_AGE: give up after this long
   // The Lambda door: IMAGEGEN_DEADLINE_MARGIN_MS, IMAGEGEN_API_GATEWAY_TIMEOUT_MS,
   // IMAGEGEN_MAX_ATTEMPTS (receives after which a retryable SQS record is final).
   int lambda_deadline_margin_ms = 500;

@@ -57,6 +57,28 @@ Result<std::shared_ptr<Pipeline>> BuildPipeline(const Config& config,
   return std::make_shared<Pipeline>(std::move(model), std::move(store), pipeline_options);
 }
 
+Result<std::shared_ptr<WebhookOutbox>> BuildWebhooks(const Config& config, ObjectStore& store,
+                                                     const std::string& key_prefix) {
+  WebhookOptions options;
+  if (!config.webhook_secret.empty()) {
+    auto key = DecodeWebhookSecret(config.webhook_secret, "IMAGEGEN_WEBHOOK_SECRET");
+    if (!key.ok()) return key.error();
+    options.key = key.value();
+  }
+  auto policy = WebhookAddressPolicy::Parse(config.webhook_allow, "IMAGEGEN_WEBHOOK_ALLOW");
+  if (!policy.ok()) return policy.error();
+  options.policy = policy.value();
+  options.prefix = key_prefix + "webhooks/";
+  options.retry_base_ms = config.webhook_retry_base_ms;
+  options.max_attempts = config.webhook_max_attempts;
+  options.max_age_ms = int64_t{config.webhook_max_age_s} * 1000;
+  // A process's own entries wake its deliverer at once; the poll only finds other processes'
+  // (a crashed one's, or a worker's elsewhere on S3), so it can be slow: on S3 every poll is
+  // a ListObjectsV2 (about 43k a day per process at 2 s).
+  options.poll_ms = 2000;
+  return std::make_shared<WebhookOutbox>(store, options, aws::DefaultTransport());
+}
+
 }  // namespace
 
 QueueFactory LazyQueue(const Config& config) {
@@ -82,19 +104,29 @@ Result<Services> BuildServices(const Config& config, const ServiceOptions& optio
   if (!pipeline.ok()) return pipeline.error();
   services.pipeline = pipeline.value();
 
+  const std::string& key_prefix = services.pipeline->options().key_prefix;
+  auto webhooks = BuildWebhooks(config, *services.store, key_prefix);
+  if (!webhooks.ok()) return webhooks.error();
+  services.webhooks = webhooks.value();
   JobStoreOptions job_options;
-  job_options.prefix = JobsPrefix(services.pipeline->options().key_prefix);
+  job_options.prefix = JobsPrefix(key_prefix);
   job_options.retention_s = config.job_retention_s;
+  job_options.on_settled = [outbox = services.webhooks](const JobRecord& record) {
+    return outbox->Enqueue(record, WebhookEvent::kCompleted);
+  };
   services.jobs = std::make_shared<JobStore>(*services.store, job_options);
   services.queue = LazyQueue(config);
-  services.job_service =
-      std::make_shared<JobService>(services.pipeline, services.jobs, services.queue);
+  JobServiceOptions job_service_options{services.webhooks, config.max_jobs_per_key};
+  services.job_service = std::make_shared<JobService>(services.pipeline, services.jobs,
+                                                      services.queue, job_service_options);
 
   ApiOptions api_options = options.api;
   auto keys = LoadApiKeys(config.api_keys, config.api_keys_file);
   if (!keys.ok()) return keys.error();
   api_options.api_keys = keys.value();
   api_options.cors_origins = config.cors_origins;
+  api_options.rate_limit.rate_per_s = config.rate_limit_per_s;
+  api_options.rate_limit.burst = config.rate_limit_burst;
   JobEventsOptions events_options;
   events_options.max_streams = config.events_max_streams;
   events_options.max_stream_s = config.events_max_stream_s;

@@ -12,6 +12,7 @@
 #include "jobs/job_events.h"
 #include "jobs/job_service.h"
 #include "jobs/job_store.h"
+#include "jobs/webhook.h"
 
 namespace imagegen {
 
@@ -34,6 +35,9 @@ struct Services {
   QueueFactory queue;
   std::shared_ptr<JobService> job_service;
   std::shared_ptr<JobEvents> job_events;  // GET /jobs/{id}/events; Shutdown() when draining
+  // Job webhooks' durable outbox under <key prefix>webhooks/. Doors that run jobs hand it to
+  // their runners and Start() its deliverer (serve, worker, the Lambda bootstrap).
+  std::shared_ptr<WebhookOutbox> webhooks;
   std::shared_ptr<Api> api;  // generation, images, jobs, health, metrics, document, page
 };
 

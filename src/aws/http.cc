@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <vector>
@@ -43,9 +44,32 @@ std::string HostHeaderForUrl(std::string_view url) {
 
 namespace {
 
+struct BodySink {
+  std::string* body;
+  size_t limit;  // 0: unbounded
+};
+
 size_t WriteBody(char* data, size_t size, size_t nmemb, void* user) {
-  static_cast<std::string*>(user)->append(data, size * nmemb);
-  return size * nmemb;
+  auto* sink = static_cast<BodySink*>(user);
+  size_t n = size * nmemb;
+  size_t room = sink->limit == 0 ? n : sink->limit - std::min(sink->limit, sink->body->size());
+  sink->body->append(data, std::min(n, room));
+  return n;
+}
+
+// "host:port:address" for CURLOPT_RESOLVE; IPv6 addresses in brackets.
+std::string ResolveEntry(std::string_view url, const std::string& address) {
+  std::string scheme = Lower(url.substr(0, url.find("://")));
+  std::string authority = HostHeaderForUrl(url);
+  std::string host = authority, port = scheme == "http" ? "80" : "443";
+  size_t colon = authority.rfind(':');
+  size_t bracket = authority.rfind(']');
+  if (colon != std::string::npos && (bracket == std::string::npos || colon > bracket)) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  bool v6 = address.find(':') != std::string::npos;
+  return host + ":" + port + ":" + (v6 ? "[" + address + "]" : address);
 }
 
 size_t WriteHeader(char* data, size_t size, size_t nmemb, void* user) {
@@ -138,7 +162,16 @@ class CurlTransport : public HttpTransport {
     curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT_MS,
                      static_cast<long>(request.connect_timeout_ms));
     curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, WriteBody);
-    curl_easy_setopt(handle, CURLOPT_WRITEDATA, &response.body);
+    BodySink sink{&response.body, request.max_response_bytes};
+    curl_easy_setopt(handle, CURLOPT_WRITEDATA, &sink);
+    curl_slist* resolve = nullptr;
+    if (!request.pinned_address.empty()) {
+      resolve =
+          curl_slist_append(nullptr, ResolveEntry(request.url, request.pinned_address).c_str());
+      curl_easy_setopt(handle, CURLOPT_RESOLVE, resolve);
+      curl_easy_setopt(handle, CURLOPT_NOPROXY, "*");
+    }
+    curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, WriteHeader);
     curl_easy_setopt(handle, CURLOPT_HEADERDATA, &response.headers);
     curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);  // a redirect changes what was signed
@@ -174,7 +207,9 @@ class CurlTransport : public HttpTransport {
       response.headers.clear();
     }
     curl_slist_free_all(header_list);
-    Release(handle, code == CURLE_OK);
+    curl_slist_free_all(resolve);
+    // A pinned handle keeps its DNS cache entry: it must not serve the next caller.
+    Release(handle, code == CURLE_OK && resolve == nullptr);
     return response;
   }
 

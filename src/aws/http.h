@@ -17,6 +17,13 @@ struct HttpRequest {
   std::string body;
   int timeout_ms = 30000;         // whole exchange; 0 = none
   int connect_timeout_ms = 3000;  // TCP + TLS handshake
+  // Non-empty: connect to this IP address (v4 dotted, v6 without brackets) for the URL's host
+  // instead of resolving it, and through no proxy, so that the address a caller checked is the
+  // one connected to (webhooks' SSRF guard; DNS may answer differently a second time).
+  std::string pinned_address;
+  // > 0: keep at most this many body bytes; the rest is read and dropped (the timeout bounds
+  // how long that may take).
+  size_t max_response_bytes = 0;
 };
 
 // Why an exchange produced no HTTP status. Mapped onto the error taxonomy (and retried or not)

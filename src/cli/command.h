@@ -25,6 +25,8 @@ void SetExitCode(int code);
 // --store, --s3-endpoint, --s3-path-style, --key-prefix, --model, --threads over `config`,
 // whose fields already hold the environment's values (flags win).
 void AddCommonFlags(CLI::App* command, Config* config);
+// --webhook-allow over `config` (the doors that check or deliver job webhooks).
+void AddWebhookFlags(CLI::App* command, Config* config);
 
 // An option a request must see as absent when not given (the model's default then applies), so
 // that a given 0 is checked as given instead of being read as "absent".

@@ -34,6 +34,10 @@ Result<std::unique_ptr<lambda::LambdaHandler>> MakeHandler(const Config& config,
   JobRunnerOptions runner_options;
   runner_options.max_attempts = config.max_attempts;
   runner_options.worker_id = "lambda:" + config.lambda_log_stream;
+  // Deliveries go out while the sandbox runs (it is frozen between invocations); any serve or
+  // worker on the same store delivers what is left.
+  runner_options.webhooks = services->webhooks;
+  services->webhooks->Start();
   auto runner = std::make_shared<JobRunner>(services->pipeline, services->jobs, runner_options);
   lambda::HandlerOptions handler_options;
   handler_options.api_gateway_timeout_ms = config.lambda_api_gateway_timeout_ms;

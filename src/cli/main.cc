@@ -16,6 +16,13 @@ int g_exit_code = 0;
 
 void SetExitCode(int code) { g_exit_code = code; }
 
+void AddWebhookFlags(CLI::App* command, Config* config) {
+  command->add_option("--webhook-allow", config->webhook_allow,
+                      "CIDRs job webhooks may reach although loopback/private/link-local, e.g. "
+                      "10.1.0.0/16,127.0.0.1 [env IMAGEGEN_WEBHOOK_ALLOW; the signing secret: "
+                      "env IMAGEGEN_WEBHOOK_SECRET=whsec_...]");
+}
+
 void AddCommonFlags(CLI::App* command, Config* config) {
   command
       ->add_option(

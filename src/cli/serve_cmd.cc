@@ -33,6 +33,7 @@ void StartInProcessWorkers(const Services& services, int workers) {
   }
   WorkerOptions options;
   options.concurrency = workers;
+  options.webhooks = services.webhooks;
   auto worker = std::make_shared<Worker>(services.pipeline, queue.value(), services.jobs, options);
   auto thread = std::make_shared<std::thread>([worker] { worker->Run(); });
   OnShutdown([worker, thread] {
@@ -47,6 +48,11 @@ int RunServe(ServeArgs& args) {
   auto services = BuildServices(args.config, options);
   if (!services.ok()) return ReportError(services.error());
   if (args.config.serve_workers > 0) StartInProcessWorkers(*services, args.config.serve_workers);
+  // Deliveries pending in the store (this server's in-process workers', or a crashed
+  // process's) go out from here too.
+  auto webhooks = services->webhooks;
+  webhooks->Start();
+  OnShutdown([webhooks] { webhooks->Stop(); });
   auto api = services->api;
   args.server.error_response = [api](const Error& error, const std::string& path) {
     return api->TransportError(error, path);
@@ -110,6 +116,19 @@ void AddServeCommand(CLI::App& app) {
   cmd->add_option(
       "--api-keys-file", args->config.api_keys_file,
       "File with one API key per line [env IMAGEGEN_API_KEYS_FILE; also IMAGEGEN_API_KEYS=k1,k2]");
+  cmd->add_option("--rate-limit", args->config.rate_limit_per_s,
+                  "Generation requests per second per API key (client address without keys); "
+                  "0: off [env IMAGEGEN_RATE_LIMIT]")
+      ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--rate-burst", args->config.rate_limit_burst,
+                  "Requests a key may make at once before --rate-limit applies (0: the rate, "
+                  "at least 1) [env IMAGEGEN_RATE_BURST]")
+      ->check(CLI::Range(0, 1000000));
+  cmd->add_option("--max-jobs-per-key", args->config.max_jobs_per_key,
+                  "Queued + running jobs per API key submitted here; 0: no limit "
+                  "[env IMAGEGEN_MAX_JOBS_PER_KEY]")
+      ->check(CLI::Range(0, 1000000));
+  AddWebhookFlags(cmd, &args->config);
   cmd->add_option("--cors-origin", args->config.cors_origins,
                   "Origin allowed to call from a browser (repeatable) [env IMAGEGEN_CORS_ORIGINS]");
   AddCommonFlags(cmd, &args->config);

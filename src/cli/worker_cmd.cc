@@ -88,7 +88,9 @@ int RunWorker(WorkerArgs& args) {
   if (!services.ok()) return ReportError(services.error());
   auto queue = services->queue();
   if (!queue.ok()) return ReportError(queue.error());
+  args.worker.webhooks = services->webhooks;
   Worker worker(services->pipeline, queue.value(), services->jobs, args.worker);
+  services->webhooks->Start();
   MetricsServer metrics;
   if (args.metrics_port >= 0) {
     if (auto s = metrics.Start(args.metrics_host, args.metrics_port); !s) {
@@ -103,6 +105,7 @@ int RunWorker(WorkerArgs& args) {
   if (args.metrics_port >= 0) line["metrics_port"] = metrics.port();
   Log("info", "worker started", std::move(line));
   worker.Run();
+  services->webhooks->Stop();  // after the jobs in hand wrote their deliveries
   metrics.Stop();
   Log("info", "worker stopped");
   return 0;
@@ -141,6 +144,7 @@ void AddWorkerCommand(CLI::App& app) {
       ->check(CLI::Range(int64_t{1}, int64_t{10} * 365 * 86400))
       ->capture_default_str();
   cmd->add_flag("--drain", args->worker.drain, "Exit once the queue is empty");
+  AddWebhookFlags(cmd, &args->config);
   AddCommonFlags(cmd, &args->config);
   cmd->callback([args] { SetExitCode(RunWorker(*args)); });
 }

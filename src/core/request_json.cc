@@ -136,6 +136,9 @@ Result<GenerateRequest> ParseJobMessage(const std::string& body,
     std::string owner;
     if (auto s = ReadString(json, "owner", &owner); !s) return s.error();
     json.erase("owner");
+    // The job's webhook travels with the message for the runner (jobs/webhook.h), which reads
+    // it itself; it is no part of the generation request.
+    json.erase("webhook");
     auto parsed = ParseGenerateJson(json);
     if (!parsed.ok()) return parsed.error();
     request = std::move(parsed.value());

@@ -141,7 +141,8 @@ Result<std::vector<std::string>> LoadApiKeys(const std::string& env_value,
 Api::Api(std::shared_ptr<Pipeline> pipeline, ApiOptions options, std::vector<RouteSpec> routes)
     : pipeline_(std::move(pipeline)),
       options_(std::move(options)),
-      admission_(options_.max_concurrent, options_.max_waiting) {
+      admission_(options_.max_concurrent, options_.max_waiting),
+      rate_limiter_(options_.rate_limit) {
   router_.Add("POST", "/generate", [this](HttpRequest& r) { return Generate(r); });
   router_.Add("POST", "/v1/images/generations",
               [this](HttpRequest& r) { return OpenAiGenerate(r); });
@@ -219,6 +220,33 @@ bool Api::Authorized(const HttpRequest& request) const {
   return match;
 }
 
+namespace {
+
+// Where generation (paid work) starts, on every door.
+bool IsGenerationRoute(const HttpRequest& request) {
+  if (request.method != "POST") return false;
+  const std::string& path = request.path;
+  return path == "/generate" || path == "/jobs" || path.starts_with("/v1/images/") ||
+         path.starts_with("/sdapi/");
+}
+
+}  // namespace
+
+std::optional<HttpResponse> Api::RateLimited(const HttpRequest& request) {
+  if (!rate_limiter_.enabled() || !IsGenerationRoute(request)) return std::nullopt;
+  std::string key = request.principal.empty() ? "addr:" + request.remote_addr : request.principal;
+  RateDecision decision = rate_limiter_.Take(key);
+  if (decision.allowed) return std::nullopt;
+  Error error =
+      Error::Make(ErrorCode::kRateLimited, "rate limit exceeded for this API key; retry after " +
+                                               std::to_string(decision.retry_after_s) + " s");
+  error.retry_after_s = decision.retry_after_s;
+  bool openai = request.path.rfind("/v1/", 0) == 0;
+  HttpResponse response = openai ? OpenAiErrorResponse(error) : ErrorResponse(error);
+  response.route = "rate_limited";
+  return response;
+}
+
 void Api::ApplyCors(const HttpRequest& request, HttpResponse* response) const {
   std::string origin = request.Header("origin");
   if (origin.empty()) return;
@@ -255,6 +283,7 @@ HttpResponse Api::Route(HttpRequest& request) {
     return response;
   }
   if (!options_.api_keys.empty()) request.principal = PrincipalOf(PresentedKey(request));
+  if (auto limited = RateLimited(request)) return *limited;
   try {
     return router_.Dispatch(request);
   } catch (const std::exception& e) {

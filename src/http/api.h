@@ -6,9 +6,11 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "http/rate_limit.h"
 #include "http/readiness.h"
 #include "http/router.h"
 #include "pipeline/pipeline.h"
@@ -24,6 +26,9 @@ struct ApiOptions {
   int max_waiting = 16;                   // requests queued behind them; more get 503
   int generate_timeout_s = 300;           // deadline of a synchronous generation
   bool log_requests = true;               // one JSON line per request on stderr
+  // Per caller on the generation routes (POST /generate, /jobs, /v1/images/*, /sdapi/*): the
+  // API key's principal, or the client address without keys. Off by default (rate 0).
+  RateLimitOptions rate_limit;
 };
 
 // Bounded admission: up to `max_concurrent` holders, `max_waiting` waiters; others are refused.
@@ -61,6 +66,8 @@ class Api {
  private:
   HttpResponse Route(HttpRequest& request);
   bool Authorized(const HttpRequest& request) const;
+  // 429 rate_limited (in the route's error shape) when the caller's bucket is empty.
+  std::optional<HttpResponse> RateLimited(const HttpRequest& request);
   void ApplyCors(const HttpRequest& request, HttpResponse* response) const;
   void Record(const HttpRequest& request, const HttpResponse& response, double ms) const;
 
@@ -89,6 +96,7 @@ class Api {
   ApiOptions options_;
   Router router_;
   Admission admission_;
+  RateLimiter rate_limiter_;
   StoreReadiness readiness_;
   std::shared_ptr<A1111Api> a1111_;  // /sdapi/v1/... (http/a1111.h)
 };

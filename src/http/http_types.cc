@@ -24,7 +24,11 @@ std::string PercentEncodePath(const std::string& key) {
 }  // namespace
 
 std::string ImageUrl(const HttpRequest& request, const std::string& key) {
-  return request.base_url + "/images/" + PercentEncodePath(key);
+  return ImageUrlAt(request.base_url, key);
+}
+
+std::string ImageUrlAt(const std::string& base_url, const std::string& key) {
+  return base_url + "/images/" + PercentEncodePath(key);
 }
 
 HttpResponse JsonResponse(int status, const std::string& json_body) {

@@ -75,6 +75,8 @@ Status CheckJsonContentType(const HttpRequest& request);
 
 // URL at which `key` is served by the API, e.g. "http://host/images/a%20b.png".
 std::string ImageUrl(const HttpRequest& request, const std::string& key);
+// The same under an explicit base URL (a webhook's body, written with no request at hand).
+std::string ImageUrlAt(const std::string& base_url, const std::string& key);
 
 HttpResponse JsonResponse(int status, const std::string& json_body);
 // {"error": {"code", "message", "field"?}} with the taxonomy's status and Retry-After if set.

@@ -65,6 +65,13 @@ int PreviewEvery(const GenerateRequest& request) {
   return std::max(1, request.steps.value_or(8) / 8);
 }
 
+// The "webhook" object JobService put in the message, or null.
+json MessageWebhook(const std::string& body) {
+  json j = json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("webhook") || !j["webhook"].is_object()) return nullptr;
+  return j["webhook"];
+}
+
 }  // namespace
 
 std::string ErrorReason(const Error& error) {
@@ -96,12 +103,21 @@ JobRunner::JobRunner(std::shared_ptr<Pipeline> pipeline, std::shared_ptr<JobStor
   options_.max_attempts = std::max(1, options_.max_attempts);
 }
 
+Status JobRunner::Notify(const JobRecord& record, WebhookEvent event,
+                         const std::string& seq) const {
+  if (options_.webhooks == nullptr || record.webhook.is_null()) return Status::Ok();
+  return options_.webhooks->Enqueue(record, event, seq);
+}
+
 Disposition JobRunner::Finish(const QueueMessage& message, JobRecord* record,
                               const Error& error) const {
   int64_t now = jobs_->Now();
   if (error.code == ErrorCode::kCancelled) {
     record->status = JobStatus::kCancelled;
     record->finished_ms = now;
+    if (auto s = Notify(*record, WebhookEvent::kCompleted); !s) {
+      return Release(record->job_id, 5, s.error());
+    }
     (void)jobs_->Put(*record);
     return Delete(JobOutcome::kCancelled, record->job_id);
   }
@@ -109,6 +125,9 @@ Disposition JobRunner::Finish(const QueueMessage& message, JobRecord* record,
   if (!IsRetryable(error.code) || message.receive_count >= options_.max_attempts) {
     record->status = JobStatus::kFailed;
     record->finished_ms = now;
+    if (auto s = Notify(*record, WebhookEvent::kCompleted); !s) {
+      return Release(record->job_id, 5, s.error());
+    }
     (void)jobs_->Put(*record);
     std::string reason = ErrorReason(error);
     if (IsRetryable(error.code)) {
@@ -148,6 +167,9 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
   // A failed record's message delivered again with a higher receive count is the same life of
   // the message (SQS re-delivers a dead-lettered message until its redrive policy moves it); a
   // lower or equal one is a new life (an operator's redrive restarts the count): run again.
+  // The message carries the webhook too: a worker that received it before the submission's
+  // record was written has only the message.
+  if (record.webhook.is_null()) record.webhook = MessageWebhook(message.body);
   const bool redelivered_after_final =
       record.status == JobStatus::kFailed && message.receive_count > record.attempts;
   record.attempts = message.receive_count;
@@ -167,6 +189,9 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
           Error::Make(ErrorCode::kInternal,
                       "delivered " + std::to_string(message.receive_count) + " times; at most " +
                           std::to_string(options_.max_attempts) + " attempts are made");
+      if (auto s = Notify(record, WebhookEvent::kCompleted); !s) {
+        return Release(job_id, 5, s.error());
+      }
       (void)jobs_->Put(record);
     }
     std::string reason = record.error ? ErrorReason(*record.error) : "failed";
@@ -190,6 +215,9 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
       record.request_hash = RequestHash(valid.value());
     }
   }
+  if (auto s = Notify(record, WebhookEvent::kStart, std::to_string(record.attempts)); !s) {
+    return Release(job_id, 5, s.error());
+  }
   (void)jobs_->Put(record);
 
   std::atomic<bool> cancelled{false};
@@ -210,6 +238,9 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
     if (auto c = jobs_->CancelRequested(job_id, owner); c.ok() && c.value()) cancelled = true;
     if (preview) record.preview = PreviewDataUrl(*preview);
     preview.reset();
+    // Progress deliveries are best effort: a lost one is superseded by the next.
+    (void)Notify(record, WebhookEvent::kLogs,
+                 std::to_string(record.attempts) + "/" + std::to_string(step));
     (void)jobs_->PutProgress(record);  // "running" was written (and indexed) before the run
   };
   auto result = pipeline_->Run(parsed.value(), ctx, RunOrigin::kJob);
@@ -221,6 +252,9 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
   record.lease_expires_ms = 0;
   record.result = ResultToJson(result.value(), nullptr);
   if (record.total_steps > 0) record.step = record.total_steps;
+  for (auto event : {WebhookEvent::kOutput, WebhookEvent::kCompleted}) {
+    if (auto s = Notify(record, event); !s) return Release(job_id, 2, s.error());
+  }
   if (auto s = jobs_->Put(record); !s) {
     // The image is stored; the record is not. A redelivery finds the image and records it.
     return Release(job_id, 2, s.error());

@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "jobs/job_store.h"
+#include "jobs/webhook.h"
 #include "pipeline/pipeline.h"
 #include "queue/job_queue.h"
 
@@ -40,6 +41,9 @@ struct JobRunnerOptions {
   int max_attempts = 5;             // a retryable failure on this receive count is final
   int progress_interval_ms = 1000;  // how often a running job's record and cancel flag sync
   std::string worker_id;            // recorded in job records ("" : host:pid)
+  // Where the job's webhook deliveries are written (null: none). Each is written before the
+  // record showing its state change; one that cannot be written releases the message.
+  std::shared_ptr<WebhookOutbox> webhooks;
 };
 
 // Thread-safe: Run may be called for several messages at once.
@@ -55,6 +59,8 @@ class JobRunner {
 
  private:
   Disposition Finish(const QueueMessage& message, JobRecord* record, const Error& error) const;
+  // Writes the webhook delivery of `event` (if the job has a webhook that wants it).
+  Status Notify(const JobRecord& record, WebhookEvent event, const std::string& seq = "") const;
 
   std::shared_ptr<Pipeline> pipeline_;
   std::shared_ptr<JobStore> jobs_;

@@ -2,6 +2,8 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
+
 #include "core/ids.h"
 
 namespace imagegen {
@@ -41,10 +43,11 @@ json GenerateRequestToJson(const GenerateRequest& r) {
   return j;
 }
 
-std::string JobMessageBody(const GenerateRequest& request) {
+std::string JobMessageBody(const GenerateRequest& request, const json& webhook) {
   json j = GenerateRequestToJson(request);
   j["job_id"] = request.job_id;
   if (!request.owner.empty()) j["owner"] = request.owner;
+  if (!webhook.is_null()) j["webhook"] = webhook;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -52,11 +55,88 @@ std::string IdempotentJobId(const std::string& scope, const std::string& key) {
   return "idem-" + Sha256Hex(scope + '\n' + key).substr(0, 40);
 }
 
+JobQuota::JobQuota(int max_per_owner, size_t max_owners, IsUnfinished unfinished)
+    : max_per_owner_(max_per_owner), max_owners_(max_owners), unfinished_(std::move(unfinished)) {}
+
+JobQuota::Owner& JobQuota::Touch(const std::string& owner) {
+  auto it = owners_.find(owner);
+  if (it != owners_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    return it->second;
+  }
+  // Forget the least recently active owner with nothing in progress.
+  if (owners_.size() >= max_owners_) {
+    auto victim = std::find_if(lru_.rbegin(), lru_.rend(), [&](const std::string& name) {
+      return owners_.at(name).reserved == 0;
+    });
+    if (victim != lru_.rend()) {
+      owners_.erase(*victim);
+      lru_.erase(std::next(victim).base());
+    }
+  }
+  lru_.push_front(owner);
+  Owner& entry = owners_[owner];
+  entry.lru = lru_.begin();
+  return entry;
+}
+
+Status JobQuota::Reserve(const std::string& owner) {
+  std::vector<std::string> counted;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    counted = Touch(owner).jobs;
+  }
+  // The records are read without the lock (a store round trip each); the decision below is
+  // taken under it, counting reservations made meanwhile.
+  std::vector<std::string> finished;
+  for (const auto& id : counted) {
+    if (!unfinished_(owner, id)) finished.push_back(id);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Owner& entry = Touch(owner);
+  std::erase_if(entry.jobs, [&](const std::string& id) {
+    return std::find(finished.begin(), finished.end(), id) != finished.end();
+  });
+  if (static_cast<int>(entry.jobs.size()) + entry.reserved >= max_per_owner_) {
+    Error e = Error::Make(ErrorCode::kRateLimited,
+                          "at most " + std::to_string(max_per_owner_) +
+                              " jobs may be queued or running at once for this API key");
+    e.retry_after_s = 5;
+    return e;
+  }
+  ++entry.reserved;
+  return Status::Ok();
+}
+
+void JobQuota::Release(const std::string& owner, const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Owner& entry = Touch(owner);
+  entry.reserved = std::max(0, entry.reserved - 1);
+  if (!job_id.empty() &&
+      std::find(entry.jobs.begin(), entry.jobs.end(), job_id) == entry.jobs.end()) {
+    entry.jobs.push_back(job_id);
+  }
+}
+
 JobService::JobService(std::shared_ptr<Pipeline> pipeline, std::shared_ptr<JobStore> jobs,
-                       QueueFactory queue_factory)
+                       QueueFactory queue_factory, JobServiceOptions options)
     : pipeline_(std::move(pipeline)),
       jobs_(std::move(jobs)),
-      queue_factory_(std::move(queue_factory)) {}
+      queue_factory_(std::move(queue_factory)),
+      options_(std::move(options)) {
+  if (options_.max_jobs_per_owner > 0) {
+    auto store = jobs_;
+    quota_ = std::make_unique<JobQuota>(options_.max_jobs_per_owner, 10000,
+                                        [store](const std::string& owner, const auto& id) {
+                                          auto record = store->Get(id, owner);
+                                          // A record that cannot be read (store down) keeps
+                                          // counting: the quota errs on the side of refusing.
+                                          if (!record.ok())
+                                            return record.error().code != ErrorCode::kNotFound;
+                                          return !IsFinished(record->status);
+                                        });
+  }
+}
 
 Result<std::shared_ptr<JobQueue>> JobService::Queue() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -75,7 +155,31 @@ Result<std::shared_ptr<JobQueue>> JobService::Queue() {
 
 Result<SubmitResult> JobService::Submit(GenerateRequest request,
                                         const std::string& idempotency_scope,
-                                        const std::string& idempotency_key) {
+                                        const std::string& idempotency_key,
+                                        const std::optional<WebhookSpec>& webhook) {
+  json webhook_json;
+  if (webhook) {
+    if (options_.webhooks == nullptr) {
+      return Error::Invalid("webhook", "webhooks are not configured on this server");
+    }
+    if (auto s = options_.webhooks->CheckTarget(webhook->url); !s) return s.error();
+    webhook_json = WebhookSpecToJson(*webhook);
+  }
+  if (quota_ == nullptr) {
+    return SubmitChecked(std::move(request), idempotency_scope, idempotency_key, webhook_json);
+  }
+  const std::string owner = request.owner;
+  if (auto s = quota_->Reserve(owner); !s) return s.error();
+  auto submitted =
+      SubmitChecked(std::move(request), idempotency_scope, idempotency_key, webhook_json);
+  quota_->Release(owner, submitted.ok() ? submitted->record.job_id : "");
+  return submitted;
+}
+
+Result<SubmitResult> JobService::SubmitChecked(GenerateRequest request,
+                                               const std::string& idempotency_scope,
+                                               const std::string& idempotency_key,
+                                               const json& webhook) {
   if (idempotency_key.size() > 255) {
     return Error::Invalid("Idempotency-Key", "Idempotency-Key must be at most 255 characters");
   }
@@ -131,13 +235,14 @@ Result<SubmitResult> JobService::Submit(GenerateRequest request,
   record.created_ms = jobs_->Now();
   record.request = GenerateRequestToJson(request);
   record.request_hash = hash;
+  record.webhook = webhook;
   // The message first, the record after it, written create-only. A failed send leaves nothing
   // behind (no record, the claim released): the client was told it failed, and no ghost
   // "queued" job exists. A crash between the two loses nothing: the message carries the whole
   // request, and the runner writes the record when it finds none. A worker that received the
   // message before the record was written keeps its record: the late "queued" loses the
   // create.
-  auto sent = (*queue)->Send(JobMessageBody(request));
+  auto sent = (*queue)->Send(JobMessageBody(request, webhook));
   if (!sent.ok()) {
     if (claim->created) (void)pipeline_->DropClaim(valid.value());
     return sent.error();

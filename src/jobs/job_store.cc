@@ -85,6 +85,7 @@ json JobRecordToJson(const JobRecord& r) {
   if (r.max_attempts > 0) j["max_attempts"] = r.max_attempts;
   if (r.lease_expires_ms > 0) j["lease_expires_ms"] = r.lease_expires_ms;
   if (!r.preview.empty()) j["preview"] = r.preview;
+  if (!r.webhook.is_null()) j["webhook"] = r.webhook;
   return j;
 }
 
@@ -112,6 +113,7 @@ Result<JobRecord> JobRecordFromJson(const json& j) {
     r.worker = j.value("worker", "");
     r.enqueued = j.value("enqueued", true);
     r.owner = j.value("owner", "");
+    if (j.contains("webhook")) r.webhook = j["webhook"];
     r.max_attempts = j.value("max_attempts", 0);
     r.lease_expires_ms = j.value("lease_expires_ms", int64_t{0});
     r.preview = j.value("preview", "");
@@ -175,6 +177,7 @@ void JobStore::SettleAbandoned(JobRecord* record) {
                                 attempt + " of " + std::to_string(record->max_attempts) +
                                     " stopped without an outcome (the worker crashed or timed "
                                     "out); the message was dead-lettered");
+    if (options_.on_settled && !options_.on_settled(*record).ok()) return;
     (void)Put(*record);  // best effort; the next read settles it again
     return;
   }

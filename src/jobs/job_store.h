@@ -35,6 +35,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -75,6 +76,7 @@ struct JobRecord {
   int max_attempts = 0;           // running: deliveries the queue makes before dead-lettering
   int64_t lease_expires_ms = 0;   // running: its runner has given up by then (epoch ms)
   std::string preview;            // running: a small picture of the latest step (a data URL)
+  nlohmann::json webhook;         // the job's webhook (WebhookSpecToJson), or null
 };
 
 nlohmann::json JobRecordToJson(const JobRecord& record);
@@ -89,6 +91,10 @@ struct JobStoreOptions {
   std::string prefix = "jobs/";         // key prefix of the records (owner prefix included)
   int64_t retention_s = 7 * 24 * 3600;  // how long finished records are kept
   EpochClock now_ms;                    // stamps and expiry; empty: NowEpochMs
+  // Called with a record the store itself makes final (an abandoned last attempt, read as
+  // failed) before writing it; an error leaves it unwritten, for the next read to settle again.
+  // Where the job's "completed" webhook is written (app/services.cc): no runner is left to.
+  std::function<Status(const JobRecord&)> on_settled;
 };
 
 // Thread-safe (the ObjectStore is). `store` must outlive the JobStore.

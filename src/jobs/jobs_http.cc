@@ -5,6 +5,7 @@
 
 #include "core/request_json.h"
 #include "http/http_types.h"
+#include "jobs/webhook.h"
 
 namespace imagegen {
 namespace {
@@ -12,31 +13,6 @@ namespace {
 using json = nlohmann::json;
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-}  // namespace
-
-json JobView(const JobRecord& record, const HttpRequest& request) {
-  json j = JobRecordToJson(record);
-  j.erase("request_hash");
-  j.erase("enqueued");
-  j.erase("owner");  // internal: the caller's namespace
-  j.erase("max_attempts");
-  j.erase("lease_expires_ms");
-  j.erase("preview");  // the events stream's (GET /jobs/{id}/events?preview=1)
-  j["status_url"] = request.base_url + "/jobs/" + record.job_id;
-  if (j.contains("result") && j["result"].is_object()) {
-    json& result = j["result"];
-    if (result.contains("key")) result["url"] = ImageUrl(request, result["key"]);
-    if (result.contains("images") && result["images"].is_array()) {
-      for (auto& image : result["images"]) {
-        if (image.contains("key")) image["url"] = ImageUrl(request, image["key"]);
-      }
-    }
-  }
-  return j;
-}
-
-namespace {
 
 HttpResponse Respond(int status, const json& body, const std::string& route) {
   HttpResponse response = JsonResponse(status, Dump(body));
@@ -58,6 +34,36 @@ int ParseLimit(const std::string& text) {
 
 }  // namespace
 
+json JobView(const JobRecord& record, const HttpRequest& request) {
+  return JobViewJson(record, request.base_url);
+}
+
+json JobViewJson(const JobRecord& record, const std::string& base_url) {
+  json j = JobRecordToJson(record);
+  j.erase("request_hash");
+  j.erase("enqueued");
+  j.erase("owner");  // internal: the caller's namespace
+  j.erase("max_attempts");
+  j.erase("lease_expires_ms");
+  j.erase("preview");  // the events stream's (GET /jobs/{id}/events?preview=1)
+  j.erase("webhook");
+  if (auto spec = WebhookSpecFromJson(record.webhook)) {
+    j["webhook"] = spec->url;
+    if (!spec->events.empty()) j["webhook_events_filter"] = spec->events;
+  }
+  j["status_url"] = base_url + "/jobs/" + record.job_id;
+  if (j.contains("result") && j["result"].is_object()) {
+    json& result = j["result"];
+    if (result.contains("key")) result["url"] = ImageUrlAt(base_url, result["key"]);
+    if (result.contains("images") && result["images"].is_array()) {
+      for (auto& image : result["images"]) {
+        if (image.contains("key")) image["url"] = ImageUrlAt(base_url, image["key"]);
+      }
+    }
+  }
+  return j;
+}
+
 std::vector<RouteSpec> JobRoutes(std::shared_ptr<JobService> service) {
   std::vector<RouteSpec> routes;
   routes.push_back(
@@ -66,13 +72,16 @@ std::vector<RouteSpec> JobRoutes(std::shared_ptr<JobService> service) {
          if (auto s = CheckJsonContentType(request); !s) return Fail(s.error(), route);
          auto body = ParseJsonObject(request.body);
          if (!body.ok()) return Fail(body.error(), route);
+         auto webhook = TakeWebhookFields(&body.value());
+         if (!webhook.ok()) return Fail(webhook.error(), route);
+         if (webhook.value()) webhook.value()->base_url = request.base_url;
          auto generate = ParseGenerateJson(body.value());
          if (!generate.ok()) return Fail(generate.error(), route);
          generate->owner = request.principal;
          // Idempotency keys are per caller: scope them by the credential presented (if any).
          std::string scope = request.Header("x-api-key") + "\n" + request.Header("authorization");
-         auto submitted =
-             service->Submit(generate.value(), scope, request.Header("idempotency-key"));
+         auto submitted = service->Submit(generate.value(), scope,
+                                          request.Header("idempotency-key"), webhook.value());
          if (!submitted.ok()) return Fail(submitted.error(), route);
          HttpResponse response = Respond(202, JobView(submitted->record, request), route);
          response.SetHeader("Location", "/jobs/" + submitted->record.job_id);

@@ -12,10 +12,15 @@
 //   DELETE /jobs/{id}   cancels a queued or running job; 200 + the job; 404 unknown. A finished
 //                       job is returned unchanged.
 //   GET /jobs?limit=&cursor=   {"jobs": [...], "next_cursor": id | null}; limit 1..100 (20).
+//
+// POST /jobs also takes "webhook" (an http/https URL, checked against the address policy: 400
+// invalid_request, field "webhook") and "webhook_events_filter" (see jobs/webhook.h); the job
+// shows both. Over the caller's concurrent-job quota: 429 rate_limited with Retry-After.
 #pragma once
 
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 #include "http/router.h"
@@ -23,12 +28,15 @@
 
 namespace imagegen {
 
-// The record as clients see it (GET /jobs/{id}): internal fields dropped, an absolute
-// status_url, and HTTP URLs for stored images.
+// JobViewJson under the request's base URL.
 nlohmann::json JobView(const JobRecord& record, const HttpRequest& request);
 
 // The four routes over `service`, for the Api's constructor (app/services.cc wires them). The
 // handlers hold the service.
 std::vector<RouteSpec> JobRoutes(std::shared_ptr<JobService> service);
+
+// The record as clients see it (GET /jobs/{id}, webhook bodies): internal fields removed, the
+// status URL and image URLs absolute under `base_url`.
+nlohmann::json JobViewJson(const JobRecord& record, const std::string& base_url);
 
 }  // namespace imagegen

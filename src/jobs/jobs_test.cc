@@ -527,7 +527,7 @@ TEST_F(JobsTest, AFinalRecordIsNeverRunAgain) {
   model_->fail = ErrorCode::kInvalidRequest;
   auto submitted = service_->Submit(Request("cat"), "", "");
   ASSERT_TRUE(submitted.ok());
-  JobRunner runner(pipeline_, jobs_, JobRunnerOptions{3, 0, "t"});
+  JobRunner runner(pipeline_, jobs_, JobRunnerOptions{3, 0, "t", nullptr});
   QueueMessage message = ReceiveOne();
   EXPECT_EQ(runner.Run(message, Clock::now() + std::chrono::seconds(10)).action,
             Disposition::Action::kDeadLetter);

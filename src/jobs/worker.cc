@@ -38,7 +38,7 @@ Worker::Worker(std::shared_ptr<Pipeline> pipeline, std::shared_ptr<JobQueue> que
       options_(std::move(options)),
       runner_(std::move(pipeline), std::move(jobs),
               JobRunnerOptions{options_.max_attempts, options_.progress_interval_ms,
-                               options_.worker_id}) {
+                               options_.worker_id, options_.webhooks}) {
   options_.concurrency = std::max(1, options_.concurrency);
   options_.visibility_s = std::max(3, options_.visibility_s);
   DescribeMetrics();

@@ -38,6 +38,7 @@ struct WorkerOptions {
   int stats_interval_s = 5;         // queue depth gauges refresh (0: never)
   bool drain = false;               // exit once a receive finds the queue empty
   std::string worker_id;            // recorded in job records ("" : host:pid)
+  std::shared_ptr<WebhookOutbox> webhooks;  // where job webhooks are written (null: none)
 };
 
 class Worker {
