@@ -107,20 +107,25 @@ def main():
     ap.add_argument("--out", type=pathlib.Path, default=ed.ROOT / ".cache/emoji/dataset")
     ap.add_argument("--augmented", type=int, default=2, help="augmented renderings per style")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--limit", type=int, help="only the first N concepts (tests)")
+    ap.add_argument("--limit", type=int,
+                    help="render only the first N concepts (tests; concepts.json lists all)")
+    ap.add_argument("--include", default="",
+                    help="with --limit: also render these hexcodes (comma-separated)")
     ap.add_argument("--shapes-bin", help="imagegen-dataset binary (default: none, no shapes)")
     ap.add_argument("--shapes-count", type=int, default=4000)
     ap.add_argument("--shapes-held-out", type=int, default=500)
     args = ap.parse_args()
 
-    concepts = ed.load_concepts(args.sources)  # captions depend on all concepts, then limit
+    concepts = ed.load_concepts(args.sources)  # captions depend on all concepts
+    rendered = concepts
     if args.limit:
-        concepts = concepts[:args.limit]
+        extra = set(filter(None, args.include.upper().split(",")))
+        rendered = [c for i, c in enumerate(concepts) if i < args.limit or c.hexcode in extra]
     if args.out.exists():
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
     manifest = []
-    write_emoji(concepts, args.sources, args.out, args.augmented, args.seed, manifest)
+    write_emoji(rendered, args.sources, args.out, args.augmented, args.seed, manifest)
     if args.shapes_bin:
         write_shapes(args.shapes_bin, args.out, args.shapes_count, args.shapes_held_out,
                      args.seed, manifest)
@@ -131,8 +136,8 @@ def main():
         json.dumps(concept_index(concepts), ensure_ascii=False, indent=1) + "\n")
     write_licences(args.sources, args.out)
     held = sum(r["split"] == "held_out" for r in manifest)
-    print(f"build_dataset: {len(concepts)} concepts, {len(manifest)} rows ({held} held out) "
-          f"in {args.out}", file=sys.stderr)
+    print(f"build_dataset: {len(concepts)} concepts ({len(rendered)} rendered), "
+          f"{len(manifest)} rows ({held} held out) in {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

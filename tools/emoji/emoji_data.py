@@ -46,7 +46,7 @@ HELD_OUT_SHARES = {
     "nb_template": 0.2,
     # The Norwegian label never in training (any carrier) where each of its words is one of the
     # concept's own Norwegian tags ("rødt eple" from "rødt", "eple"): composition of known words.
-    "nb_label": 0.25,
+    "nb_label": 0.6,
     # A tag that names only this concept, never seen in training at all: a synonym.
     "en_synonym": 0.15,
 }
@@ -153,9 +153,11 @@ def _held_out(concept, candidates):
             label = concept.en_label if kind == "en_template" else concept.nb_label
             chosen.add(fill(HELD_OUT_TEMPLATE[kind], label))
     words = concept.nb_label.split()
-    if (len(words) > 1 and set(words) <= set(concept.nb_tags)
+    nb_fills = {fill(t, concept.nb_label) for t in NB_LABEL_TEMPLATES}
+    norwegian_only = all(candidates[f][0] == "nb" for f in nb_fills)  # "yin yang" is English too
+    if (len(words) > 1 and set(words) <= set(candidates) and norwegian_only
             and stable_fraction("nb_label", concept.hexcode) < share["nb_label"]):
-        chosen.update(fill(t, concept.nb_label) for t in NB_LABEL_TEMPLATES)
+        chosen.update(nb_fills)
     synonyms = sorted(c for c, (_, kind) in candidates.items() if kind == "en_synonym")
     if synonyms and stable_fraction("en_synonym", concept.hexcode) < share["en_synonym"]:
         pick = int(stable_fraction("en_synonym_pick", concept.hexcode) * len(synonyms))
@@ -177,6 +179,12 @@ def assign_captions(concepts):
     usage_en, usage_nb = _usage(concepts, "en"), _usage(concepts, "nb")
     candidates = {c.hexcode: _candidates(c, usage_en, usage_nb) for c in concepts}
     held = {c.hexcode: _held_out(c, candidates[c.hexcode]) for c in concepts}
+    # A held-out Norwegian label must stay learnable from its words: keep it in training when
+    # one of them is itself held out (for any concept).
+    all_held = set().union(*held.values())
+    for c in concepts:
+        if c.nb_label in held[c.hexcode] and set(c.nb_label.split()) & all_held:
+            held[c.hexcode] -= {fill(t, c.nb_label) for t in NB_LABEL_TEMPLATES}
     all_held = set().union(*held.values())
     for c in concepts:
         for caption, (language, kind) in candidates[c.hexcode].items():
