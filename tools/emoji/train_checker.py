@@ -6,7 +6,8 @@ scale 0.55-1.05, rotation +-12 degrees, offset, on a light background (the datas
 a random light colour), brightness/contrast/saturation jitter, blur and noise. The generator is
 seeded by --seed, so a run is reproducible (1 thread).
 Validation, written to config.json's "validation":
-  cross_style   clean renderings of every style *not* trained on (one style -> the other)
+  cross_style   clean renderings of every style *not* trained on (one style -> the other),
+                beside raw-pixel nearest neighbour (16x16) from the trained style's clean ones
   held_out_aug  each trained style rendered by emoji_data.render with backgrounds and
                 placements the training never draws (HELD_OUT_BACKGROUNDS, another seed)
   dataset       the dataset's own images of the trained styles (clean + augmented), if built
@@ -121,6 +122,19 @@ def dataset_images(dataset, styles, index):
     return batch, labels
 
 
+def nearest_neighbour_baseline(concepts, sources, train_style, test_style):
+    """(top-1, top-5) of raw-pixel nearest neighbour at 16x16 from one style's clean renderings
+    to the other's: the baseline the checker has to beat."""
+    def pixels(style):
+        batch = cn.to_input([ed.render(ed.source_image(sources, style, c), ed.CLEAN)
+                             for c in concepts])
+        return F.avg_pool2d(batch, 2).flatten(1)
+    ref, query = pixels(train_style), pixels(test_style)
+    order = torch.cdist(query, ref).argsort(dim=1)[:, :5]
+    want = torch.arange(len(concepts))[:, None]
+    return (order[:, :1] == want).float().mean().item(), (order == want).any(1).float().mean().item()
+
+
 def validate(model, concepts, sources, styles, dataset, seed):
     model.eval()
     labels = torch.arange(len(concepts))
@@ -131,6 +145,8 @@ def validate(model, concepts, sources, styles, dataset, seed):
             clean = cn.to_input([ed.render(ed.source_image(sources, style, c), ed.CLEAN)
                                  for c in concepts])
             report[f"cross_style_{style}"] = accuracy(model, clean, labels)
+            report[f"cross_style_{style}_pixel_nn"] = nearest_neighbour_baseline(
+                concepts, sources, styles[0], style)
         else:
             report[f"held_out_aug_{style}"] = accuracy(
                 model, held_out_renderings(concepts, sources, style, seed), labels)
@@ -171,6 +187,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=pathlib.Path, default=cn.DEFAULT_DIR)
+    ap.add_argument("--init", type=pathlib.Path,
+                    help="start from these weights (a checker directory) instead of random ones")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -179,6 +197,9 @@ def main():
     concepts = ed.load_concepts(args.sources)
     sprites = [load_sprites(concepts, args.sources, s) for s in styles]
     model = cn.Checker(len(concepts))
+    if args.init:
+        model, init_config = cn.load(args.init)
+        assert [c["hexcode"] for c in init_config["concepts"]] == [c.hexcode for c in concepts]
     start = time.time()
     train(model, sprites, args, gen)
     seconds = round(time.time() - start, 1)
@@ -189,7 +210,7 @@ def main():
                      for c in concepts],
         "training": {"styles": styles, "steps": args.steps, "batch": args.batch,
                      "lr": args.lr, "seed": args.seed, "threads": args.threads,
-                     "seconds": seconds,
+                     "seconds": seconds, "init": str(args.init) if args.init else None,
                      "images_per_second": round(args.steps * args.batch / seconds, 1),
                      "command": " ".join(["tools/emoji/train_checker.py"] + sys.argv[1:])},
         "validation": validation,
