@@ -19,7 +19,7 @@ class SdNetworks {
                                 const torch::Tensor& context) const = 0;
   // 4, or 9 for an inpainting UNet (latents + mask + masked-image latents).
   virtual int UnetInChannels() const = 0;
-  // The VAE decoder: latents already divided by VaeScalingFactor() -> images [B, 3, 8h, 8w]
+  // The VAE decoder: latents already divided by VaeScalingFactor() -> images [B, 3, f*h, f*w]
   // in about [-1, 1]. `tiled` asks for tile-by-tile decoding (bounded memory, large sizes).
   virtual torch::Tensor DecodeLatents(const torch::Tensor& latents, bool tiled) const = 0;
   // The VAE encoder: images [B, 3, H, W] in [-1, 1] -> a latent sample (not yet scaled), drawn
@@ -27,6 +27,8 @@ class SdNetworks {
   virtual torch::Tensor EncodeImage(const torch::Tensor& images,
                                     at::Generator& generator) const = 0;
   virtual double VaeScalingFactor() const = 0;
+  // Image pixels per latent pixel: 8 for SD's VAEs (2^(levels - 1) in general).
+  virtual int VaeDownscaleFactor() const = 0;
 };
 
 }  // namespace imagegen::sd

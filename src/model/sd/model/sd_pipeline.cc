@@ -21,13 +21,13 @@ namespace {
 constexpr int64_t kTiledDecodeAbove = 96 * 96;
 
 // Previews map latents to RGB linearly: fitted (least squares, with a bias) once per model on
-// one VAE decode of random latents, each 8x8 block of the decoded image averaged against its
+// one VAE decode of random latents, each f x f block of the decoded image averaged against its
 // latent pixel. Costs one small decode at the first preview; fits whatever VAE the checkpoint
 // has instead of trusting a table made for another.
 constexpr int kPreviewFitLatents = 16;
 
 struct SdFamilyDefaults {
-  int native = 512;
+  int native = 64;  // latent pixels a side
   std::string sampler;
   int steps = 25;
   double guidance = 7.5;
@@ -37,14 +37,14 @@ struct SdFamilyDefaults {
 SdFamilyDefaults DefaultsOf(SdFamily family) {
   switch (family) {
     case SdFamily::kSd2V:
-      return {768, "dpmpp_2m_karras", 25, 7.5, 100};
+      return {96, "dpmpp_2m_karras", 25, 7.5, 100};
     case SdFamily::kSdTurbo:
-      return {512, "turbo", 1, 0.0, 10};
+      return {64, "turbo", 1, 0.0, 10};
     case SdFamily::kSd1:
     case SdFamily::kSd2:
       break;
   }
-  return {512, "dpmpp_2m_karras", 25, 7.5, 100};
+  return {64, "dpmpp_2m_karras", 25, 7.5, 100};
 }
 
 // One image's edit inputs, as tensors at the request's size.
@@ -121,7 +121,7 @@ class SdModel final : public ImageModel {
  public:
   SdModel(SdModelSpec spec, nlohmann::json scheduler_config)
       : spec_(std::move(spec)), scheduler_config_(std::move(scheduler_config)) {
-    limits_ = SdLimits(spec_.family);
+    limits_ = SdLimits(spec_.family, spec_.networks->VaeDownscaleFactor());
   }
 
   std::string Name() const override { return spec_.name; }
@@ -259,7 +259,8 @@ class SdModel final : public ImageModel {
   Start PrepareStart(const ValidRequest& request, const Job& job, const Sampler& sampler,
                      at::Generator& generator) const {
     Start start;
-    const std::vector<int64_t> shape = {1, 4, request.height / 8, request.width / 8};
+    const int f = spec_.networks->VaeDownscaleFactor();
+    const std::vector<int64_t> shape = {1, 4, request.height / f, request.width / f};
     const bool full_strength = !job.edit || request.strength == 1.0;
     const bool inpaint = job.edit && job.edit->mask.defined();
     const bool nine = inpaint && spec_.networks->UnetInChannels() == 9;
@@ -270,11 +271,11 @@ class SdModel final : public ImageModel {
     start.latents = full_strength ? start.noise * sampler.InitNoiseSigma()
                                   : sampler.AddNoise(start.image_latents, start.noise, 0);
     if (inpaint) {
-      // interpolate(mode="nearest") to the latent size: every 8th pixel.
+      // interpolate(mode="nearest") to the latent size: every f-th pixel.
       const auto& mask = job.edit->mask;
       start.mask_latents = mask.index({torch::indexing::Slice(), torch::indexing::Slice(),
-                                       torch::indexing::Slice(0, torch::indexing::None, 8),
-                                       torch::indexing::Slice(0, torch::indexing::None, 8)})
+                                       torch::indexing::Slice(0, torch::indexing::None, f),
+                                       torch::indexing::Slice(0, torch::indexing::None, f)})
                                .contiguous();
       auto masked = job.edit->image * (mask < 0.5);
       start.masked_latents = EncodeScaled(masked, generator);
@@ -336,7 +337,7 @@ class SdModel final : public ImageModel {
       auto latents = torch::randn({1, 4, n, n}, generator);
       auto decoded = spec_.networks->DecodeLatents(latents / spec_.networks->VaeScalingFactor(),
                                                    /*tiled=*/false);
-      auto blocks = torch::avg_pool2d(decoded, 8);  // [1, 3, n, n]
+      auto blocks = torch::avg_pool2d(decoded, spec_.networks->VaeDownscaleFactor());
       auto a = torch::cat({latents[0].reshape({4, -1}).t(), torch::ones({n * n, 1})}, 1);
       auto b = blocks[0].reshape({3, -1}).t();
       // Normal equations with a little ridge, so a degenerate VAE still gives a finite map.
@@ -355,15 +356,16 @@ class SdModel final : public ImageModel {
 
 }  // namespace
 
-ModelLimits SdLimits(SdFamily family) {
+ModelLimits SdLimits(SdFamily family, int vae_factor) {
   const SdFamilyDefaults defaults = DefaultsOf(family);
+  const int native = defaults.native * vae_factor;
   ModelLimits limits;
   limits.max_prompt_chars = 2000;  // long prompts go in chunks of 75 tokens
   limits.max_negative_prompt_chars = 2000;
-  limits.sizes.emplace_back(defaults.native, defaults.native);
-  for (int h = 256; h <= 1024; h += 64) {
-    for (int w = 256; w <= 1024; w += 64) {
-      if (w != defaults.native || h != defaults.native) limits.sizes.emplace_back(w, h);
+  limits.sizes.emplace_back(native, native);
+  for (int h = 32 * vae_factor; h <= 128 * vae_factor; h += 8 * vae_factor) {
+    for (int w = 32 * vae_factor; w <= 128 * vae_factor; w += 8 * vae_factor) {
+      if (w != native || h != native) limits.sizes.emplace_back(w, h);
     }
   }
   limits.min_steps = 1;

@@ -7,10 +7,10 @@
 //    guidance only where diffusers does it (guidance > 1, never for the turbo sampler), with the
 //    unconditional half first in the batch of 2;
 //  - noise: image i uses a CPU generator seeded with seed + i (torch.Generator().manual_seed):
-//    its latents are torch.randn([1, 4, h/8, w/8]) * init_noise_sigma, the ancestral samplers
-//    draw their per-step noise from it, and image-to-image draws the VAE's posterior sample
-//    first and the start noise after it, as diffusers does. count 1 equals diffusers; image i
-//    of a count-n request equals the count-1 image of seed + i;
+//    its latents are torch.randn([1, 4, h/f, w/f]) (f: the VAE's factor, 8) * init_noise_sigma, the
+//    ancestral samplers draw their per-step noise from it, and image-to-image draws the VAE's
+//    posterior sample first and the start noise after it, as diffusers does. count 1 equals
+//    diffusers; image i of a count-n request equals the count-1 image of seed + i;
 //  - image-to-image (init_image, strength): the sampler starts where diffusers' get_timesteps
 //    starts; inpainting (+ mask, white = repaint, binarised at 50% grey): a 9-channel
 //    inpainting UNet gets the latents + the mask + the masked image's latents (diffusers'
@@ -20,7 +20,7 @@
 //  - decoding: the VAE over the final latents (tiled above 768x768); pixels are
 //    round(255 * clamp(x / 2 + 0.5, 0, 1)), as diffusers' numpy_to_pil;
 //  - previews (ctx.on_preview every ctx.preview_every steps): the sampler's predicted x0 mapped
-//    to RGB by a fixed linear latent->RGB approximation, at latent resolution (w/8 x h/8): a
+//    to RGB by a fixed linear latent->RGB approximation, at latent resolution (w/f x h/f): a
 //    few microseconds, no VAE run;
 //  - progress after every step, ctx.ShouldStop() before every step.
 #pragma once
@@ -38,10 +38,11 @@ namespace imagegen::sd {
 // The families whose defaults differ (README "Using your own Stable Diffusion checkpoint").
 enum class SdFamily { kSd1, kSd2, kSd2V, kSdTurbo };
 
-// sizes: multiples of 64 from 256 to 1024 in both directions, the family's native square
-// first (768 for SD 2.x 768-v, else 512); sampler, steps and guidance defaults per family:
+// sizes: latents of 32 to 128 pixels a side in steps of 8, i.e. for SD's VAE (vae_factor 8)
+// multiples of 64 from 256 to 1024 in both directions, the family's native square first (768
+// for SD 2.x 768-v, else 512); sampler, steps and guidance defaults per family:
 // dpmpp_2m_karras, 25 steps, 7.5 (SD 1.x/2.x); turbo, 1 step, guidance 0 (SD-Turbo).
-ModelLimits SdLimits(SdFamily family);
+ModelLimits SdLimits(SdFamily family, int vae_factor = 8);
 
 struct SdModelSpec {
   std::string name;  // as results report it: "sd:<basename of the path>"

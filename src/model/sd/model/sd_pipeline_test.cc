@@ -54,6 +54,7 @@ class FakeNetworks final : public SdNetworks {
     return mean + 0.01 * torch::randn(mean.sizes(), generator);
   }
   double VaeScalingFactor() const override { return 0.18215; }
+  int VaeDownscaleFactor() const override { return 8; }
 
  private:
   Calls* calls_;
@@ -129,6 +130,10 @@ TEST(SdLimits, FamiliesHaveTheirDefaults) {
   EXPECT_EQ(sd1.sizes.size(), 13u * 13u);
   EXPECT_TRUE(sd1.edits);
   EXPECT_EQ(SdLimits(SdFamily::kSd2V).sizes.front(), std::make_pair(768, 768));
+  // A VAE of fewer levels (2x): the same latent sizes, in its pixels.
+  ModelLimits small = SdLimits(SdFamily::kSd1, 2);
+  EXPECT_EQ(small.sizes.front(), std::make_pair(128, 128));
+  EXPECT_EQ(small.sizes[1], std::make_pair(64, 64));
   ModelLimits turbo = SdLimits(SdFamily::kSdTurbo);
   EXPECT_EQ(turbo.samplers.front(), "turbo");
   EXPECT_EQ(turbo.default_steps, 1);
