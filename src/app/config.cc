@@ -20,6 +20,7 @@
 #endif
 #ifdef IMAGEGEN_HAS_ENGINE
 #include "model/local/local_model.h"
+#include "model/sd/load/sd_model.h"
 #endif
 
 namespace imagegen {
@@ -320,6 +321,7 @@ std::vector<std::string> ModelProviders() {
   std::vector<std::string> providers;
 #ifdef IMAGEGEN_HAS_ENGINE
   providers.push_back("local");
+  providers.push_back("sd:PATH");
 #endif
   providers.push_back("bedrock");
   providers.push_back("openai");
@@ -339,6 +341,14 @@ Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, cons
                        : !config.model_dir.empty() ? config.model_dir
                                                    : DefaultLocalModelPath();
     return LoadLocalModel(path, config.threads);
+  }
+  if (scheme == "sd") {
+    if (spec.size() <= 3) {
+      return Error::Invalid("model",
+                            "sd needs a checkpoint: sd:PATH (a diffusers folder or a "
+                            "single-file .safetensors)");
+    }
+    return LoadSdModel(spec.substr(3), config.threads);
   }
 #endif
   if (scheme == "bedrock") {

@@ -1,7 +1,9 @@
 // imagegen generate PROMPT: one image through the pipeline, the result as one JSON object.
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "app/services.h"
 #include "cli/command.h"
@@ -16,7 +18,18 @@ struct GenerateArgs {
   std::string size;
   std::string out;
   int quality = -1;
+  std::string init_image_path, mask_path;
 };
+
+// The whole file as bytes, for --init-image and --mask; kInvalidRequest naming `field` when it
+// cannot be read.
+Result<std::string> ReadInputFile(const std::string& path, const std::string& field) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return Error::Invalid(field, "cannot open " + path);
+  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (file.bad()) return Error::Invalid(field, "cannot read " + path);
+  return bytes;
+}
 
 int RunGenerate(GenerateArgs& args) {
   if (args.seed >= 0) args.request.seed = args.seed;
@@ -26,6 +39,14 @@ int RunGenerate(GenerateArgs& args) {
     if (!size) return ReportError(Error::Invalid("size", "--size must look like 512x512"));
     args.request.width = size->first;
     args.request.height = size->second;
+  }
+  for (auto [path, field, target] :
+       {std::tuple{&args.init_image_path, "init_image", &args.request.init_image},
+        std::tuple{&args.mask_path, "mask", &args.request.mask}}) {
+    if (path->empty()) continue;
+    auto bytes = ReadInputFile(*path, field);
+    if (!bytes.ok()) return ReportError(bytes.error());
+    *target = std::move(bytes).value();
   }
   auto services = BuildServices(args.config);
   if (!services.ok()) return ReportError(services.error());
@@ -71,6 +92,15 @@ void AddGenerateCommand(CLI::App& app) {
   cmd->add_option("--quality", args->quality, "JPEG/WebP quality 0..100 (100: lossless WebP)");
   cmd->add_option("--background", args->request.background,
                   "auto (default), opaque or transparent (png/webp, where the model makes alpha)");
+  cmd->add_option("--sampler", args->request.sampler,
+                  "Sampler: euler, euler_a, dpmpp_2m, dpmpp_2m_karras, ddim or turbo (model "
+                  "default when absent; models without a choice warn)");
+  cmd->add_option("--init-image", args->init_image_path,
+                  "Image-to-image: the source image file (PNG, JPEG or WebP)");
+  cmd->add_option("--mask", args->mask_path,
+                  "Inpainting: a mask file the size of --init-image (white = repaint)");
+  AddOptional(cmd, "--strength", &args->request.strength,
+              "How far from --init-image, 0 < strength <= 1 (model default when absent)");
   cmd->add_option("--job-id", args->request.job_id,
                   "Names the output; re-running finds the same image");
   AddCommonFlags(cmd, &args->config);

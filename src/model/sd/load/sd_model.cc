@@ -1,0 +1,114 @@
+#include "model/sd/load/sd_model.h"
+
+#include <filesystem>
+
+#include "model/sd/checkpoint/checkpoint.h"
+#include "model/sd/model/sd_pipeline.h"
+#include "model/sd/nets/clip_text.h"
+#include "model/sd/nets/unet.h"
+#include "model/sd/nets/vae.h"
+
+namespace imagegen {
+namespace {
+
+namespace fs = std::filesystem;
+using sd::SdFamily;
+
+// Tiles of 64 latent pixels (512 image pixels) with a quarter shared: the size the VAE was
+// trained at, and enough overlap to hide the seams.
+constexpr int64_t kDecodeTile = 64;
+constexpr int64_t kDecodeOverlap = 16;
+
+class CheckpointNetworks final : public sd::SdNetworks {
+ public:
+  CheckpointNetworks(sd::ClipTextEncoder text, sd::Unet unet, sd::Vae vae)
+      : text_(std::move(text)), unet_(std::move(unet)), vae_(std::move(vae)) {}
+
+  torch::Tensor EncodeText(const torch::Tensor& ids) const override { return text_.Encode(ids); }
+  torch::Tensor Denoise(const torch::Tensor& sample, const torch::Tensor& timestep,
+                        const torch::Tensor& context) const override {
+    return unet_.Forward(sample, timestep, context);
+  }
+  int UnetInChannels() const override { return unet_.InChannels(); }
+  torch::Tensor DecodeLatents(const torch::Tensor& latents, bool tiled) const override {
+    return tiled ? vae_.DecodeTiled(latents, kDecodeTile, kDecodeOverlap) : vae_.Decode(latents);
+  }
+  // The posterior's mean (what sd::Vae::Encode gives). diffusers adds std * randn(generator);
+  // the same randn is drawn here so the noise drawn after it is diffusers' noise.
+  torch::Tensor EncodeImage(const torch::Tensor& images, at::Generator& generator) const override {
+    torch::Tensor mean = vae_.Encode(images);
+    (void)torch::randn(mean.sizes(), generator);
+    return mean;
+  }
+  double VaeScalingFactor() const override { return vae_.ScalingFactor(); }
+  int VaeDownscaleFactor() const override { return vae_.DownscaleFactor(); }
+
+ private:
+  sd::ClipTextEncoder text_;
+  sd::Unet unet_;
+  sd::Vae vae_;
+};
+
+Result<SdFamily> FamilyOf(const sd::Checkpoint& checkpoint) {
+  switch (checkpoint.family) {
+    case sd::Family::kSd1:
+      return SdFamily::kSd1;
+    case sd::Family::kSd2:
+      return SdFamily::kSd2;
+    case sd::Family::kSd2V:
+      return SdFamily::kSd2V;
+    case sd::Family::kSdTurbo:
+      return SdFamily::kSdTurbo;
+    case sd::Family::kSdxl:
+      break;
+  }
+  return Error::Invalid("model", "sd: the " + checkpoint.family_name +
+                                     " family is not supported (SD 1.x, 2.x and SD-Turbo are)");
+}
+
+template <typename T>
+Result<T> Named(Result<T> result, const std::string& what) {
+  if (result.ok()) return result;
+  Error e = result.error();
+  e.message = what + ": " + e.message;
+  return e;
+}
+
+std::string ModelName(const std::string& path) {
+  fs::path p = fs::path(path).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();
+  return "sd:" + p.filename().string();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int threads) {
+  if (threads > 0) torch::set_num_threads(threads);
+  try {
+    auto checkpoint = sd::LoadCheckpoint(path);
+    if (!checkpoint) return checkpoint.error();
+    auto family = FamilyOf(*checkpoint);
+    if (!family) return family.error();
+    auto tokenizer = Named(sd::ClipTokenizer::LoadFolder(checkpoint->tokenizer_dir), "tokenizer");
+    if (!tokenizer) return tokenizer.error();
+    auto text = Named(sd::ClipTextEncoder::Create(checkpoint->text_encoder), "text_encoder");
+    if (!text) return text.error();
+    auto unet = Named(sd::Unet::Create(checkpoint->unet), "unet");
+    if (!unet) return unet.error();
+    auto vae = Named(sd::Vae::Create(checkpoint->vae), "vae");
+    if (!vae) return vae.error();
+    sd::SdModelSpec spec;
+    spec.name = ModelName(path);
+    spec.family = *family;
+    spec.tokenizer = std::make_unique<sd::ClipTokenizer>(std::move(tokenizer).value());
+    spec.networks = std::make_unique<CheckpointNetworks>(
+        std::move(text).value(), std::move(unet).value(), std::move(vae).value());
+    spec.scheduler_config = checkpoint->scheduler_config;
+    spec.prediction_type = checkpoint->prediction_type;
+    return sd::MakeSdModel(std::move(spec));
+  } catch (const std::exception& e) {
+    return Error::Make(ErrorCode::kInternal, std::string("sd model: ") + e.what());
+  }
+}
+
+}  // namespace imagegen

@@ -1,0 +1,34 @@
+// The three networks of a Stable Diffusion checkpoint as the pipeline (sd_pipeline.h) calls
+// them: the seam between the sampling loop and the LibTorch modules that the checkpoint loader
+// builds, so the loop can be tested with small fake networks (sd_pipeline_test.cc).
+#pragma once
+
+#include <ATen/core/Generator.h>
+#include <torch/torch.h>
+
+namespace imagegen::sd {
+
+class SdNetworks {
+ public:
+  virtual ~SdNetworks() = default;
+  // The text encoder's hidden states ([B, T, D], clip-skip applied) for token ids [B, T] int64.
+  virtual torch::Tensor EncodeText(const torch::Tensor& ids) const = 0;
+  // The UNet's output (noise or velocity, as the checkpoint predicts) for latents [B, C, h, w]
+  // (C = UnetInChannels()), timesteps [B] float and text context [B, T, D].
+  virtual torch::Tensor Denoise(const torch::Tensor& sample, const torch::Tensor& timestep,
+                                const torch::Tensor& context) const = 0;
+  // 4, or 9 for an inpainting UNet (latents + mask + masked-image latents).
+  virtual int UnetInChannels() const = 0;
+  // The VAE decoder: latents already divided by VaeScalingFactor() -> images [B, 3, f*h, f*w]
+  // in about [-1, 1]. `tiled` asks for tile-by-tile decoding (bounded memory, large sizes).
+  virtual torch::Tensor DecodeLatents(const torch::Tensor& latents, bool tiled) const = 0;
+  // The VAE encoder: images [B, 3, H, W] in [-1, 1] -> a latent sample (not yet scaled), drawn
+  // as diffusers' latent_dist.sample(generator) draws it (mean + std * randn(generator)).
+  virtual torch::Tensor EncodeImage(const torch::Tensor& images,
+                                    at::Generator& generator) const = 0;
+  virtual double VaeScalingFactor() const = 0;
+  // Image pixels per latent pixel: 8 for SD's VAEs (2^(levels - 1) in general).
+  virtual int VaeDownscaleFactor() const = 0;
+};
+
+}  // namespace imagegen::sd
