@@ -141,8 +141,10 @@ def test_progress_reports_a_slow_generation_while_it_runs(serve):
     assert after["state"]["job_count"] == 0 and after["progress"] == 0
 
 
-def test_img2img_on_a_model_that_cannot_edit_is_a_422_naming_init_images(a1111):
-    server, api = a1111
+def test_img2img_on_a_model_that_cannot_edit_is_a_422_naming_init_images(serve):
+    # The test model edits by default; edits=0 makes it text-to-image only, as Bedrock's SDXL is.
+    server = serve("--model", "test?edits=0", env={"IMAGEGEN_API_KEYS": KEY})
+    api = client(server)
     source = Image.new("RGB", (64, 64), (200, 10, 10))
     with pytest.raises(RuntimeError) as raised:
         api.img2img(images=[source], prompt="make it blue", width=64, height=64,

@@ -5,12 +5,12 @@
 # the dataset is rebuilt only when its inputs change.
 #   tools/emoji/build_dataset.sh [extra build_dataset.py flags]
 #   env: PYTHON (default .venv/bin/python: needs Pillow), SHAPES_BIN (default
-#        build-engine/imagegen-dataset when built: adds the shapes world), EMOJI_CACHE
+#        build/imagegen-dataset when built: adds the shapes world), EMOJI_CACHE
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cache=${EMOJI_CACHE:-.cache/emoji}
 python=${PYTHON:-.venv/bin/python}
-shapes_bin=${SHAPES_BIN:-build-engine/imagegen-dataset}
+shapes_bin=${SHAPES_BIN:-build/imagegen-dataset}
 mkdir -p "$cache"
 if ! cmp -s tools/emoji/package-lock.json "$cache/package-lock.json" ||
   [ ! -d "$cache/node_modules/emojibase-data" ]; then
@@ -22,7 +22,7 @@ if [ -x "$shapes_bin" ]; then
   args+=(--shapes-bin "$shapes_bin")
 else
   echo "build_dataset: $shapes_bin not built; the dataset has no shapes world" \
-    "(build it: ninja -C build-engine imagegen-dataset)" >&2
+    "(build it: ninja -C build imagegen-dataset)" >&2
 fi
 stamp="$cache/dataset/.inputs.sha256"
 want=$( (cat tools/emoji/package-lock.json tools/emoji/emoji_data.py tools/emoji/build_dataset.py

@@ -7,7 +7,7 @@ several seeds, through --generate-cmd, and asks the checker which concept each i
 Reports top-1/top-5 concept accuracy by split, language and kind, as JSON on stdout.
 
   tools/emoji/evaluate.py --generate-cmd \\
-      'build-engine/imagegen generate --model local "{prompt}" --seed {seed} --out {out}'
+      'build/imagegen generate --model local "{prompt}" --seed {seed} --out {out}'
 
 The command is split like a shell line once, then {prompt}, {seed} and {out} are replaced in
 each word (so a prompt with spaces stays one argument; no shell runs). A command that fails or
