@@ -147,7 +147,7 @@ def test_licences_in_dataset_and_card(dataset):
 
 def test_shapes_world_joins_the_manifest(tmp_path):
     binary = pathlib.Path(os.environ.get("IMAGEGEN_DATASET_BIN",
-                                         ROOT / "build-engine" / "imagegen-dataset"))
+                                         ROOT / "build" / "imagegen-dataset"))
     if not os.access(binary, os.X_OK):
         pytest.skip(f"{binary} not built (IMAGEGEN_DATASET_BIN; needs -DIMAGEGEN_ENGINE=ON)")
     out = build(tmp_path / "ds", "--shapes-bin", str(binary), "--shapes-count", "40",
