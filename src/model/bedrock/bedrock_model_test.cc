@@ -111,14 +111,12 @@ TEST(BedrockModel, StabilityCallsRunConcurrentlyAndRecordTheReportedSeeds) {
   h.options.transport = transport;
   auto model = h.Make("bedrock:stability.stable-image-core-v1:1");
   ASSERT_TRUE(model.ok()) << model.error().message;
-  auto start = std::chrono::steady_clock::now();
   auto out = (*model)->Generate(Request(4, 0), GenerateContext{});
-  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_TRUE(out.ok()) << out.error().message;
   EXPECT_EQ(out->images.size(), 4u);
   EXPECT_EQ(out->seeds, (std::vector<int64_t>{123456, 1, 2, 3}));
+  // All four in flight at once: concurrency measured directly, not by a wall-clock bound.
   EXPECT_EQ(most.load(), 4);
-  EXPECT_LT(s, 1.0);
   EXPECT_EQ(transport->calls.load(), 4);
 }
 
