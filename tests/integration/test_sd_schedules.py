@@ -4,9 +4,8 @@ Karras sigmas) and DDIM, for SD 1.x/2.x configurations (scaled_linear 0.00085..0
 training steps, also linear betas), every timestep spacing, steps_offset 0 and 1, 1 to 1000 steps.
 
 diffusers needs torch, which the test venv does not carry: the reference runs in a Python that
-has both, IMAGEGEN_REFERENCE_PYTHON or this one. A venv that sees Debian's python3-torch:
-  /usr/bin/python3 -m venv --system-site-packages build-venv && build-venv/bin/pip install diffusers
-  IMAGEGEN_REFERENCE_PYTHON=build-venv/bin/python pytest tests/integration/test_sd_schedules.py
+has both: IMAGEGEN_REFERENCE_PYTHON, by default .venv-ref/bin/python, which
+`scripts/setup.sh test` makes (diffusers on Debian's python3-torch).
 diffusers keeps alphas_cumprod in float32, so sigmas agree to float32 precision (relative 1e-6).
 """
 import itertools
@@ -14,7 +13,6 @@ import json
 import os
 import pathlib
 import subprocess
-import sys
 
 import pytest
 
@@ -22,7 +20,8 @@ from conftest import binary_path
 
 TOOL = pathlib.Path(os.environ.get("IMAGEGEN_SD_SCHEDULE",
                                    pathlib.Path(binary_path()).parent / "imagegen-sd-schedule"))
-PYTHON = os.environ.get("IMAGEGEN_REFERENCE_PYTHON", sys.executable)
+PYTHON = os.environ.get("IMAGEGEN_REFERENCE_PYTHON",
+                        str(pathlib.Path(__file__).resolve().parents[2] / ".venv-ref" / "bin" / "python"))
 
 
 def _has_diffusers():
