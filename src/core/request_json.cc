@@ -139,6 +139,7 @@ Result<GenerateRequest> ParseJobMessage(const std::string& body,
     // The job's webhook travels with the message for the runner (jobs/webhook.h), which reads
     // it itself; it is no part of the generation request.
     json.erase("webhook");
+    json.erase("created_ms");  // the submission's time, read by the runner for the record
     auto parsed = ParseGenerateJson(json);
     if (!parsed.ok()) return parsed.error();
     request = std::move(parsed.value());

@@ -72,6 +72,12 @@ json MessageWebhook(const std::string& body) {
   return j["webhook"];
 }
 
+int64_t MessageCreatedMs(const std::string& body) {
+  json j = json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("created_ms") || !j["created_ms"].is_number_integer()) return 0;
+  return j["created_ms"].get<int64_t>();
+}
+
 }  // namespace
 
 std::string ErrorReason(const Error& error) {
@@ -160,7 +166,9 @@ Disposition JobRunner::Run(const QueueMessage& message, Clock::time_point deadli
     // Sent straight to the queue (imagegen submit, aws sqs send-message): no record yet.
     record.job_id = job_id;
     record.owner = owner;
-    record.created_ms = message.sent_ms > 0 ? message.sent_ms : jobs_->Now();
+    record.created_ms = MessageCreatedMs(message.body);
+    if (record.created_ms <= 0)
+      record.created_ms = message.sent_ms > 0 ? message.sent_ms : jobs_->Now();
     record.request = parsed.ok() ? GenerateRequestToJson(parsed.value())
                                  : json{{"body", message.body.substr(0, 1024)}};
   }

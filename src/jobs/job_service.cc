@@ -43,11 +43,15 @@ json GenerateRequestToJson(const GenerateRequest& r) {
   return j;
 }
 
-std::string JobMessageBody(const GenerateRequest& request, const json& webhook) {
+std::string JobMessageBody(const GenerateRequest& request, const json& webhook,
+                           int64_t created_ms) {
   json j = GenerateRequestToJson(request);
   j["job_id"] = request.job_id;
   if (!request.owner.empty()) j["owner"] = request.owner;
   if (!webhook.is_null()) j["webhook"] = webhook;
+  // The submission's creation time: a runner that writes the record first names its listing
+  // entry from the same time as the submission's create would, so a job has one entry.
+  if (created_ms > 0) j["created_ms"] = created_ms;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -242,7 +246,7 @@ Result<SubmitResult> JobService::SubmitChecked(GenerateRequest request,
   // request, and the runner writes the record when it finds none. A worker that received the
   // message before the record was written keeps its record: the late "queued" loses the
   // create.
-  auto sent = (*queue)->Send(JobMessageBody(request, webhook));
+  auto sent = (*queue)->Send(JobMessageBody(request, webhook, record.created_ms));
   if (!sent.ok()) {
     if (claim->created) (void)pipeline_->DropClaim(valid.value());
     return sent.error();

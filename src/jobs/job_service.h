@@ -25,7 +25,8 @@ nlohmann::json GenerateRequestToJson(const GenerateRequest& request);
 
 // The queue message of a job: the request's JSON with its job_id (and the job's webhook,
 // WebhookSpecToJson, when it has one).
-std::string JobMessageBody(const GenerateRequest& request, const nlohmann::json& webhook = nullptr);
+std::string JobMessageBody(const GenerateRequest& request, const nlohmann::json& webhook = nullptr,
+                           int64_t created_ms = 0);
 
 // The job id an Idempotency-Key names: "idem-" + 40 hex digits of SHA-256(scope, key). Scoping
 // by the caller's credential keeps two clients' keys apart. Deterministic, so concurrent

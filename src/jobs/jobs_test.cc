@@ -424,6 +424,30 @@ TEST_F(JobsTest, AFailedSendLeavesNoRecordAndFreesTheId) {
   EXPECT_TRUE(service_->Submit(named, "", "").ok());
 }
 
+TEST_F(JobsTest, ARunnerThatWritesTheRecordFirstListsTheJobOnce) {
+  // The submission's clock differs from the queue's: the runner must name the listing entry
+  // from the submission's time (carried in the message), not from the message's sent time.
+  JobStoreOptions options;
+  options.now_ms = [] { return int64_t{1'000'000'000'000}; };
+  jobs_ = std::make_shared<JobStore>(*store_, options);
+  service_ = std::make_unique<JobService>(pipeline_, jobs_, [this] {
+    return Result<std::shared_ptr<JobQueue>>(std::shared_ptr<JobQueue>(queue_));
+  });
+  GenerateRequest named = Request("cat");
+  named.job_id = "race-1";
+  store_->fail_put_containing = "race-1.json";  // the submission's record write is lost
+  auto submitted = service_->Submit(named, "", "");
+  ASSERT_TRUE(submitted.ok());
+  store_->fail_put_containing.clear();
+  Worker worker = MakeWorker();
+  EXPECT_EQ(worker.Process(ReceiveOne()), JobOutcome::kSucceeded);
+  auto record = jobs_->Get("race-1");
+  ASSERT_TRUE(record.ok());
+  EXPECT_EQ(record->created_ms, submitted->record.created_ms);
+  EXPECT_EQ(store_->List("jobs/_index/", 100, "")->objects.size(), 1u);
+  EXPECT_EQ(service_->List(10, "", "")->jobs.size(), 1u);
+}
+
 TEST_F(JobsTest, AJobIdNamesOneRequestOnEveryDoor) {
   GenerateRequest a = Request("cat");
   a.job_id = "shared-id";

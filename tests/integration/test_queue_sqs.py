@@ -186,8 +186,16 @@ def test_sigkill_mid_job_over_sqs_every_job_exactly_once(tmp_path, sqs_endpoint,
         live[victim].kill()
         kills += 1
         live[victim] = workers(*args, env=env, name=f"r{kills}")
-    wait_until(lambda: all((job_record(store, j) or {}).get("status") == "succeeded"
-                           for j in ids), timeout=120, interval=0.5, what="all succeeded")
+    try:
+        wait_until(lambda: all((job_record(store, j) or {}).get("status") == "succeeded"
+                               for j in ids), timeout=120, interval=0.5, what="all succeeded")
+    except AssertionError:
+        unfinished = {j: job_record(store, j) for j in ids
+                      if (job_record(store, j) or {}).get("status") != "succeeded"}
+        logs = "\n".join(line for log in sorted(tmp_path.glob("*.log"))
+                          for line in log.read_text(errors="replace").splitlines()
+                          if any(j in line for j in unfinished))
+        raise AssertionError(f"not succeeded: {unfinished}\nqueue: {depth(sqs, url)}\n{logs}")
     assert pngs(store) == sorted(f"{j}.png" for j in ids)
     assert max(job_record(store, j)["attempts"] for j in ids) >= 2
     wait_until(lambda: depth(sqs, url) == (0, 0), timeout=30, what="queue empty")
