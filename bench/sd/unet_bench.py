@@ -1,8 +1,11 @@
 """One SD 1.5-shaped UNet step with guidance (batch 2): imagegen-sd-nets vs diffusers on the
-same torch, same random weights and inputs, alternating per thread count in one run.
+same random weights and inputs, alternating per thread count in one run.
 
-  IMAGEGEN_REFERENCE_PYTHON bench/sd/unet_bench.py BUILD_DIR [--size 256] [--threads 1 2]
-      [--repeat 2] [--work DIR]
+  IMAGEGEN_REFERENCE_PYTHON bench/sd/unet_bench.py BUILD_DIR [--compare-build DIR ...]
+      [--size 256] [--threads 1 2] [--repeat 2] [--work DIR]
+
+--compare-build adds another engine build (e.g. one against PyPI's LibTorch 2.x, build-torch2)
+to the same run; each build is labelled with the LibTorch version its CMake cache records.
 
 Random weights (diffusers' init, seed 0) are written to --work (3.4 GB, deleted afterwards
 unless --keep) and never committed. Each side runs in its own process so only one copy of the
@@ -65,10 +68,19 @@ print(float((a - b).abs().max()), float(b.abs().max()))
 """
 
 
-def run_imagegen(tool, work, threads, repeat):
+def torch_version(build):
+    """The LibTorch version cmake/torch.cmake recorded in BUILD's cache ("?" if none)."""
+    cache = pathlib.Path(build) / "CMakeCache.txt"
+    for line in cache.read_text().splitlines() if cache.exists() else []:
+        if line.startswith("IMAGEGEN_TORCH_VERSION:"):
+            return line.split("=", 1)[1]
+    return "?"
+
+
+def run_imagegen(tool, work, out, threads, repeat):
     child = subprocess.Popen(
         [str(tool), "unet", "--component", f"{work}/unet", "--inputs",
-         f"{work}/inputs.safetensors", "--out", f"{work}/imagegen.safetensors",
+         f"{work}/inputs.safetensors", "--out", out,
          "--threads", str(threads), "--repeat", str(repeat)], stdout=subprocess.PIPE, text=True)
     stdout = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
@@ -83,6 +95,8 @@ def run_imagegen(tool, work, threads, repeat):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("build")
+    parser.add_argument("--compare-build", action="append", default=[],
+                        help="another build dir to measure in the same run")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=2)
@@ -90,7 +104,18 @@ def main():
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     python = os.environ.get("IMAGEGEN_REFERENCE_PYTHON", sys.executable)
-    tool = pathlib.Path(args.build) / "imagegen-sd-nets"
+    builds = [args.build] + args.compare_build
+    for build in builds:
+        if not os.access(pathlib.Path(build) / "imagegen-sd-nets", os.X_OK):
+            raise SystemExit(f"{build}/imagegen-sd-nets is not built")
+    # side label -> (build dir, output file name in the work dir)
+    imagegens = {}
+    for n, build in enumerate(builds):
+        label = f"imagegen (torch {torch_version(build)}, {pathlib.Path(build).name})"
+        imagegens[label] = (build, f"imagegen{n}.safetensors")
+    python_torch = subprocess.run([python, "-c", "import torch; print(torch.__version__)"],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+    reference = f"diffusers (torch {python_torch})"
     work = args.work or tempfile.mkdtemp(prefix="sd-unet-bench-")
     try:
         if not (pathlib.Path(work) / "unet").exists():
@@ -98,22 +123,27 @@ def main():
                            check=True)
         rows = []
         for threads in args.threads:
-            for side in ("diffusers", "imagegen"):
-                if side == "diffusers":
+            for side in [reference, *imagegens]:
+                if side == reference:
                     out = subprocess.run([python, "-c", DIFFUSERS, work, str(threads),
                                           str(args.repeat)], stdout=subprocess.PIPE,
                                          text=True, check=True)
                     row = json.loads(out.stdout.strip().splitlines()[-1])
                 else:
-                    row = run_imagegen(tool, work, threads, args.repeat)
+                    build, out = imagegens[side]
+                    row = run_imagegen(pathlib.Path(build) / "imagegen-sd-nets", work,
+                                       f"{work}/{out}", threads, args.repeat)
                 row.update(side=side, threads=threads, size=args.size, best=min(row["seconds"]),
                            best_cpu=min(row["cpu_seconds"]))
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-        diff = subprocess.run([python, "-c", COMPARE, f"{work}/imagegen.safetensors",
-                               f"{work}/diffusers.safetensors"], capture_output=True,
-                              text=True, check=True).stdout.split()
-        print(f"\nmax |imagegen - diffusers| = {float(diff[0]):.3g} (output max {float(diff[1]):.3g})")
+        print()
+        for side, (_, out) in imagegens.items():
+            diff = subprocess.run([python, "-c", COMPARE, f"{work}/{out}",
+                                   f"{work}/diffusers.safetensors"], capture_output=True,
+                                  text=True, check=True).stdout.split()
+            print(f"max |{side} - diffusers| = {float(diff[0]):.3g} "
+                  f"(output max {float(diff[1]):.3g})")
         print(f"\n| {args.size}², batch 2 | threads | wall s per UNet forward (best of "
               f"{args.repeat}) | all runs | CPU s (best) | load s | peak RSS MB |")
         print("|---|---|---|---|---|---|---|")
@@ -122,10 +152,11 @@ def main():
             print(f"| {r['side']} | {r['threads']} | {r['best']:.2f} | {runs} | "
                   f"{r['best_cpu']:.2f} | {r['load_seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
         for threads in args.threads:
-            d = next(r for r in rows if r["side"] == "diffusers" and r["threads"] == threads)
-            i = next(r for r in rows if r["side"] == "imagegen" and r["threads"] == threads)
-            print(f"threads {threads}: diffusers / imagegen = {d['best'] / i['best']:.2f} (wall), "
-                  f"{d['best_cpu'] / i['best_cpu']:.2f} (CPU)")
+            d = next(r for r in rows if r["side"] == reference and r["threads"] == threads)
+            for side in imagegens:
+                i = next(r for r in rows if r["side"] == side and r["threads"] == threads)
+                print(f"threads {threads}: {reference} / {side} = {d['best'] / i['best']:.2f} "
+                      f"(wall), {d['best_cpu'] / i['best_cpu']:.2f} (CPU)")
     finally:
         if not args.keep and not args.work:
             shutil.rmtree(work, ignore_errors=True)
