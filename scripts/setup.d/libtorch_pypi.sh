@@ -7,9 +7,9 @@
 #
 # The wheel is a CUDA build. CPU inference links only libtorch_cpu.so + libc10.so, but
 # libtorch_cpu.so NEEDs libcudart.so.13 and libcupti.so.13 (readelf -d) and finds them through its
-# RPATH $ORIGIN/../../nvidia/cu13/lib: of the wheel's ~14 CUDA dependencies only those two wheels
-# are fetched (versions pinned by torch's Requires-Dist cuda-toolkit[cudart,cupti]==13.2.2), and
-# only those two libraries are kept.
+# RPATH $ORIGIN/../../nvidia/cu13/lib. Of the wheel's CUDA dependencies (cuDNN, cuBLAS, NCCL, ...)
+# only those two wheels are fetched (versions pinned by torch's Requires-Dist
+# cuda-toolkit[cudart,cupti]==13.2.2), and only those two libraries are kept.
 # Download: torch 539 MB + nvidia-cuda-runtime 2.3 MB + nvidia-cuda-cupti 12 MB (4 s to 2 min
 # here, with the unpacking); kept: 506 MB in .tools/libtorch-pypi (gitignored) — include/,
 # share/cmake, the CPU libraries (libtorch_cpu.so 448 MB) and the two CUDA runtime libraries.
@@ -44,13 +44,24 @@ trap 'rm -rf "$tmp"' EXIT
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   "nvidia-cuda-runtime==$CUDA_VERSION" "nvidia-cuda-cupti==$CUDA_VERSION" -d "$tmp"
 
+# extract WHEEL DEST PREFIX...: the wheel's members under those prefixes (Python's zipfile: unzip
+# is not among scripts/setup.sh's packages).
+extract() {
+  python3 - "$@" <<'EOF'
+import sys, zipfile
+wheel, dest, prefixes = sys.argv[1], sys.argv[2], tuple(sys.argv[3:])
+with zipfile.ZipFile(wheel) as z:
+    z.extractall(dest, [m for m in z.namelist() if m.startswith(prefixes)])
+EOF
+}
 rm -rf "$dest"
 mkdir -p "$dest"
-unzip -q "$tmp"/torch-"$TORCH_VERSION"-*.whl 'torch/include/*' 'torch/share/*' 'torch/lib/*' -d "$dest"
+extract "$tmp"/torch-"$TORCH_VERSION"-*.whl "$dest" torch/include/ torch/share/ torch/lib/
 # The GPU side and the Python bindings: never loaded by a CPU engine (libtorch_cpu.so does not
 # NEED them), 540 MB.
 rm -f "$dest"/torch/lib/libtorch_cuda*.so "$dest"/torch/lib/libc10_cuda.so \
-  "$dest"/torch/lib/libtorch_nvshmem.so "$dest"/torch/lib/libcaffe2_nvrtc.so "$dest"/torch/lib/libtorch_python.so
-unzip -q "$tmp"/nvidia_cuda_runtime-"$CUDA_VERSION"-*.whl 'nvidia/cu13/lib/libcudart.so.13' -d "$dest"
-unzip -q "$tmp"/nvidia_cuda_cupti-"$CUDA_VERSION"-*.whl 'nvidia/cu13/lib/libcupti.so.13' -d "$dest"
+  "$dest"/torch/lib/libtorch_nvshmem.so "$dest"/torch/lib/libcaffe2_nvrtc.so \
+  "$dest"/torch/lib/libtorch_python.so
+extract "$tmp"/nvidia_cuda_runtime-"$CUDA_VERSION"-*.whl "$dest" nvidia/cu13/lib/libcudart.so.13
+extract "$tmp"/nvidia_cuda_cupti-"$CUDA_VERSION"-*.whl "$dest" nvidia/cu13/lib/libcupti.so.13
 echo "$want" > "$stamp"
