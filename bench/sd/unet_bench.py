@@ -69,11 +69,19 @@ print(float((a - b).abs().max()), float(b.abs().max()))
 
 
 def torch_version(build):
-    """The LibTorch version cmake/torch.cmake recorded in BUILD's cache ("?" if none)."""
+    """The LibTorch version cmake/torch.cmake recorded in BUILD's cache, else that of the
+    TorchConfig a build dir configured before it found ("?" if neither)."""
     cache = pathlib.Path(build) / "CMakeCache.txt"
-    for line in cache.read_text().splitlines() if cache.exists() else []:
-        if line.startswith("IMAGEGEN_TORCH_VERSION:"):
-            return line.split("=", 1)[1]
+    entries = dict(line.split("=", 1) for line in
+                   (cache.read_text().splitlines() if cache.exists() else []) if "=" in line)
+    if "IMAGEGEN_TORCH_VERSION:INTERNAL" in entries:
+        return entries["IMAGEGEN_TORCH_VERSION:INTERNAL"]
+    version_file = pathlib.Path(entries.get("Torch_DIR:PATH", "/nonexistent"),
+                                "TorchConfigVersion.cmake")
+    if version_file.exists():
+        for line in version_file.read_text().splitlines():
+            if line.startswith("set(PACKAGE_VERSION "):
+                return line.split('"')[1]
     return "?"
 
 
