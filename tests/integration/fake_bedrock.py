@@ -31,6 +31,7 @@ Use in-process (FakeBedrock(...).start() / .stop()) or as a script for benchmark
 """
 import argparse
 import base64
+import io
 import json
 import random
 import re
@@ -45,6 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from PIL import Image
 
 STABILITY_SIZES = {"1:1": (1024, 1024), "16:9": (1344, 768), "21:9": (1536, 640),
                    "2:3": (832, 1216), "3:2": (1216, 832), "4:5": (896, 1088),
@@ -374,6 +376,10 @@ class FakeBedrock:
             return "image must be a base64 PNG, JPEG or WebP image", None
         if min(size) < STABILITY_MIN_SIDE:
             return "image: every side must be at least %d pixels" % STABILITY_MIN_SIDE, None
+        try:  # the whole image, not only its header: a truncated one is refused too
+            Image.open(io.BytesIO(base64.b64decode(req["image"]))).load()
+        except (OSError, ValueError, SyntaxError):
+            return "image could not be decoded", None
         return None, size
 
     def _stability(self, model, req, prompt):

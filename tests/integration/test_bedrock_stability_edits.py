@@ -242,6 +242,8 @@ def test_fake_answers_image_to_image_with_the_inputs_size(fake):
     (SD35, {"prompt": "p", "mode": "image-to-image", "image": "aGVsbG8=", "strength": 0.5},
      "image"),
     (SD35, {"prompt": "p", "mode": "image-to-image", "image": "SMALL", "strength": 0.5}, "64"),
+    (SD35, {"prompt": "p", "mode": "image-to-image", "image": "CUT", "strength": 0.5},
+     "decoded"),
     (SD35, {"prompt": "p", "cfg_scale": 7}, "extraneous key [cfg_scale]"),
     (SD35, {"prompt": "p", "mode": "inpaint"}, "mode"),
     (ULTRA, {"prompt": "p", "image": "IMG"}, "strength"),
@@ -251,7 +253,8 @@ def test_fake_answers_image_to_image_with_the_inputs_size(fake):
     (CORE, {"negative_prompt": "n"}, "prompt"),
 ])
 def test_fake_refuses_what_bedrock_refuses(fake, model, body, said):
-    images = {"IMG": png_b64(64, 64), "SMALL": png_b64(63, 200)}
+    cut = base64.b64encode(base64.b64decode(png_b64(64, 64))[:60]).decode()  # header, no data
+    images = {"IMG": png_b64(64, 64), "SMALL": png_b64(63, 200), "CUT": cut}
     body = {k: images.get(v, v) if isinstance(v, str) else v for k, v in body.items()}
     with pytest.raises(ClientError) as raised:
         invoke(fake, model, body)
