@@ -11,7 +11,8 @@
 #                              first time (sysroots, cross builds, debootstrap)
 #   scripts/test.sh peer       tests against peers built outside the repository (marker `peer`):
 #                              stable-diffusion.cpp's sd-server as the openai: upstream, given
-#                              SDCPP_SERVER=/path/to/sd-server (see test_openai_provider.py)
+#                              SDCPP_SERVER=/path/to/sd-server (scripts/peers/sdcpp.sh SRC_DIR
+#                              builds it; see test_openai_provider.py)
 #   scripts/test.sh hostile    hostile clients against `imagegen serve` over raw sockets (framing,
 #                              limits, deadlines, slowloris, drain); HOSTILE_BIN=PATH tests another
 #                              binary; the JSON report goes to $HOSTILE_REPORT or

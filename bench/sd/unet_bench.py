@@ -1,37 +1,48 @@
-"""One SD 1.5-shaped UNet step with guidance (batch 2): imagegen-sd-nets vs diffusers on the
-same random weights and inputs, alternating per thread count in one run.
+"""One SD 1.5-shaped UNet step with guidance: imagegen-sd-nets vs diffusers on the same torch
+(batch 2), and stable-diffusion.cpp's CLI on the same weights, in one run, per thread count.
 
-  IMAGEGEN_REFERENCE_PYTHON bench/sd/unet_bench.py BUILD_DIR [--compare-build DIR ...]
-      [--size 256] [--threads 1 2] [--repeat 2] [--work DIR]
+  IMAGEGEN_REFERENCE_PYTHON=.venv-ref/bin/python .venv-ref/bin/python bench/sd/unet_bench.py
+      BUILD_DIR [--compare-build DIR ...] [--size 256] [--threads 1 2] [--repeat 2] [--work DIR]
+      [--sdcpp PATH/sd-cli] [--sdcpp-types f32 f16 q8_0]
 
 --compare-build adds another engine build (e.g. one against PyPI's LibTorch 2.x, build-torch2)
 to the same run; each build is labelled with the LibTorch version its CMake cache records.
 
-Random weights (diffusers' init, seed 0) are written to --work (3.4 GB, deleted afterwards
-unless --keep) and never committed. Each side runs in its own process so only one copy of the
-weights is in memory at a time; prints one JSON line per measurement and a markdown table.
+The weights are tests/integration/make_sd1_checkpoint.py's random SD 1.5 (diffusers' init, seed
+0): its cached float16 single file (.cache/, 2.1 GB, made once) for sd.cpp, and the same UNet,
+rounded through float16 so the values are the checkpoint's, as a float32 diffusers folder for
+diffusers and imagegen (--work, 3.4 GB, deleted afterwards unless --keep; never committed).
+Each side runs in its own process so only one copy of the weights is in memory at a time.
+
+sd.cpp has no UNet-only mode: it runs txt2img at --size with 1 and with 2 Euler steps (guidance
+7, so each step is a conditional and an unconditional UNet pass); the difference of its own
+"sampling completed" times is one step with guidance (the UNet's lazy load falls out of it).
+Its text-encoder and VAE-decode times come from its log; f32 is `--type f32` on load, f16 the
+file as it is, q8_0 a .gguf written by `-M convert --type q8_0` (timed). Peak RSS is each
+process's own (wait4). Prints one JSON line per measurement and markdown tables.
 """
 import argparse
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
-SD15_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-                 block_out_channels=[320, 640, 1280, 1280], cross_attention_dim=768,
-                 attention_head_dim=8, flip_sin_to_cos=True, freq_shift=0,
-                 down_block_types=["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
-                 up_block_types=["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3)
+HERE = pathlib.Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parents[2] / "tests" / "integration"))
+import make_sd1_checkpoint  # noqa: E402  (test side: no torch)
 
 MAKE = r"""
-import json, sys, torch, diffusers
+import sys, torch
+sys.path.insert(0, sys.argv[3])
+from make_sd1_checkpoint import sd15_unet
 from safetensors.torch import save_file
-work, size, config = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
-torch.manual_seed(0)
-unet = diffusers.UNet2DConditionModel(**config).eval()
+work, size = sys.argv[1], int(sys.argv[2])
+unet = sd15_unet(0).half().float()  # the checkpoint's float16 values, in float32
 unet.save_pretrained(work + "/unet", safe_serialization=True)
 g = torch.Generator().manual_seed(1)
 save_file({"sample": torch.randn([2, 4, size // 8, size // 8], generator=g),
@@ -100,6 +111,117 @@ def run_imagegen(tool, work, out, threads, repeat):
     return row
 
 
+# sd.cpp's own log lines (stable-diffusion.cpp 97d29908), seconds.
+SDCPP_TIMES = {"text_s": r"get_learned_condition completed, taking ([\d.]+)s",
+               "sampling_s": r"sampling completed, taking ([\d.]+)s",
+               "decode_s": r"decode_first_stage completed, taking ([\d.]+)s",
+               "generate_s": r"generate_image completed in ([\d.]+)s"}
+SDCPP_LOADS = r"loading tensors completed, taking ([\d.]+)s"
+
+
+def timed(argv, log_path):
+    """Runs argv with its output in log_path; (wall seconds, peak RSS MB, log text)."""
+    with open(log_path, "w") as log:
+        start = time.perf_counter()
+        child = subprocess.Popen([str(a) for a in argv], stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+    text = pathlib.Path(log_path).read_text(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{argv[0]} failed:\n{text[-3000:]}")
+    return wall, usage.ru_maxrss / 1024, text
+
+
+def sdcpp_models(cli, checkpoint, work, types):
+    """{type: (model path, extra sd-cli args)}; q8_0 converted here, timed."""
+    models = {}
+    for kind in types:
+        if kind == "q8_0":
+            gguf = f"{work}/sd15-q8_0.gguf"
+            wall, rss, _ = timed([cli, "-M", "convert", "-m", checkpoint, "-o", gguf, "--type",
+                                  "q8_0"], f"{work}/sdcpp-convert.log")
+            print(json.dumps({"side": "sd.cpp", "convert": "q8_0", "seconds": wall,
+                              "peak_rss_mb": rss, "gguf_mb": os.path.getsize(gguf) / 2**20}),
+                  flush=True)
+            models[kind] = (gguf, [])
+        elif kind == "f16":
+            models[kind] = (checkpoint, [])  # the file's own type
+        else:
+            models[kind] = (checkpoint, ["--type", kind])
+    return models
+
+
+def run_sdcpp(cli, model, extra, work, size, steps, threads, tag):
+    argv = [cli, "-M", "img_gen", "-m", model, *extra, "-p", "a photograph of a cat", "-W",
+            size, "-H", size, "--steps", steps, "--cfg-scale", "7", "--sampling-method", "euler",
+            "--seed", "42", "-t", threads, "-o", f"{work}/sdcpp.png"]
+    wall, rss, text = timed(argv, f"{work}/sdcpp-{tag}-t{threads}-{steps}steps.log")
+    row = {"wall_s": wall, "peak_rss_mb": rss,
+           "load_s": sum(float(x) for x in re.findall(SDCPP_LOADS, text))}
+    for key, pattern in SDCPP_TIMES.items():
+        found = re.findall(pattern, text)
+        if not found:
+            raise SystemExit(f"no {pattern!r} in sd-cli's log:\n{text[-3000:]}")
+        row[key] = float(found[-1])
+    return row
+
+
+def sdcpp_rows(cli, models, work, size, threads):
+    rows = []
+    for kind, (model, extra) in models.items():
+        one, two = (run_sdcpp(cli, model, extra, work, size, steps, threads, kind)
+                    for steps in (1, 2))
+        row = {"side": "sd.cpp", "type": kind, "threads": threads, "size": size,
+               "step_s": two["sampling_s"] - one["sampling_s"], "steps1": one, "steps2": two,
+               "peak_rss_mb": max(one["peak_rss_mb"], two["peak_rss_mb"])}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def uptime():
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def print_torch_table(rows, args):
+    print(f"\n| {args.size}², batch 2 | threads | wall s per UNet forward (best of "
+          f"{args.repeat}) | all runs | CPU s (best) | load s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        runs = ", ".join(f"{s:.2f}" for s in r["seconds"])
+        print(f"| {r['side']} | {r['threads']} | {r['best']:.2f} | {runs} | "
+              f"{r['best_cpu']:.2f} | {r['load_seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
+
+
+def print_sdcpp_table(rows, size):
+    print(f"\n| sd.cpp {size}² | threads | UNet step with guidance s (sampling 2 − 1 step) | "
+          "sampling 1 / 2 steps s | text encoder s | VAE decode s | weights load s | "
+          "generate 2 steps s | process wall s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        one, two = r["steps1"], r["steps2"]
+        print(f"| {r['type']} | {r['threads']} | {r['step_s']:.2f} | {one['sampling_s']:.2f} / "
+              f"{two['sampling_s']:.2f} | {two['text_s']:.2f} | {two['decode_s']:.2f} | "
+              f"{two['load_s']:.2f} | {two['generate_s']:.2f} | {two['wall_s']:.1f} | "
+              f"{r['peak_rss_mb']:.0f} |")
+
+
+def print_ratios(torch_rows, sdcpp_rows_, threads_list, reference, imagegen):
+    kinds = list(dict.fromkeys(r["type"] for r in sdcpp_rows_))
+    head = "".join(f" sd.cpp {k} s |" for k in kinds)
+    ratio = "".join(f" sd.cpp {k} / diffusers |" for k in kinds)
+    print(f"\n| threads | diffusers s | imagegen s |{head} imagegen / diffusers |{ratio}")
+    print("|---" * (4 + 2 * len(kinds)) + "|")
+    for t in threads_list:
+        d = next(r for r in torch_rows if r["side"] == reference and r["threads"] == t)
+        i = next(r for r in torch_rows if r["side"] == imagegen and r["threads"] == t)
+        steps = {r["type"]: r["step_s"] for r in sdcpp_rows_ if r["threads"] == t}
+        cells = "".join(f" {steps[k]:.2f} |" for k in kinds)
+        ratios = "".join(f" {steps[k] / d['best']:.2f} |" for k in kinds)
+        print(f"| {t} | {d['best']:.2f} | {i['best']:.2f} |{cells} "
+              f"{i['best'] / d['best']:.2f} |{ratios}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("build")
@@ -110,6 +232,8 @@ def main():
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--work")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--sdcpp", help="stable-diffusion.cpp's sd-cli: add its column")
+    parser.add_argument("--sdcpp-types", nargs="+", default=["f32", "f16", "q8_0"])
     args = parser.parse_args()
     python = os.environ.get("IMAGEGEN_REFERENCE_PYTHON", sys.executable)
     builds = [args.build] + args.compare_build
@@ -125,11 +249,16 @@ def main():
                                   capture_output=True, text=True, check=True).stdout.strip()
     reference = f"diffusers (torch {python_torch})"
     work = args.work or tempfile.mkdtemp(prefix="sd-unet-bench-")
+    print(f"start: {uptime()}", flush=True)
     try:
         if not (pathlib.Path(work) / "unet").exists():
-            subprocess.run([python, "-c", MAKE, work, str(args.size), json.dumps(SD15_UNET)],
-                           check=True)
-        rows = []
+            subprocess.run([python, "-c", MAKE, work, str(args.size),
+                            str(HERE.parents[2] / "tests" / "integration")], check=True)
+        models = {}
+        if args.sdcpp:
+            checkpoint = make_sd1_checkpoint.cached_checkpoint()
+            models = sdcpp_models(args.sdcpp, checkpoint, work, args.sdcpp_types)
+        rows, sd_rows = [], []
         for threads in args.threads:
             for side in [reference, *imagegens]:
                 if side == reference:
@@ -145,6 +274,8 @@ def main():
                            best_cpu=min(row["cpu_seconds"]))
                 print(json.dumps(row), flush=True)
                 rows.append(row)
+            sd_rows += sdcpp_rows(args.sdcpp, models, work, args.size, threads) if models else []
+        print(f"end: {uptime()}", flush=True)
         print()
         for side, (_, out) in imagegens.items():
             diff = subprocess.run([python, "-c", COMPARE, f"{work}/{out}",
@@ -152,19 +283,16 @@ def main():
                                   text=True, check=True).stdout.split()
             print(f"max |{side} - diffusers| = {float(diff[0]):.3g} "
                   f"(output max {float(diff[1]):.3g})")
-        print(f"\n| {args.size}², batch 2 | threads | wall s per UNet forward (best of "
-              f"{args.repeat}) | all runs | CPU s (best) | load s | peak RSS MB |")
-        print("|---|---|---|---|---|---|---|")
-        for r in rows:
-            runs = ", ".join(f"{s:.2f}" for s in r["seconds"])
-            print(f"| {r['side']} | {r['threads']} | {r['best']:.2f} | {runs} | "
-                  f"{r['best_cpu']:.2f} | {r['load_seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
+        print_torch_table(rows, args)
         for threads in args.threads:
             d = next(r for r in rows if r["side"] == reference and r["threads"] == threads)
             for side in imagegens:
                 i = next(r for r in rows if r["side"] == side and r["threads"] == threads)
                 print(f"threads {threads}: {reference} / {side} = {d['best'] / i['best']:.2f} "
                       f"(wall), {d['best_cpu'] / i['best_cpu']:.2f} (CPU)")
+        if sd_rows:
+            print_sdcpp_table(sd_rows, args.size)
+            print_ratios(rows, sd_rows, args.threads, reference, next(iter(imagegens)))
     finally:
         if not args.keep and not args.work:
             shutil.rmtree(work, ignore_errors=True)

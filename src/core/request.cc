@@ -187,6 +187,11 @@ Status ResolveEdit(const GenerateRequest& in, const ModelLimits& limits, ValidRe
   if (!limits.edits) {
     return Error::Invalid("image", "this model cannot edit images (text-to-image only)");
   }
+  if (!in.mask.empty() && !limits.masks) {
+    return Error::Invalid("mask",
+                          "this model cannot inpaint with a mask (image-to-image only): send the "
+                          "image without a mask to edit all of it");
+  }
   using Input = std::pair<const char*, const std::string*>;
   for (const auto& [field, bytes] : {Input{"image", &in.init_image}, Input{"mask", &in.mask}}) {
     if (bytes->size() > limits.max_init_image_bytes) {

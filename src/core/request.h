@@ -59,6 +59,7 @@ struct ModelLimits {
   // sampler is then reported in warnings).
   std::vector<std::string> samplers;
   bool edits = false;  // image-to-image / inpainting (init_image, mask) supported
+  bool masks = true;   // with edits: whether a mask is taken (false: image-to-image only)
   double default_strength = 0.8;
   size_t max_init_image_bytes = 16u << 20;
 };

@@ -385,5 +385,22 @@ TEST(ValidateTest, EditsOnlyWhereTheModelCanWithinLimits) {
   EXPECT_EQ(Validate(mask_only, limits).error().field, "mask");
 }
 
+TEST(ValidateTest, AMaskIsRefusedByAModelThatEditsWithoutOne) {
+  ModelLimits limits = TestLimits();
+  limits.edits = true;
+  limits.masks = false;
+  GenerateRequest req;
+  req.prompt = "a";
+  req.init_image = "bytes";
+  EXPECT_TRUE(Validate(req, limits).ok());  // image-to-image is fine
+  req.mask = "m";
+  auto refused = Validate(req, limits);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kInvalidRequest);
+  EXPECT_EQ(refused.error().field, "mask");
+  limits.masks = true;
+  EXPECT_EQ(Validate(req, limits)->mask, "m");
+}
+
 }  // namespace
 }  // namespace imagegen

@@ -18,6 +18,11 @@ INPAINTING (inPaintingParams: a base64 PNG/JPEG image, exactly one of maskImage 
 mask the image's size; the answer has the image's size) and IMAGE_VARIATION
 (imageVariationParams: 1-5 images, similarityStrength 0.2-1.0). Anything else is the
 ValidationException Bedrock answers.
+Stability bodies are checked per model as Bedrock documents them (STABILITY_FIELDS): unknown
+fields are refused, prompt is required, seed 0..4294967294, output_format png/jpeg/webp,
+aspect_ratio one of the nine. Image-to-image (SD3.5 Large: "mode":"image-to-image"; Ultra: an
+"image") needs a base64 PNG/JPEG/WebP "image" (each side >= 64 px) and a "strength" 0..1, and
+refuses aspect_ratio; the answer then has the input image's size. Core takes text only.
 Stability requests with seed 0 get a random seed, reported (as a string) in "seeds", as Stability
 does. Models listed in `legacy` answer 404 ResourceNotFoundException as Bedrock does for Legacy models.
 
@@ -26,6 +31,7 @@ Use in-process (FakeBedrock(...).start() / .stop()) or as a script for benchmark
 """
 import argparse
 import base64
+import io
 import json
 import random
 import re
@@ -40,10 +46,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from PIL import Image
 
 STABILITY_SIZES = {"1:1": (1024, 1024), "16:9": (1344, 768), "21:9": (1536, 640),
                    "2:3": (832, 1216), "3:2": (1216, 832), "4:5": (896, 1088),
                    "5:4": (1088, 896), "9:16": (768, 1344), "9:21": (640, 1536)}
+# The body fields each Stability model on Bedrock takes, by id prefix; Bedrock refuses others.
+# Ultra's image-to-image fields (and that it has no "mode") are from Stability's own API, not
+# confirmed on AWS's page (see /work/shared/facts/bedrock-image-models.md).
+_STABILITY_TEXT = {"prompt", "negative_prompt", "aspect_ratio", "seed", "output_format"}
+STABILITY_FIELDS = {
+    "stability.sd3-5-large": _STABILITY_TEXT | {"mode", "image", "strength"},
+    "stability.stable-image-ultra": _STABILITY_TEXT | {"image", "strength"},
+    "stability.stable-image-core": _STABILITY_TEXT | {"mode"},
+}
+STABILITY_MODES = {"stability.sd3-5-large": ("text-to-image", "image-to-image"),
+                   "stability.stable-image-core": ("text-to-image",)}
+STABILITY_MIN_SIDE = 64
+MAX_BODY_BYTES = 25_000_000  # InvokeModel's documented body limit
 LEGACY_MESSAGE = ("Access denied. This Model is marked by provider as Legacy and you have not been "
                   "actively using the model in the last 30 days. Please upgrade to an active model "
                   "on Amazon Bedrock")
@@ -171,6 +191,8 @@ class FakeBedrock:
             return error(404, "UnknownOperationException", "unknown operation " + raw_path)
         model = urllib.parse.unquote(m.group(1))
         call["model"] = model
+        if len(body) > MAX_BODY_BYTES:
+            return error(400, "ValidationException", "Input is too long for requested model.")
         try:
             req = json.loads(body)
         except ValueError:
@@ -205,10 +227,12 @@ class FakeBedrock:
                          "You don't have access to the model with the specified model ID.")
         if "[model-timeout]" in prompt:
             return error(408, "ModelTimeoutException", "Model has timed out in processing the request.")
-        call["status"] = 200
         if base.startswith("stability."):
-            return self._stability(req, prompt)
-        return self._titan_nova(base, req, prompt)
+            status, headers, payload = self._stability(base, req, prompt)
+        else:
+            status, headers, payload = self._titan_nova(base, req, prompt)
+        call["status"] = status
+        return status, headers, payload
 
     def _titan_nova(self, model, req, prompt):
         task = req.get("taskType")
@@ -235,14 +259,17 @@ class FakeBedrock:
         return 200, {}, {"images": images, "error": None}
 
     @staticmethod
-    def _image_size(b64):
-        """(width, height) of a base64 PNG or JPEG, or None when it is neither."""
+    def _image_size(b64, webp=False):
+        """(width, height) of a base64 PNG or JPEG (or WebP when `webp`), or None when it is
+        none of them."""
         try:
             data = base64.b64decode(b64, validate=True)
         except (ValueError, TypeError):
             return None
         if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
             return struct.unpack(">II", data[16:24])
+        if webp and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return FakeBedrock._webp_size(data)
         if data[:3] == b"\xff\xd8\xff":
             i = 2
             while i + 9 < len(data):
@@ -251,6 +278,20 @@ class FakeBedrock:
                     h, w = struct.unpack(">HH", data[i + 5:i + 9])
                     return w, h
                 i += 2 + length
+        return None
+
+    @staticmethod
+    def _webp_size(data):
+        kind = data[12:16]
+        if kind == b"VP8X" and len(data) >= 30:
+            return (1 + int.from_bytes(data[24:27], "little"),
+                    1 + int.from_bytes(data[27:30], "little"))
+        if kind == b"VP8L" and len(data) >= 25:
+            bits = int.from_bytes(data[21:25], "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if kind == b"VP8 " and len(data) >= 30:
+            return (int.from_bytes(data[26:28], "little") & 0x3FFF,
+                    int.from_bytes(data[28:30], "little") & 0x3FFF)
         return None
 
     def _check_inpainting(self, params):
@@ -279,8 +320,73 @@ class FakeBedrock:
             return "similarityStrength must be between 0.2 and 1.0"
         return None
 
-    def _stability(self, req, prompt):
-        width, height = STABILITY_SIZES.get(req.get("aspect_ratio", "1:1"), (1024, 1024))
+    @staticmethod
+    def _stability_schema(model):
+        for prefix, fields in STABILITY_FIELDS.items():
+            if model.startswith(prefix):
+                return prefix, fields
+        return "stability.stable-image-core", STABILITY_FIELDS["stability.stable-image-core"]
+
+    @staticmethod
+    def _is_number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    def _check_stability(self, model, req):
+        """(problem or None, the input image's size in image-to-image or None)."""
+        prefix, fields = self._stability_schema(model)
+        for key in req:
+            if key not in fields:
+                return ("Malformed input request: #: extraneous key [%s] is not permitted, please "
+                        "reformat your input and try again." % key), None
+        if not isinstance(req.get("prompt"), str):
+            return "Malformed input request: #: required key [prompt] not found", None
+        for key in ("prompt", "negative_prompt"):
+            if len(req.get(key) or "") > 10000:
+                return "%s must be at most 10000 characters" % key, None
+        seed = req.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 4294967294:
+            return "seed must be an integer from 0 to 4294967294", None
+        if req.get("output_format", "png") not in ("png", "jpeg", "webp"):
+            return "output_format must be one of png, jpeg, webp", None
+        if "aspect_ratio" in req and req["aspect_ratio"] not in STABILITY_SIZES:
+            return "aspect_ratio must be one of " + ", ".join(STABILITY_SIZES), None
+        modes = STABILITY_MODES.get(prefix, ())
+        if "mode" in req and req["mode"] not in modes:
+            return "mode must be one of " + ", ".join(modes), None
+        if prefix in STABILITY_MODES:
+            image_to_image = req.get("mode") == "image-to-image"
+        else:
+            image_to_image = "image" in req
+        if not image_to_image:
+            extra = [k for k in ("image", "strength") if k in req]
+            if extra:
+                return "%s is only valid for image-to-image requests" % extra[0], None
+            return None, None
+        return self._check_image_to_image(req)
+
+    def _check_image_to_image(self, req):
+        if "image" not in req or "strength" not in req:
+            return "image-to-image requires the prompt, image and strength parameters", None
+        if "aspect_ratio" in req:
+            return "aspect_ratio is only valid for text-to-image requests", None
+        if not self._is_number(req["strength"]) or not 0 <= req["strength"] <= 1:
+            return "strength must be a number from 0 to 1", None
+        size = self._image_size(req["image"], webp=True) if isinstance(req["image"], str) else None
+        if not size:
+            return "image must be a base64 PNG, JPEG or WebP image", None
+        if min(size) < STABILITY_MIN_SIDE:
+            return "image: every side must be at least %d pixels" % STABILITY_MIN_SIDE, None
+        try:  # the whole image, not only its header: a truncated one is refused too
+            Image.open(io.BytesIO(base64.b64decode(req["image"]))).load()
+        except (OSError, ValueError, SyntaxError):
+            return "image could not be decoded", None
+        return None, size
+
+    def _stability(self, model, req, prompt):
+        problem, input_size = self._check_stability(model, req)
+        if problem:
+            return 400, {"x-amzn-ErrorType": "ValidationException"}, {"message": problem}
+        width, height = input_size or STABILITY_SIZES.get(req.get("aspect_ratio", "1:1"))
         seed = int(req.get("seed", 0))
         if seed == 0:
             # Stability reads seed 0 as "random" and reports the seed it chose, as a string.

@@ -3,18 +3,22 @@ imagegen B (`--model test`, with an API key), directly and through the fault pro
 the peer is built, stable-diffusion.cpp's own sd-server as the upstream (marker `peer`)."""
 import base64
 import io
+import json
 import os
-import pathlib
-import socket
+import re
 import subprocess
+import threading
 import time
 
+import openai
 import pytest
 import requests
 from PIL import Image
 
+import make_sd1_checkpoint
+import sd_reference
 from fault_proxy import FaultProxy
-from procs import Child, free_port
+from procs import Child, free_port, wait_until
 
 B_KEY = "upstream-key"
 ROUTE = "/v1/images/generations"
@@ -164,12 +168,14 @@ def test_bad_specs_are_refused_at_start(imagegen_bin, tmp_path):
         assert words in r.stderr and "secret" not in r.stderr
 
 
-# stable-diffusion.cpp's sd-server as the upstream (marker `peer`, `scripts/test.sh peer`): needs
-# the peer built outside the repository, SDCPP_SERVER=/path/to/sd-server (for instance
-# github:leejet/stable-diffusion.cpp at 97d29908 with ggml at the commit its submodule names,
-# `cmake -DSD_WEBP=OFF -DSD_WEBM=OFF -DSD_SERVER_BUILD_FRONTEND=OFF && cmake --build . --target
-# sd-server`), and an SD1 checkpoint: SDCPP_MODEL, or one made here with random weights by the
-# reference Python (make_sd1_checkpoint.py; IMAGEGEN_REFERENCE_PYTHON).
+# stable-diffusion.cpp's sd-server as the upstream (marker `peer`), one command:
+#   SDCPP_SERVER=/path/to/sd-server scripts/test.sh peer
+# sd-server is built outside the repository by `scripts/peers/sdcpp.sh SRC_DIR` from a checkout of
+# github:leejet/stable-diffusion.cpp (checked at 97d29908, ggml at the commit its submodule names;
+# CPU only: -DSD_WEBP=OFF -DSD_WEBM=OFF -DSD_SERVER_BUILD_FRONTEND=OFF, target sd-server). The
+# model is SDCPP_MODEL, or a random full-size SD 1.5-shaped checkpoint made once by the reference
+# Python (make_sd1_checkpoint.py, 2.1 GB under .cache/, about half a minute; sd.cpp takes a
+# narrower UNet for another family). 64x64 and 2 steps: the test takes about a minute.
 @pytest.fixture(scope="session")
 def sdcpp_server():
     server_bin = os.environ.get("SDCPP_SERVER", "")
@@ -179,44 +185,74 @@ def sdcpp_server():
 
 
 @pytest.fixture(scope="session")
-def sd1_checkpoint(sdcpp_server, tmp_path_factory):
+def sd1_checkpoint(sdcpp_server):
     given = os.environ.get("SDCPP_MODEL", "")
     if given:
         return given
-    python = os.environ.get("IMAGEGEN_REFERENCE_PYTHON",
-                            str(pathlib.Path(__file__).resolve().parents[2] / ".venv-ref/bin/python"))
+    python = sd_reference.reference_python()
     if not os.access(python, os.X_OK):
         pytest.skip(f"no SDCPP_MODEL and no reference Python at {python} to make one")
-    out = tmp_path_factory.mktemp("sd1") / "tiny-sd1.safetensors"
-    script = pathlib.Path(__file__).with_name("make_sd1_checkpoint.py")
-    subprocess.run([python, str(script), str(out)], check=True, timeout=1800)
-    return str(out)
+    return make_sd1_checkpoint.cached_checkpoint()
+
+
+def sdcpp_seed_lines(peer):
+    """sd-server logs one "generating image: 1/1 - seed N" line per image it makes."""
+    return re.findall(r"generating image: \d+/\d+ - seed (\d+)", peer.logs())
+
+
+def decoded_rgb(b64):
+    image = Image.open(io.BytesIO(base64.b64decode(b64)))
+    return image.size, image.convert("RGB").tobytes()
 
 
 @pytest.mark.peer
 def test_stable_diffusion_cpp_server_as_upstream(serve, tmp_path, sdcpp_server, sd1_checkpoint):
     port = free_port()
     peer = Child([sdcpp_server, "-m", sd1_checkpoint, "--listen-ip", "127.0.0.1", "--listen-port",
-                  str(port)], tmp_path / "sd-server.log")
-
-    def listening():
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-
+                  str(port), "-t", "2"], tmp_path / "sd-server.log")
+    peer_url = f"http://127.0.0.1:{port}"
     try:
-        peer.wait_ready(listening, "sd-server", timeout=600)
-        a = front(serve, f"http://127.0.0.1:{port}", key="", IMAGEGEN_OPENAI_SIZES="64x64",
+        peer.wait_ready(lambda: requests.get(peer_url + "/v1/models", timeout=1).ok, "sd-server",
+                        timeout=600)
+        a = front(serve, peer_url, key="", IMAGEGEN_OPENAI_SIZES="64x64",
                   IMAGEGEN_OPENAI_EXTRAS="sdcpp")
-        body = {"prompt": "a cat", "seed": 3, "steps": 2, "width": 64, "height": 64}
-        first = generate(a, body, timeout=900)
-        assert first.status_code == 200, first.text + peer.logs()[-3000:]
-        size, data = pixels(a, first.json()["images"][0]["key"])
+        sdk = openai.OpenAI(base_url=a.url + "/v1", api_key="unused", max_retries=0, timeout=600)
+        extras = {"seed": 3, "steps": 2, "guidance_scale": 5.0, "negative_prompt": "blurry"}
+        result = sdk.images.generate(prompt="a cat", size="64x64", response_format="b64_json",
+                                     extra_body=extras)
+        assert result.model == f"openai:{peer_url}"
+        size, mine = decoded_rgb(result.data[0].b64_json)
         assert size == (64, 64)
-        # The seed travelled inside sd_cpp_extra_args: the same seed gives the same pixels,
-        # another seed others.
-        again = generate(a, body, timeout=900).json()
-        assert pixels(a, again["images"][0]["key"])[1] == data
-        other = generate(a, {**body, "seed": 4}, timeout=900).json()
-        assert pixels(a, other["images"][0]["key"])[1] != data
+        assert sdcpp_seed_lines(peer) == ["3"]  # the one request reached sd-server, seed and all
+        # sd-server asked directly with the parameters imagegen forwards (inside the prompt, as
+        # sd_cpp_extra_args) answers the same pixels: the image is sd-server's, made with them.
+        args = {"seed": 3, "negative_prompt": "blurry",
+                "sample_params": {"sample_steps": 2, "guidance": {"txt_cfg": 5.0}}}
+        direct = requests.post(peer_url + ROUTE, timeout=600, json={
+            "prompt": f"a cat<sd_cpp_extra_args>{json.dumps(args)}</sd_cpp_extra_args>",
+            "size": "64x64", "response_format": "b64_json"})
+        assert direct.status_code == 200, direct.text
+        assert decoded_rgb(direct.json()["data"][0]["b64_json"]) == (size, mine)
+        assert sdcpp_seed_lines(peer) == ["3", "3"]
+        # The peer dies in the middle of a generation: a 502 with the taxonomy's code.
+        outcome = {}
+
+        def call():
+            try:
+                outcome["result"] = sdk.images.generate(prompt="a dog", size="64x64",
+                                                        extra_body={**extras, "seed": 7})
+            except openai.APIStatusError as e:
+                outcome["error"] = e
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        wait_until(lambda: "7" in sdcpp_seed_lines(peer), timeout=120, what="sd-server at work")
+        peer.kill()
+        caller.join(timeout=120)
+        assert "error" in outcome, outcome
+        error = outcome["error"]
+        assert error.status_code == 502, error
+        assert error.body["code"] == "upstream_unavailable", error.body
+        assert "connection failed" in error.body["message"], error.body
     finally:
         peer.stop()

@@ -168,6 +168,25 @@ ModelLimits LimitsFor(Family family) {
   return limits;
 }
 
+StabilityEdit StabilityEditOf(const std::string& model_id) {
+  std::string id = BaseModelId(model_id);
+  if (id.rfind("stability.sd3-5-large", 0) == 0) return StabilityEdit::kImageToImageMode;
+  if (id.rfind("stability.stable-image-ultra", 0) == 0) return StabilityEdit::kImageAndStrength;
+  return StabilityEdit::kNone;
+}
+
+ModelLimits LimitsForModel(const std::string& model_id) {
+  Family family = FamilyOf(model_id);
+  ModelLimits limits = LimitsFor(family);
+  if (family == Family::kStability && StabilityEditOf(model_id) != StabilityEdit::kNone) {
+    limits.edits = true;
+    limits.masks = false;  // their image-to-image bodies have no mask field
+    // Their strength is imagegen's (0 keeps the image, 1 ignores it); the local engine's default.
+    limits.default_strength = 0.8;
+  }
+  return limits;
+}
+
 int CallsFor(Family family, const ValidRequest& request) {
   return family == Family::kStability ? request.count : 1;
 }
@@ -234,6 +253,20 @@ Result<EditImages> PrepareEditImages(const ValidRequest& request) {
   if (!encoded_mask.ok()) return encoded_mask.error();
   out.mask = std::move(encoded_mask.value());
   return out;
+}
+
+json BuildStabilityEditBody(StabilityEdit kind, const ValidRequest& request,
+                            const std::string& image, int index) {
+  json body = {{"prompt", request.prompt},
+               {"image", image},
+               {"strength", request.strength},
+               {"seed", request.seed + index},
+               {"output_format", "png"}};
+  // No aspect_ratio: in image-to-image the output takes the image's shape (and the model
+  // refuses the field there).
+  if (kind == StabilityEdit::kImageToImageMode) body["mode"] = "image-to-image";
+  if (!request.negative_prompt.empty()) body["negative_prompt"] = request.negative_prompt;
+  return body;
 }
 
 double SimilarityFor(double strength) { return std::clamp(1.0 - strength, 0.2, 1.0); }

@@ -9,10 +9,14 @@
 //       text, negativeText?, maskImage}}; without one, {"taskType":"IMAGE_VARIATION",
 //       "imageVariationParams":{images:[image], text, negativeText?, similarityStrength}}; the
 //       same imageGenerationConfig (INPAINTING's output has the image's size, so no width or
-//       height there). Stability's image-to-image is not wired: its limits say edits = false.
+//       height there).
 //   Stability (SD3.5 Large, Stable Image Core/Ultra): {"prompt","negative_prompt"?,
 //       "aspect_ratio","seed","output_format":"png"} -> {"seeds","finish_reasons","images"};
 //       one image per call, sizes chosen by aspect ratio.
+//     Edits (image-to-image only; no Stability model on Bedrock takes a mask in this body):
+//       SD3.5 Large {"mode":"image-to-image","image","strength","prompt",...}, Ultra {"image",
+//       "strength","prompt",...}; no aspect_ratio (the output follows the image). Core is
+//       text-to-image only.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +48,13 @@ std::string LifecycleNote(const std::string& model_id);
 
 // Per-family limits for request validation (core/request.h).
 ModelLimits LimitsFor(Family family);
+// How a Stability model takes an image to edit: SD3.5 Large wants "mode":"image-to-image"
+// beside image and strength; Ultra takes image and strength alone; the others (Core) none.
+enum class StabilityEdit { kNone, kImageToImageMode, kImageAndStrength };
+StabilityEdit StabilityEditOf(const std::string& model_id);
+// The limits of one model: its family's, with what that model can edit (Stability's differ per
+// model: SD3.5 Large and Ultra do image-to-image without a mask, Core does not edit).
+ModelLimits LimitsForModel(const std::string& model_id);
 
 // Nova Canvas's own size rule: each side 320..4096 and divisible by 16, aspect ratio within
 // 1:4..4:1, fewer than 4,194,304 pixels. (LimitsFor lists the common sizes that satisfy it;
@@ -74,6 +85,10 @@ struct EditImages {
 Result<EditImages> PrepareEditImages(const ValidRequest& request);
 // The edit body for Titan or Nova (see the top of this file).
 nlohmann::json BuildEditBody(Family family, const ValidRequest& request, const EditImages& images);
+// The Stability edit body for image `index` (seed + index, as BuildBody) of `request`, with
+// `image` the base64 PNG from PrepareEditImages. `kind` must not be kNone.
+nlohmann::json BuildStabilityEditBody(StabilityEdit kind, const ValidRequest& request,
+                                      const std::string& image, int index);
 // IMAGE_VARIATION's similarityStrength for imagegen's strength (how far from the image):
 // 1 - strength, within the 0.2..1.0 the models accept.
 double SimilarityFor(double strength);

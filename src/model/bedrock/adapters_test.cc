@@ -95,6 +95,57 @@ TEST(Adapters, EditBodies) {
   EXPECT_EQ(bad.error().field, "image");
 }
 
+TEST(Adapters, StabilityEditsPerModel) {
+  EXPECT_EQ(StabilityEditOf("stability.sd3-5-large-v1:0"), StabilityEdit::kImageToImageMode);
+  EXPECT_EQ(StabilityEditOf("us.stability.sd3-5-large-v1:0"), StabilityEdit::kImageToImageMode);
+  EXPECT_EQ(StabilityEditOf("stability.stable-image-ultra-v1:1"), StabilityEdit::kImageAndStrength);
+  EXPECT_EQ(StabilityEditOf("stability.stable-image-core-v1:1"), StabilityEdit::kNone);
+  ModelLimits large = LimitsForModel("stability.sd3-5-large-v1:0");
+  EXPECT_TRUE(large.edits);
+  EXPECT_FALSE(large.masks);
+  EXPECT_DOUBLE_EQ(large.default_strength, 0.8);
+  EXPECT_TRUE(LimitsForModel("arn:aws:bedrock:us-west-2::foundation-model/"
+                             "stability.stable-image-ultra-v1:1")
+                  .edits);
+  EXPECT_FALSE(LimitsForModel("stability.stable-image-core-v1:1").edits);
+  // Titan and Nova keep their family's limits, masks included.
+  EXPECT_TRUE(LimitsForModel("amazon.nova-canvas-v1:0").masks);
+  EXPECT_TRUE(LimitsForModel("amazon.titan-image-generator-v2:0").edits);
+}
+
+TEST(Adapters, StabilityEditBodies) {
+  ValidRequest r = Req(1344, 768, 2);
+  r.strength = 0.35;
+  Image source(4, 2);
+  source.rgb.assign(4 * 2 * 3, 0);
+  source.rgb[0] = 200;  // the top-left pixel, to find again after scaling
+  r.init_image = Png(source);
+  auto images = PrepareEditImages(r);
+  ASSERT_TRUE(images.ok()) << images.error().message;
+  EXPECT_TRUE(images->mask.empty());
+  json large = BuildStabilityEditBody(StabilityEdit::kImageToImageMode, r, images->image, 1);
+  EXPECT_EQ(large["mode"], "image-to-image");
+  EXPECT_DOUBLE_EQ(large["strength"].get<double>(), 0.35);
+  EXPECT_EQ(large["seed"], 8);
+  EXPECT_EQ(large["prompt"], "a red circle");
+  EXPECT_EQ(large["negative_prompt"], "blur");
+  EXPECT_EQ(large["output_format"], "png");
+  EXPECT_FALSE(large.contains("aspect_ratio"));  // refused in image-to-image
+  Image sent = DecodeB64(large["image"]);
+  EXPECT_EQ(sent.width, 1344);  // scaled to the requested size: the output follows the input
+  EXPECT_EQ(sent.height, 768);
+  EXPECT_EQ(sent.Pixel(0, 0)[0], 200);
+  EXPECT_EQ(sent.Pixel(1343, 767)[0], 0);
+  json ultra = BuildStabilityEditBody(StabilityEdit::kImageAndStrength, r, images->image, 0);
+  EXPECT_FALSE(ultra.contains("mode"));
+  EXPECT_FALSE(ultra.contains("aspect_ratio"));
+  EXPECT_EQ(ultra["image"], large["image"]);
+  EXPECT_EQ(ultra["seed"], 7);
+  r.negative_prompt.clear();
+  EXPECT_FALSE(BuildStabilityEditBody(StabilityEdit::kImageAndStrength, r, images->image, 0)
+                   .contains("negative_prompt"));
+}
+
 TEST(Adapters, StabilityBodyUsesAspectRatio) {
   json body = BuildBody(Family::kStability, Req(1344, 768, 2), 1);
   EXPECT_EQ(body["aspect_ratio"], "16:9");

@@ -49,7 +49,8 @@ class BedrockModel final : public ImageModel {
   BedrockModel(std::string model_id, std::string region)
       : model_id_(std::move(model_id)),
         family_(bedrock::FamilyOf(model_id_)),
-        limits_(bedrock::LimitsFor(family_)),
+        stability_edit_(bedrock::StabilityEditOf(model_id_)),
+        limits_(bedrock::LimitsForModel(model_id_)),
         region_(std::move(region)) {}
 
   // Separate from the constructor: the client's error refinement refers back to this model.
@@ -78,22 +79,11 @@ class BedrockModel final : public ImageModel {
   const ModelLimits& Limits() const override { return limits_; }
 
   Result<ModelOutput> Generate(const ValidRequest& request, const GenerateContext& ctx) override {
-    const int calls = bedrock::CallsFor(family_, request);
-    std::vector<std::string> payloads;
     std::vector<std::string> edit_warnings;
-    if (!request.init_image.empty()) {
-      auto images = bedrock::PrepareEditImages(request);
-      if (!images.ok()) return images.error();
-      payloads.push_back(bedrock::BuildEditBody(family_, request, images.value()).dump());
-      if (images->mask.empty() && 1.0 - request.strength < 0.2) {
-        edit_warnings.push_back(
-            "strength above 0.8 is beyond what IMAGE_VARIATION allows; sent its lowest "
-            "similarityStrength, 0.2 (strength 0.8)");
-      }
-    } else {
-      for (int i = 0; i < calls; ++i)
-        payloads.push_back(bedrock::BuildBody(family_, request, i).dump());
-    }
+    auto built = Payloads(request, &edit_warnings);
+    if (!built.ok()) return built.error();
+    const std::vector<std::string>& payloads = built.value();
+    const int calls = static_cast<int>(payloads.size());
 
     // One image per call (Stability): the calls run side by side, so count > 1 costs one call's
     // time, not count of them (API Gateway answers 504 after 29 s).
@@ -169,6 +159,41 @@ class BedrockModel final : public ImageModel {
   }
 
  private:
+  // The InvokeModel bodies for `request`, one per call (bedrock::CallsFor), and the warnings
+  // about how an edit was sent.
+  Result<std::vector<std::string>> Payloads(const ValidRequest& request,
+                                            std::vector<std::string>* warnings) const {
+    const int calls = bedrock::CallsFor(family_, request);
+    std::vector<std::string> payloads;
+    if (request.init_image.empty()) {
+      for (int i = 0; i < calls; ++i)
+        payloads.push_back(bedrock::BuildBody(family_, request, i).dump());
+      return payloads;
+    }
+    // Validation refuses these (limits.edits, limits.masks); a request built elsewhere must not
+    // lose its image or mask.
+    if (!limits_.edits) return Error::Invalid("image", Name() + " cannot edit images");
+    if (!limits_.masks && !request.mask.empty()) {
+      return Error::Invalid("mask", Name() + " cannot inpaint with a mask (image-to-image only)");
+    }
+    auto images = bedrock::PrepareEditImages(request);
+    if (!images.ok()) return images.error();
+    if (family_ == bedrock::Family::kStability) {
+      for (int i = 0; i < calls; ++i) {
+        payloads.push_back(
+            bedrock::BuildStabilityEditBody(stability_edit_, request, images->image, i).dump());
+      }
+      return payloads;
+    }
+    payloads.push_back(bedrock::BuildEditBody(family_, request, images.value()).dump());
+    if (images->mask.empty() && 1.0 - request.strength < 0.2) {
+      warnings->push_back(
+          "strength above 0.8 is beyond what IMAGE_VARIATION allows; sent its lowest "
+          "similarityStrength, 0.2 (strength 0.8)");
+    }
+    return payloads;
+  }
+
   static Error Upstream(std::string message) {
     return Error::Make(ErrorCode::kUpstreamUnavailable, std::move(message));
   }
@@ -325,6 +350,7 @@ class BedrockModel final : public ImageModel {
 
   std::string model_id_;
   bedrock::Family family_;
+  bedrock::StabilityEdit stability_edit_;
   ModelLimits limits_;
   std::string region_;
   std::unique_ptr<aws::Client> client_;

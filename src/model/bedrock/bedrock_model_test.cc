@@ -120,6 +120,46 @@ TEST(BedrockModel, StabilityCallsRunConcurrentlyAndRecordTheReportedSeeds) {
   EXPECT_EQ(transport->calls.load(), 4);
 }
 
+// An SD3.5 Large edit: one image-to-image call per image (seed + i), the limits saying so, and
+// a mask (in a request that skipped validation) refused before any call rather than dropped.
+TEST(BedrockModel, StabilityEditsAreOneImageToImageCallPerImage) {
+  Harness h;
+  auto transport = std::make_shared<ConcurrentTransport>([&](const aws::HttpRequest& request) {
+    json body = json::parse(request.body);
+    aws::HttpResponse r;
+    r.status = 200;
+    bool ok = body.value("mode", "") == "image-to-image" && body.contains("image") &&
+              body.contains("strength") && !body.contains("aspect_ratio");
+    r.body = json{{"seeds", {body["seed"]}},
+                  {"finish_reasons", {ok ? json(nullptr) : json("Inference error")}},
+                  {"images", {PngBase64(1024, 1024)}}}
+                 .dump();
+    return r;
+  });
+  h.options.transport = transport;
+  auto model = h.Make("bedrock:stability.sd3-5-large-v1:0");
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  EXPECT_TRUE((*model)->Limits().edits);
+  EXPECT_FALSE((*model)->Limits().masks);
+  ValidRequest r = Request(2, 40);
+  r.init_image = EncodePng(Image(8, 8), {}).value();
+  r.strength = 0.5;
+  auto out = (*model)->Generate(r, GenerateContext{});
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  EXPECT_EQ(out->seeds, (std::vector<int64_t>{40, 41}));
+  EXPECT_EQ(transport->calls.load(), 2);
+  r.mask = r.init_image;
+  auto masked = (*model)->Generate(r, GenerateContext{});
+  ASSERT_FALSE(masked.ok());
+  EXPECT_EQ(masked.error().field, "mask");
+  EXPECT_EQ(transport->calls.load(), 2);
+  auto core = h.Make("bedrock:stability.stable-image-core-v1:1");
+  ASSERT_TRUE(core.ok());
+  r.mask.clear();
+  EXPECT_EQ((*core)->Generate(r, GenerateContext{}).error().field, "image");
+  EXPECT_EQ(transport->calls.load(), 2);
+}
+
 TEST(BedrockModel, OneFailedCallFailsTheRequestWithItsError) {
   Harness h;
   h.transport->handler = [&](const aws::HttpRequest& request) {

@@ -42,6 +42,8 @@ class CheckpointNetworks final : public sd::SdNetworks {
   }
   double VaeScalingFactor() const override { return vae_.ScalingFactor(); }
   int VaeDownscaleFactor() const override { return vae_.DownscaleFactor(); }
+  int UnetSampleSize() const override { return unet_.SampleSize(); }
+  int UnetSizeMultiple() const override { return unet_.SizeMultiple(); }
 
  private:
   sd::ClipTextEncoder text_;

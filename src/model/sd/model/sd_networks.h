@@ -29,6 +29,10 @@ class SdNetworks {
   virtual double VaeScalingFactor() const = 0;
   // Image pixels per latent pixel: 8 for SD's VAEs (2^(levels - 1) in general).
   virtual int VaeDownscaleFactor() const = 0;
+  // The latent side the UNet was trained at (its config's sample_size; 0: unknown, the
+  // family's default applies) and the multiple its latent sides must be.
+  virtual int UnetSampleSize() const { return 0; }
+  virtual int UnetSizeMultiple() const { return 8; }
 };
 
 }  // namespace imagegen::sd

@@ -121,7 +121,8 @@ class SdModel final : public ImageModel {
  public:
   SdModel(SdModelSpec spec, nlohmann::json scheduler_config)
       : spec_(std::move(spec)), scheduler_config_(std::move(scheduler_config)) {
-    limits_ = SdLimits(spec_.family, spec_.networks->VaeDownscaleFactor());
+    limits_ = SdLimits(spec_.family, spec_.networks->VaeDownscaleFactor(),
+                       spec_.networks->UnetSampleSize(), spec_.networks->UnetSizeMultiple());
   }
 
   std::string Name() const override { return spec_.name; }
@@ -356,18 +357,37 @@ class SdModel final : public ImageModel {
 
 }  // namespace
 
-ModelLimits SdLimits(SdFamily family, int vae_factor) {
+namespace {
+
+// Latent sides: SD's 32..128 grid, and below it, for small models, half to twice the native
+// side. Image sizes are those times the VAE's factor; the native one first (the default).
+std::vector<std::pair<int, int>> SdSizes(int native, int multiple, int vae_factor) {
+  std::vector<int> sides;
+  if (native < 32) {
+    const int step = std::max(multiple, native / 4);
+    for (int s = std::max(step, native / 2 / step * step); s <= 2 * native; s += step) {
+      if (s < 32) sides.push_back(s);
+    }
+  }
+  for (int s = 32; s <= 128; s += 8) sides.push_back(s);
+  std::vector<std::pair<int, int>> sizes = {{native * vae_factor, native * vae_factor}};
+  for (int h : sides) {
+    for (int w : sides) {
+      if (w != native || h != native) sizes.emplace_back(w * vae_factor, h * vae_factor);
+    }
+  }
+  return sizes;
+}
+
+}  // namespace
+
+ModelLimits SdLimits(SdFamily family, int vae_factor, int native_latent, int multiple) {
   const SdFamilyDefaults defaults = DefaultsOf(family);
-  const int native = defaults.native * vae_factor;
+  const int native = native_latent > 0 ? native_latent : defaults.native;
   ModelLimits limits;
   limits.max_prompt_chars = 2000;  // long prompts go in chunks of 75 tokens
   limits.max_negative_prompt_chars = 2000;
-  limits.sizes.emplace_back(native, native);
-  for (int h = 32 * vae_factor; h <= 128 * vae_factor; h += 8 * vae_factor) {
-    for (int w = 32 * vae_factor; w <= 128 * vae_factor; w += 8 * vae_factor) {
-      if (w != native || h != native) limits.sizes.emplace_back(w, h);
-    }
-  }
+  limits.sizes = SdSizes(native, std::max(1, multiple), vae_factor);
   limits.min_steps = 1;
   limits.max_steps = defaults.max_steps;
   limits.default_steps = defaults.steps;

@@ -42,7 +42,10 @@ enum class SdFamily { kSd1, kSd2, kSd2V, kSdTurbo };
 // multiples of 64 from 256 to 1024 in both directions, the family's native square first (768
 // for SD 2.x 768-v, else 512); sampler, steps and guidance defaults per family:
 // dpmpp_2m_karras, 25 steps, 7.5 (SD 1.x/2.x); turbo, 1 step, guidance 0 (SD-Turbo).
-ModelLimits SdLimits(SdFamily family, int vae_factor = 8);
+// `native_latent`: the UNet's sample_size (0: the family's). Below SD's 32..128 latent grid
+// (small models trained at 16x16 latents, say) the sizes from half to twice it are added, in
+// steps of a quarter of it (at least `multiple`, the UNet's).
+ModelLimits SdLimits(SdFamily family, int vae_factor = 8, int native_latent = 0, int multiple = 8);
 
 struct SdModelSpec {
   std::string name;  // as results report it: "sd:<basename of the path>"

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -134,6 +135,17 @@ TEST(SdLimits, FamiliesHaveTheirDefaults) {
   ModelLimits small = SdLimits(SdFamily::kSd1, 2);
   EXPECT_EQ(small.sizes.front(), std::make_pair(128, 128));
   EXPECT_EQ(small.sizes[1], std::make_pair(64, 64));
+  // A small model trained at 16x16 latents (a 4x VAE): 64x64 by default, 32..128 around it in
+  // steps of 16 pixels (4 latent pixels, a multiple of its 3-level UNet's 4), then SD's grid.
+  ModelLimits tiny = SdLimits(SdFamily::kSd1, 4, 16, 4);
+  EXPECT_EQ(tiny.sizes.front(), std::make_pair(64, 64));
+  EXPECT_EQ(tiny.sizes[1], std::make_pair(32, 32));
+  EXPECT_NE(std::find(tiny.sizes.begin(), tiny.sizes.end(), std::make_pair(48, 112)),
+            tiny.sizes.end());
+  EXPECT_EQ(std::find(tiny.sizes.begin(), tiny.sizes.end(), std::make_pair(56, 56)),
+            tiny.sizes.end());
+  EXPECT_EQ(tiny.sizes.size(), 19u * 19u);  // 6 small sides + 13 of SD's grid
+  EXPECT_EQ(SdLimits(SdFamily::kSd1, 8, 64, 8).sizes.size(), 13u * 13u);
   ModelLimits turbo = SdLimits(SdFamily::kSdTurbo);
   EXPECT_EQ(turbo.samplers.front(), "turbo");
   EXPECT_EQ(turbo.default_steps, 1);

@@ -15,6 +15,7 @@ constexpr const char* kComponent = "unet";
 
 struct UnetConfig {
   int in_channels = 4, out_channels = 4;
+  int sample_size = 0;  // the latent side it was trained at; 0 when the config does not say
   std::vector<int> block_out;
   std::vector<bool> down_attention, up_attention;                 // CrossAttn*Block2D vs plain
   std::vector<int> layers, heads, cross_dim, transformer_layers;  // per down block
@@ -114,6 +115,9 @@ Result<UnetConfig> ParseConfig(const json& config) {
   try {
     c.in_channels = config.value("in_channels", 4);
     c.out_channels = config.value("out_channels", 4);
+    if (config.contains("sample_size") && config["sample_size"].is_number_integer()) {
+      c.sample_size = config["sample_size"].get<int>();
+    }
     c.block_out = config.value("block_out_channels", std::vector<int>{320, 640, 1280, 1280});
     c.groups = config.value("norm_num_groups", 32);
     c.eps = config.value("norm_eps", 1e-5);
@@ -292,5 +296,9 @@ torch::Tensor Unet::Forward(const torch::Tensor& sample, const torch::Tensor& ti
 int Unet::InChannels() const { return net_->config.in_channels; }
 int Unet::OutChannels() const { return net_->config.out_channels; }
 int Unet::CrossAttentionDim() const { return net_->config.cross_dim[0]; }
+int Unet::SampleSize() const { return net_->config.sample_size; }
+int Unet::SizeMultiple() const {
+  return 1 << (static_cast<int>(net_->config.block_out.size()) - 1);
+}
 
 }  // namespace imagegen::sd

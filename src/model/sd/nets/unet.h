@@ -31,6 +31,10 @@ class Unet {
   int InChannels() const;
   int OutChannels() const;
   int CrossAttentionDim() const;
+  // The config's sample_size (latent pixels a side it was trained at; 0: not given).
+  int SampleSize() const;
+  // Latent sides must be multiples of this: one halving per level below the first.
+  int SizeMultiple() const;
 
  private:
   struct Net;  // the layers, in unet.cc

@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""Trains the emoji model: a small Stable-Diffusion-family pipeline in the diffusers layout.
+
+Stages, each resumable from --work (state.pt: weights, optimiser, step, RNG), time-boxed by
+--minutes and run in order until --until:
+  tokenizer  a CLIP-format BPE vocabulary learnt from the training captions (bpe_vocab.py)
+  vae        AutoencoderKL 64x64x3 <-> 16x16x4 on the dataset's images (reconstruction + KL)
+  latents    every training image encoded once (posterior mean and std); the scaling factor
+  unet       UNet2DConditionModel + CLIPTextModel from scratch, epsilon prediction on DDPM noise,
+             10% empty captions (classifier-free guidance)
+  export     the diffusers folder (model_index.json, tokenizer/, text_encoder/, unet/, vae/,
+             scheduler/), loadable by StableDiffusionPipeline and by `imagegen --model sd:DIR`
+
+Only the training split's captions are used (held-out phrasings never train). Reproducible
+from --seed on one device and thread count; a tqdm bar per stage.
+
+  .venv-ref/bin/python tools/emoji/train_sd.py --work .cache/emoji/train --minutes 60
+  .venv-ref/bin/python tools/emoji/train_sd.py --work .cache/emoji/train --until export \
+      --out models/emoji/model
+"""
+import argparse
+import json
+import pathlib
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import bpe_vocab  # noqa: E402
+
+STAGES = ("tokenizer", "vae", "latents", "unet", "export")
+CROISSANT = "1F950"
+TEXT = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+            max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=128)
+UNET = dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
+            block_out_channels=[32, 64, 96], attention_head_dim=8, cross_attention_dim=128,
+            down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+            up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+            norm_num_groups=32)
+VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=[32, 64, 64],
+           down_block_types=["DownEncoderBlock2D"] * 3, up_block_types=["UpDecoderBlock2D"] * 3,
+           layers_per_block=1, norm_num_groups=32, sample_size=64)
+SCHEDULE = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                beta_schedule="scaled_linear", prediction_type="epsilon")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default=".cache/emoji/dataset")
+    p.add_argument("--work", default=".cache/emoji/train")
+    p.add_argument("--out", default=None, help="the diffusers folder written by 'export'")
+    p.add_argument("--until", choices=STAGES, default="unet")
+    p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of this run")
+    p.add_argument("--vae-steps", type=int, default=6000)
+    p.add_argument("--unet-steps", type=int, default=200000)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--vocab-size", type=int, default=8192)
+    p.add_argument("--concepts", type=int, default=0, help="train on this many concepts only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--save-every", type=int, default=500)
+    return p.parse_args(argv)
+
+
+class Run:
+    """The resumable state of one training: what is done, the weights, the optimisers."""
+
+    def __init__(self, args):
+        self.args = args
+        self.work = pathlib.Path(args.work)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.deadline = time.time() + args.minutes * 60
+        self.device = torch.device(args.device)
+        path = self.work / "state.pt"
+        self.state = torch.load(path, map_location="cpu") if path.exists() else {}
+
+    def save(self):
+        tmp = self.work / "state.pt.tmp"
+        torch.save(self.state, tmp)
+        tmp.replace(self.work / "state.pt")  # a kill mid-save keeps the previous state
+
+    def out_of_time(self):
+        return time.time() >= self.deadline
+
+    def rng(self, stage, step):
+        """A generator per (seed, stage, step): a resumed run draws what an unbroken one would."""
+        g = torch.Generator(device="cpu")
+        g.manual_seed(self.args.seed * 1_000_003 + STAGES.index(stage) * 10_000_019 + step)
+        return g
+
+
+def load_rows(dataset, concepts):
+    rows = [json.loads(line) for line in (pathlib.Path(dataset) / "manifest.jsonl").open()]
+    rows = [r for r in rows if r["split"] == "train"]
+    if concepts:
+        names = sorted({r["concept"] for r in rows if r["concept"] != "shapes"})
+        keep = set(([CROISSANT] if CROISSANT in names else []) + names[:concepts])
+        keep = set(sorted(keep)[:concepts])
+        rows = [r for r in rows if r["concept"] in keep]
+    return rows
+
+
+def load_images(dataset, rows):
+    """The distinct images, [N, 3, 64, 64] in [-1, 1], and each image's training captions."""
+    paths = sorted({r["image"] for r in rows})
+    index = {p: i for i, p in enumerate(paths)}
+    captions = [[] for _ in paths]
+    for r in rows:
+        captions[index[r["image"]]].append(r["caption"])
+    root = pathlib.Path(dataset)
+    arrays = [np.asarray(Image.open(root / p).convert("RGB").resize((64, 64)), dtype=np.float32)
+              for p in paths]
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 127.5 - 1.0
+    return images.contiguous(), captions
+
+
+def stage_tokenizer(run, rows):
+    captions = sorted({r["caption"] for r in rows})
+    size = bpe_vocab.write_tokenizer(captions, run.args.vocab_size, run.work / "tokenizer")
+    run.state["vocab_size"] = size
+    return True
+
+
+def adamw(params, lr):
+    return torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
+
+
+def stage_vae(run, images):
+    from diffusers import AutoencoderKL
+    torch.manual_seed(run.args.seed)
+    vae = AutoencoderKL(**VAE).to(run.device)
+    opt = adamw(vae.parameters(), run.args.lr)
+    if "vae" in run.state:
+        vae.load_state_dict(run.state["vae"])
+        opt.load_state_dict(run.state["vae_opt"])
+    step = run.state.get("vae_step", 0)
+    bar = tqdm(total=run.args.vae_steps, initial=step, desc="vae", unit="step")
+    while step < run.args.vae_steps and not run.out_of_time():
+        g = run.rng("vae", step)
+        batch = images[torch.randint(len(images), (run.args.batch,), generator=g)].to(run.device)
+        posterior = vae.encode(batch).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=g).to(
+            run.device)
+        recon = vae.decode(z).sample
+        kl = posterior.kl().mean() / z[0].numel()
+        loss = F.mse_loss(recon, batch) + 0.5 * F.l1_loss(recon, batch) + 1e-4 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if step % run.args.save_every == 0:
+            run.state.update(vae=vae.state_dict(), vae_opt=opt.state_dict(), vae_step=step)
+            run.save()
+    bar.close()
+    run.state.update(vae=vae.state_dict(), vae_opt=opt.state_dict(), vae_step=step)
+    return step >= run.args.vae_steps
+
+
+@torch.no_grad()
+def stage_latents(run, images):
+    from diffusers import AutoencoderKL
+    vae = AutoencoderKL(**VAE).to(run.device).eval()
+    vae.load_state_dict(run.state["vae"])
+    means, stds = [], []
+    for i in tqdm(range(0, len(images), 64), desc="latents", unit="batch"):
+        d = vae.encode(images[i:i + 64].to(run.device)).latent_dist
+        means.append(d.mean.cpu())
+        stds.append(d.std.cpu())
+    mean, std = torch.cat(means), torch.cat(stds)
+    # As SD's 0.18215: scale the latents to unit variance for the diffusion.
+    run.state["scaling_factor"] = float(1.0 / mean.std())
+    run.state["latent_mean"], run.state["latent_std"] = mean, std
+    run.state["latents_of_vae_step"] = run.state["vae_step"]
+    return True
+
+
+def text_encoder(run):
+    from transformers import CLIPTextConfig, CLIPTextModel
+    size = run.state["vocab_size"]
+    config = CLIPTextConfig(vocab_size=size, bos_token_id=size - 2, eos_token_id=size - 1,
+                            pad_token_id=size - 1, **TEXT)
+    return CLIPTextModel(config)
+
+
+def tokenize(tokenizer, captions, device):
+    ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True,
+                    return_tensors="pt").input_ids
+    return ids.to(device)
+
+
+def stage_unet(run, captions):
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTokenizer
+    torch.manual_seed(run.args.seed + 1)
+    unet = UNet2DConditionModel(**UNET).to(run.device)
+    text = text_encoder(run).to(run.device)
+    params = list(unet.parameters()) + list(text.parameters())
+    opt = adamw(params, run.args.lr)
+    if "unet" in run.state:
+        unet.load_state_dict(run.state["unet"])
+        text.load_state_dict(run.state["text"])
+        opt.load_state_dict(run.state["unet_opt"])
+    tokenizer = CLIPTokenizer.from_pretrained(run.work / "tokenizer")
+    noise_schedule = DDPMScheduler(**SCHEDULE)
+    mean, std = run.state["latent_mean"], run.state["latent_std"]
+    scale = run.state["scaling_factor"]
+    step = run.state.get("unet_step", 0)
+    bar = tqdm(total=run.args.unet_steps, initial=step, desc="unet", unit="step")
+    while step < run.args.unet_steps and not run.out_of_time():
+        g = run.rng("unet", step)
+        pick = torch.randint(len(mean), (run.args.batch,), generator=g)
+        z0 = (mean[pick] + std[pick] * torch.randn(mean[pick].shape, generator=g)) * scale
+        texts = [_caption(captions[i], g) for i in pick.tolist()]
+        noise = torch.randn(z0.shape, generator=g)
+        t = torch.randint(0, SCHEDULE["num_train_timesteps"], (len(pick),), generator=g)
+        noisy = noise_schedule.add_noise(z0, noise, t)
+        context = text(tokenize(tokenizer, texts, run.device))[0]
+        pred = unet(noisy.to(run.device), t.to(run.device), context).sample
+        loss = F.mse_loss(pred, noise.to(run.device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if step % run.args.save_every == 0:
+            run.state.update(unet=unet.state_dict(), text=text.state_dict(),
+                             unet_opt=opt.state_dict(), unet_step=step)
+            run.save()
+    bar.close()
+    run.state.update(unet=unet.state_dict(), text=text.state_dict(), unet_opt=opt.state_dict(),
+                     unet_step=step)
+    return step >= run.args.unet_steps
+
+
+def _caption(options, g):
+    if torch.rand((), generator=g).item() < 0.1:
+        return ""  # the unconditional branch classifier-free guidance needs
+    return options[int(torch.randint(len(options), (), generator=g))]
+
+
+def stage_export(run):
+    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline,
+                           UNet2DConditionModel)
+    from transformers import CLIPTokenizer
+    if run.args.out is None:
+        raise SystemExit("train_sd: export needs --out DIR")
+    vae = AutoencoderKL(**VAE, scaling_factor=run.state["scaling_factor"])
+    vae.load_state_dict(run.state["vae"])
+    unet = UNet2DConditionModel(**UNET)
+    unet.load_state_dict(run.state["unet"])
+    text = text_encoder(run)
+    text.load_state_dict(run.state["text"])
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=text, tokenizer=CLIPTokenizer.from_pretrained(run.work / "tokenizer"),
+        unet=unet, scheduler=EulerDiscreteScheduler(**SCHEDULE, steps_offset=1, timestep_spacing="leading"),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(run.args.out, safe_serialization=True)
+    record = {k: run.state.get(k) for k in ("vae_step", "unet_step", "vocab_size",
+                                            "scaling_factor")}
+    record.update(seed=run.args.seed, batch=run.args.batch, lr=run.args.lr,
+                  concepts=run.args.concepts or "all")
+    (pathlib.Path(run.args.out) / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    return True
+
+
+def needed(state, stage):
+    """The tokenizer is learnt once; the latents again whenever the VAE trained on; the training
+    stages run to their (possibly raised) step targets; export always."""
+    if stage == "tokenizer":
+        return "vocab_size" not in state
+    if stage == "latents":
+        return state.get("latents_of_vae_step") != state.get("vae_step")
+    return True
+
+
+def main(argv):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    run = Run(args)
+    rows = load_rows(args.dataset, args.concepts)
+    if not rows:
+        raise SystemExit(f"train_sd: no training rows in {args.dataset}/manifest.jsonl")
+    images, captions = load_images(args.dataset, rows)
+    stages = {"tokenizer": lambda: stage_tokenizer(run, rows),
+              "vae": lambda: stage_vae(run, images),
+              "latents": lambda: stage_latents(run, images),
+              "unet": lambda: stage_unet(run, captions), "export": lambda: stage_export(run)}
+    done = []
+    for stage in STAGES[:STAGES.index(args.until) + 1]:
+        if not needed(run.state, stage):
+            continue
+        finished = stages[stage]()
+        run.save()
+        if not finished:
+            print(f"train_sd: out of time in stage {stage}; run again to resume", file=sys.stderr)
+            return 3
+        done.append(stage)
+    print(json.dumps({"done": done, "vae_step": run.state.get("vae_step"),
+                      "unet_step": run.state.get("unet_step")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
