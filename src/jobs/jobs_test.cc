@@ -577,9 +577,6 @@ TEST_F(JobsTest, AFinalRecordIsNeverRunAgain) {
   EXPECT_EQ(service_->Get(submitted->record.job_id)->status, JobStatus::kSucceeded);
 }
 
-}  // namespace
-}  // namespace imagegen
-
 // A job's image deleted (DELETE /images) is never generated again by any delivery: a
 // redelivery after the success stays a duplicate whose result reads "deleted"; one after a
 // delivery that stored the image but not its record ends as failed "gone", acknowledged.
@@ -621,3 +618,6 @@ TEST_F(JobsTest, ADeletedImageIsNeverGeneratedAgainByARedelivery) {
   EXPECT_EQ(stats.visible + stats.in_flight, 0);  // acknowledged
   EXPECT_LE(stats.dead_letters, 0);               // not dead-lettered
 }
+
+}  // namespace
+}  // namespace imagegen
