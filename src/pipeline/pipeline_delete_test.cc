@@ -223,6 +223,21 @@ TEST_F(PipelineDeleteTest, ACrashAfterTheTombstoneLeavesTheImageGoneAndALaterDel
   EXPECT_TRUE(KeysUnder("team/index/images/").empty());
 }
 
+TEST_F(PipelineDeleteTest, TheOneTimeIndexingOfAnOlderStoreSkipsTombstonedImages) {
+  ASSERT_TRUE(Run(Named("a")).ok());
+  ASSERT_TRUE(Run(Named("b")).ok());
+  store_->fail_delete = true;  // a's DELETE stops after its tombstone
+  EXPECT_FALSE(pipeline_->DeleteImage("team/a.png", "").ok());
+  store_->fail_delete = false;
+  // A store from before the listing index: images only, no entries, no marker.
+  for (const auto& entry : KeysUnder("team/index/")) ASSERT_TRUE(store_->Delete(entry).ok());
+  pipeline_ = std::make_shared<Pipeline>(model_, store_, PipelineOptions{"team/", 60});
+  EXPECT_EQ(Listed(), std::vector<std::string>{"team/b.png"});
+  for (const auto& entry : KeysUnder("team/index/images/")) {
+    EXPECT_EQ(entry.find("a.png"), std::string::npos) << entry;  // a is not indexed again
+  }
+}
+
 TEST_F(PipelineDeleteTest, ADeleteThatRacesARetryWins) {
   // A run of two images stored the first and failed on the second (a crash, a store error).
   store_->fail_create_containing = "team/r-1.png";
