@@ -464,6 +464,19 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
   return result;
 }
 
+Status Pipeline::IndexOne(const std::string& key) {
+  auto info = store_->Head(key);
+  if (!info.ok()) return Status::Ok();  // deleted meanwhile
+  auto gone = IsDeleted(key);           // a DELETE that stopped after its tombstone
+  if (!gone.ok()) return gone.error();
+  if (gone.value()) return Status::Ok();
+  std::string entry = IndexKey(ListingTime(info.value()), key);
+  if (store_->Head(entry).ok()) return Status::Ok();  // indexed when it was stored
+  auto made = store_->Create(entry, "", "application/x-imagegen-index", {});
+  if (!made.ok()) return made.error();
+  return Status::Ok();
+}
+
 Status Pipeline::IndexExisting(const std::vector<std::string>& keys) {
   constexpr size_t kThreads = 8;
   std::atomic<size_t> next{0};
@@ -471,15 +484,9 @@ Status Pipeline::IndexExisting(const std::vector<std::string>& keys) {
   Status failed = Status::Ok();
   auto work = [&] {
     for (size_t i = next++; i < keys.size(); i = next++) {
-      auto info = store_->Head(keys[i]);
-      if (!info.ok()) continue;  // deleted meanwhile
-      if (auto gone = IsDeleted(keys[i]); !gone.ok() || gone.value()) continue;
-      std::string entry = IndexKey(ListingTime(info.value()), keys[i]);
-      if (store_->Head(entry).ok()) continue;  // indexed when it was stored
-      auto made = store_->Create(entry, "", "application/x-imagegen-index", {});
-      if (!made.ok()) {
+      if (auto s = IndexOne(keys[i]); !s) {
         std::lock_guard<std::mutex> lock(mu);
-        failed = made.error();
+        failed = s.error();
       }
     }
   };

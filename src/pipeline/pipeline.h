@@ -156,6 +156,8 @@ class Pipeline {
   Status DropIfDeleted(const std::string& key, int64_t created_ms);
   Status EnsureImageIndex();
   Status IndexExisting(const std::vector<std::string>& keys);
+  // The listing entry of `key`, an image stored before the index (none for one deleted).
+  Status IndexOne(const std::string& key);
 
   std::shared_ptr<ImageModel> model_;
   std::shared_ptr<ObjectStore> store_;
