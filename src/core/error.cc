@@ -14,7 +14,7 @@ struct ErrorSpec {
 };
 
 // The single table that maps the taxonomy onto every door.
-constexpr std::array<ErrorSpec, 19> kErrorTable = {{
+constexpr std::array<ErrorSpec, 20> kErrorTable = {{
     {ErrorCode::kInvalidRequest, "invalid_request", 400, 2, false},
     {ErrorCode::kUnauthorized, "unauthorized", 401, 4, false},
     {ErrorCode::kForbidden, "forbidden", 403, 4, false},
@@ -33,6 +33,7 @@ constexpr std::array<ErrorSpec, 19> kErrorTable = {{
     {ErrorCode::kRequestTimeout, "request_timeout", 408, 5, true},
     {ErrorCode::kHeadersTooLarge, "headers_too_large", 431, 2, false},
     {ErrorCode::kNotImplemented, "not_implemented", 501, 2, false},
+    {ErrorCode::kGone, "gone", 410, 3, false},
     {ErrorCode::kInternal, "internal", 500, 1, true},
 }};
 

@@ -31,6 +31,7 @@ enum class ErrorCode {
   kRequestTimeout,        // the client did not send the whole request in time
   kHeadersTooLarge,       // request header section over the size or count limit
   kNotImplemented,        // a transfer coding or method the server does not implement
+  kGone,                  // the object existed and was deleted on purpose (DELETE /images)
 };
 
 // Stable machine-readable name, e.g. "invalid_request". Part of the API contract.

@@ -154,6 +154,7 @@ Api::Api(std::shared_ptr<Pipeline> pipeline, ApiOptions options, std::vector<Rou
   });
   router_.Add("GET", "/images", [this](HttpRequest& r) { return ListImages(r); });
   router_.Add("GET", "/images/{key...}", [this](HttpRequest& r) { return GetImage(r); });
+  router_.Add("DELETE", "/images/{key...}", [this](HttpRequest& r) { return DeleteImage(r); });
   router_.Add("GET", "/", [](HttpRequest&) {
     HttpResponse response = JsonResponse(200, std::string(WebIndexHtml()));
     response.content_type = "text/html; charset=utf-8";
@@ -488,6 +489,12 @@ HttpResponse Api::ListImages(HttpRequest& request) {
 HttpResponse Api::GetImage(HttpRequest& request) {
   const std::string& key = request.path_params["key"];
   if (auto s = CheckKey(key); !s) return ErrorResponse(s.error());
+  // The tombstone first: an image whose DELETE crashed before removing it is gone too.
+  auto deleted = pipeline_->IsDeleted(key);
+  if (!deleted.ok()) return ErrorResponse(deleted.error());
+  if (deleted.value()) {
+    return ErrorResponse(Error::Make(ErrorCode::kGone, "image " + key + " was deleted"));
+  }
   ObjectInfo info;
   auto data = pipeline_->store().Get(key, &info);
   if (!data.ok()) return ErrorResponse(data.error());
@@ -503,6 +510,16 @@ HttpResponse Api::GetImage(HttpRequest& request) {
     return response;
   }
   response.body = std::move(data.value());
+  return response;
+}
+
+HttpResponse Api::DeleteImage(HttpRequest& request) {
+  const std::string& key = request.path_params["key"];
+  if (auto s = pipeline_->DeleteImage(key, request.principal); !s) {
+    return ErrorResponse(s.error());
+  }
+  HttpResponse response = JsonResponse(204, "");
+  response.content_type.clear();
   return response;
 }
 

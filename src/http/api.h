@@ -82,6 +82,8 @@ class Api {
                             const std::string& event_prefix);
   HttpResponse ListImages(HttpRequest& request);
   HttpResponse GetImage(HttpRequest& request);
+  // 204, or 404 not_found / 410 gone (Pipeline::DeleteImage), for the caller's own images.
+  HttpResponse DeleteImage(HttpRequest& request);
   HttpResponse Ready(HttpRequest& request);
   // `ctx` carries a door's callbacks (progress, previews); its deadline and cancel flag are
   // set here from the request and the generate timeout.

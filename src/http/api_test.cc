@@ -88,6 +88,33 @@ TEST_F(ApiTest, GenerateThenFetchAndList) {
   EXPECT_EQ(page["images"][0]["seed"], 9);
 }
 
+TEST_F(ApiTest, DeleteAnswers204ThenGetHeadAndDeleteAnswer410) {
+  auto api = MakeApi({});
+  auto req = Post("/generate", R"({"prompt":"a red circle","seed":3,"job_id":"gone-1"})");
+  ASSERT_EQ(api->Handle(req).status, 200);
+  auto call = [&](const std::string& method, const std::string& path) {
+    HttpRequest r = Get(path);
+    r.method = method;
+    return api->Handle(r);
+  };
+  HttpResponse deleted = call("DELETE", "/images/gone-1.png");
+  EXPECT_EQ(deleted.status, 204);
+  EXPECT_TRUE(deleted.body.empty());
+  for (const char* method : {"GET", "DELETE"}) {
+    HttpResponse r = call(method, "/images/gone-1.png");
+    EXPECT_EQ(r.status, 410) << method;
+    EXPECT_EQ(Code(r), "gone") << method;
+  }
+  EXPECT_EQ(call("HEAD", "/images/gone-1.png").status, 410);
+  HttpResponse missing = call("DELETE", "/images/never.png");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(Code(missing), "not_found");
+  EXPECT_EQ(call("DELETE", "/images/a/../b.png").status, 400);
+  EXPECT_EQ(call("GET", "/images/never.png").status, 404);  // never stored: not gone
+  HttpResponse list = call("GET", "/images");
+  EXPECT_EQ(json::parse(list.body)["images"].size(), 0u);
+}
+
 TEST_F(ApiTest, ErrorContract) {
   auto api = MakeApi({});
   auto bad_json = Post("/generate", "{nope");

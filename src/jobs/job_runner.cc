@@ -128,6 +128,18 @@ Disposition JobRunner::Finish(const QueueMessage& message, JobRecord* record,
     return Delete(JobOutcome::kCancelled, record->job_id);
   }
   record->error = error;
+  if (error.code == ErrorCode::kGone) {
+    // The job's image was stored by an earlier delivery and deleted since (DELETE /images),
+    // before that delivery wrote its record: final, and nothing a dead-letter queue could
+    // retry. The record says failed with code "gone"; the message is acknowledged.
+    record->status = JobStatus::kFailed;
+    record->finished_ms = now;
+    if (auto s = Notify(*record, WebhookEvent::kCompleted); !s) {
+      return Release(record->job_id, 5, s.error());
+    }
+    (void)jobs_->Put(*record);
+    return {Action::kDelete, 0, ErrorReason(error), JobOutcome::kFailed, record->job_id, error};
+  }
   if (!IsRetryable(error.code) || message.receive_count >= options_.max_attempts) {
     record->status = JobStatus::kFailed;
     record->finished_ms = now;

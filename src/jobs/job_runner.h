@@ -3,7 +3,9 @@
 // own receipts) and the queue-triggered Lambda (whose messages SQS's event source mapping
 // holds) both run messages through a JobRunner and carry out the Disposition it returns.
 //
-// Outcomes: succeeded / cancelled / duplicate -> delete; not retryable (IsRetryable) ->
+// Outcomes: succeeded / cancelled / duplicate -> delete; gone (the job's image was deleted
+// after an earlier delivery stored it, before a record said so) -> record failed, delete, as
+// a redelivery never generates a deleted image again; not retryable (IsRetryable) ->
 // record failed, dead-letter with the reason; retryable -> record queued with the last error,
 // release with exponential backoff, and final (failed + dead-letter) once the receive count
 // reaches max_attempts. A record that cannot be read or written -> release and try again: a

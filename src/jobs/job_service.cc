@@ -262,11 +262,25 @@ Result<SubmitResult> JobService::SubmitChecked(GenerateRequest request,
   return SubmitResult{std::move(record), true};
 }
 
+void JobService::MarkDeletedImages(JobRecord* record) const {
+  if (record->status != JobStatus::kSucceeded || !record->result.is_object()) return;
+  json& result = record->result;
+  if (!result.contains("images") || !result["images"].is_array()) return;
+  for (json& image : result["images"]) {
+    if (!image.is_object() || !image.contains("key") || !image["key"].is_string()) continue;
+    auto deleted = pipeline_->IsDeleted(image["key"].get<std::string>());
+    if (!deleted.ok() || !deleted.value()) continue;  // unknown: shown as stored
+    image["deleted"] = true;
+    result["deleted"] = true;
+  }
+}
+
 Result<JobRecord> JobService::Get(const std::string& job_id, const std::string& owner) {
   auto record = jobs_->Get(job_id, owner);
   if (record.ok() && !record->enqueued) {
     return Error::Make(ErrorCode::kNotFound, "no such job: " + job_id);
   }
+  if (record.ok()) MarkDeletedImages(&record.value());
   return record;
 }
 

@@ -96,6 +96,8 @@ class JobService {
   Result<SubmitResult> Submit(GenerateRequest request, const std::string& idempotency_scope,
                               const std::string& idempotency_key,
                               const std::optional<WebhookSpec>& webhook = std::nullopt);
+  // A succeeded job whose images were deleted since (DELETE /images) keeps its result, read
+  // with "deleted": true on each deleted image and on the result (not written to the record).
   Result<JobRecord> Get(const std::string& job_id, const std::string& owner = "");
   // kNotFound for an unknown job. A finished job is returned unchanged; otherwise the
   // cancellation is recorded and the job as it now reads is returned.
@@ -104,6 +106,7 @@ class JobService {
 
  private:
   Result<std::shared_ptr<JobQueue>> Queue();
+  void MarkDeletedImages(JobRecord* record) const;
   Result<SubmitResult> SubmitChecked(GenerateRequest request, const std::string& idempotency_scope,
                                      const std::string& idempotency_key,
                                      const nlohmann::json& webhook);

@@ -577,5 +577,47 @@ TEST_F(JobsTest, AFinalRecordIsNeverRunAgain) {
   EXPECT_EQ(service_->Get(submitted->record.job_id)->status, JobStatus::kSucceeded);
 }
 
+// A job's image deleted (DELETE /images) is never generated again by any delivery: a
+// redelivery after the success stays a duplicate whose result reads "deleted"; one after a
+// delivery that stored the image but not its record ends as failed "gone", acknowledged.
+TEST_F(JobsTest, ADeletedImageIsNeverGeneratedAgainByARedelivery) {
+  auto done = service_->Submit(Request("cat"), "", "");
+  ASSERT_TRUE(done.ok());
+  Worker worker = MakeWorker();
+  QueueMessage message = ReceiveOne();
+  EXPECT_EQ(worker.Process(message), JobOutcome::kSucceeded);
+  const std::string key = done->record.job_id + ".png";
+  ASSERT_TRUE(pipeline_->DeleteImage(key, "").ok());
+  ASSERT_TRUE(queue_->Send(message.body).ok());  // at-least-once: the same message again
+  EXPECT_EQ(worker.Process(ReceiveOne()), JobOutcome::kDuplicate);
+  EXPECT_EQ(model_->calls, 1);
+  EXPECT_FALSE(store_->Head(key).ok());
+  auto record = service_->Get(done->record.job_id).value();
+  EXPECT_EQ(record.status, JobStatus::kSucceeded);
+  EXPECT_EQ(record.result["key"], key);
+  EXPECT_TRUE(record.result.value("deleted", false));
+  EXPECT_TRUE(record.result["images"][0].value("deleted", false));
+
+  auto half = service_->Submit(Request("dog"), "", "");
+  ASSERT_TRUE(half.ok());
+  store_->fail_put_containing = "jobs/";  // the image is stored, its record is not
+  QueueMessage first = ReceiveOne();
+  EXPECT_EQ(worker.Process(first), JobOutcome::kRetry);
+  store_->fail_put_containing.clear();
+  const std::string half_key = half->record.job_id + ".png";
+  ASSERT_TRUE(pipeline_->DeleteImage(half_key, "").ok());
+  ASSERT_TRUE(queue_->ChangeVisibility(first.receipt, 0).ok());
+  EXPECT_EQ(worker.Process(ReceiveOne()), JobOutcome::kFailed);
+  EXPECT_EQ(model_->calls, 2);  // the first delivery's generation only
+  EXPECT_FALSE(store_->Head(half_key).ok());
+  auto failed = service_->Get(half->record.job_id).value();
+  EXPECT_EQ(failed.status, JobStatus::kFailed);
+  ASSERT_TRUE(failed.error.has_value());
+  EXPECT_EQ(failed.error->code, ErrorCode::kGone);
+  auto stats = queue_->Stats().value();
+  EXPECT_EQ(stats.visible + stats.in_flight, 0);  // acknowledged
+  EXPECT_LE(stats.dead_letters, 0);               // not dead-lettered
+}
+
 }  // namespace
 }  // namespace imagegen

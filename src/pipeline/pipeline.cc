@@ -1,6 +1,7 @@
 #include "pipeline/pipeline.h"
 
 #include <algorithm>
+#include <array>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -29,6 +30,26 @@ using json = nlohmann::json;
 
 constexpr const char* kIndexDir = "index/images/";
 constexpr const char* kIndexMarker = "index/images.v1";
+// '_' starts no job id or owner, so no image key of any owner lies under it.
+constexpr const char* kTombstoneDir = "_deleted/";
+
+// Directories under the key prefix that hold the pipeline's and the jobs' own objects, never
+// images a caller may delete.
+constexpr std::array<std::string_view, 4> kInternalDirs = {"index/", "ids/", "jobs/",
+                                                           kTombstoneDir};
+
+// When an image was made, for its listing entry: its "created-ms" (or, for an image stored
+// before that was recorded, its modification time).
+int64_t ListingTime(const ObjectInfo& info) {
+  auto created = info.metadata.find("created-ms");
+  return created == info.metadata.end() ? info.modified_ms : std::atoll(created->second.c_str());
+}
+
+Error Gone(const std::string& key) {
+  Error e = Error::Make(ErrorCode::kGone, "image " + key + " was deleted");
+  e.field = "key";
+  return e;
+}
 
 Metadata ImageMetadata(const ValidRequest& request, const std::string& model, int64_t seed,
                        int64_t created_ms, bool alpha) {
@@ -161,6 +182,109 @@ std::string Pipeline::IndexKey(int64_t created_ms, const std::string& key) const
          key.substr(options_.key_prefix.size());
 }
 
+std::string Pipeline::TombstoneKey(const std::string& key) const {
+  if (!key.starts_with(options_.key_prefix)) return "";
+  return options_.key_prefix + kTombstoneDir + key.substr(options_.key_prefix.size()) + ".json";
+}
+
+bool Pipeline::IsDeletableImageKey(const std::string& key, const std::string& owner) const {
+  if (!CheckKey(key) || !HasImageExtension(key) || !key.starts_with(ScopePrefix(owner))) {
+    return false;
+  }
+  std::string_view rest = std::string_view(key).substr(options_.key_prefix.size());
+  return std::none_of(kInternalDirs.begin(), kInternalDirs.end(),
+                      [&](std::string_view dir) { return rest.starts_with(dir); });
+}
+
+Result<std::optional<ObjectInfo>> Pipeline::FindTombstone(const std::string& key) {
+  std::string tombstone = TombstoneKey(key);
+  if (tombstone.empty() || !CheckKey(tombstone)) return std::optional<ObjectInfo>();
+  auto head = store_->Head(tombstone);
+  if (head.ok()) return std::optional<ObjectInfo>(std::move(head.value()));
+  // S3 answers a missing key with 403 to a role without s3:ListBucket (the SAM stack's unless
+  // listing is enabled). Such a role still reads the whole prefix, tombstones included, so a
+  // tombstone that exists answers 200: a 403 here says there is none.
+  ErrorCode code = head.error().code;
+  if (code == ErrorCode::kNotFound || code == ErrorCode::kForbidden) {
+    return std::optional<ObjectInfo>();
+  }
+  return head.error();
+}
+
+Result<bool> Pipeline::IsDeleted(const std::string& key) {
+  auto tombstone = FindTombstone(key);
+  if (!tombstone.ok()) return tombstone.error();
+  return tombstone->has_value();
+}
+
+Status Pipeline::FinishDelete(const std::string& key, int64_t created_ms) {
+  if (auto s = store_->Delete(IndexKey(created_ms, key)); !s) return s;
+  return store_->Delete(key);
+}
+
+Result<CreateOutcome> Pipeline::WriteTombstone(const std::string& key, const ObjectInfo& image) {
+  auto field = [&image](const char* name) {
+    auto it = image.metadata.find(name);
+    return it == image.metadata.end() ? std::string() : it->second;
+  };
+  // The listing time lets a later DELETE remove the listing entry once the image is gone.
+  Metadata record = {{"created-ms", std::to_string(ListingTime(image))},
+                     {"deleted-ms", std::to_string(NowEpochMs())},
+                     {"job-id", field("job-id")},
+                     {"request-hash", field("request-hash")}};
+  json body = {{"key", key}, {"metadata", record}};
+  return store_->Create(TombstoneKey(key), body.dump(), "application/json", record);
+}
+
+Status Pipeline::DeleteImage(const std::string& key, const std::string& owner) {
+  if (auto s = CheckKey(key); !s) return s;
+  if (!IsDeletableImageKey(key, owner)) {
+    return Error::Make(ErrorCode::kNotFound, "no image " + key + " to delete");
+  }
+  auto deleted = FindTombstone(key);
+  if (!deleted.ok()) return deleted.error();
+  if (deleted->has_value()) {
+    // Deleted before, perhaps by a DELETE that crashed after its tombstone: finish it.
+    if (auto s = FinishDelete(key, ListingTime(**deleted)); !s) return s;
+    return Gone(key);
+  }
+  auto image = store_->Head(key);
+  if (!image.ok()) {
+    if (image.error().code != ErrorCode::kNotFound) return image.error();
+    return Error::Make(ErrorCode::kNotFound, "no image " + key + " to delete");
+  }
+  auto created = WriteTombstone(key, image.value());
+  if (!created.ok()) return created.error();
+  // From here on the image is gone whatever happens to the two deletes below.
+  if (auto s = FinishDelete(key, ListingTime(image.value())); !s) return s;
+  if (created.value() == CreateOutcome::kExists) return Gone(key);  // a concurrent DELETE won
+  GlobalMetrics().Add("imagegen_images_deleted_total", {});
+  return Status::Ok();
+}
+
+Status Pipeline::CheckNotDeleted(const ValidRequest& request) {
+  for (int i = 0; i < request.count; ++i) {
+    std::string key =
+        ImageKey(ScopePrefix(request.owner), request.job_id, i, ImageExtension(request.format));
+    auto deleted = IsDeleted(key);
+    if (!deleted.ok()) return deleted.error();
+    if (deleted.value()) return Gone(key);
+  }
+  return Status::Ok();
+}
+
+Status Pipeline::DropIfDeleted(const std::string& key, int64_t created_ms) {
+  auto deleted = IsDeleted(key);
+  if (!deleted.ok()) return deleted.error();
+  if (!deleted.value()) return Status::Ok();
+  // The tombstone was written after CheckNotDeleted looked: the DELETE may have run before
+  // this run's Create, which then stored the key again. Undo that. Should the undo fail (a
+  // role that may not delete, as the Terraform stack's queue function), the tombstone still
+  // hides the image and the next DELETE removes it: the run's answer is gone either way.
+  (void)FinishDelete(key, created_ms);
+  return Gone(key);
+}
+
 Result<JobIdClaim> Pipeline::ClaimJobId(const ValidRequest& request, RunOrigin origin,
                                         bool seed_given) {
   const std::string key = ClaimKey(request);
@@ -287,6 +411,7 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
     if (!claim.ok()) return claim.error();
     created_ms = claim->created_ms;
     req.seed = claim->seed;  // the id's seed, for a request that gave none
+    if (auto s = CheckNotDeleted(req); !s) return s.error();
     auto existing = FindExisting(req);
     if (!existing.ok()) return existing.error();
     if (existing.value()) {
@@ -314,6 +439,10 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
       if (req.background == Background::kOpaque) image.alpha.clear();  // asked for, kept opaque
       auto stored = StoreImage(req, i, image, seed, created_ms, &result);
       if (!stored.ok()) return stored.error();
+      // Only a named request's keys can have been deleted: a new id names keys nobody has seen.
+      if (client_named) {
+        if (auto s = DropIfDeleted(stored->key, created_ms); !s) return s.error();
+      }
       result.images.push_back(std::move(stored.value()));
     }
     result.seed = result.images.empty() ? req.seed : result.images.front().seed;
@@ -335,6 +464,19 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
   return result;
 }
 
+Status Pipeline::IndexOne(const std::string& key) {
+  auto info = store_->Head(key);
+  if (!info.ok()) return Status::Ok();  // deleted meanwhile
+  auto gone = IsDeleted(key);           // a DELETE that stopped after its tombstone
+  if (!gone.ok()) return gone.error();
+  if (gone.value()) return Status::Ok();
+  std::string entry = IndexKey(ListingTime(info.value()), key);
+  if (store_->Head(entry).ok()) return Status::Ok();  // indexed when it was stored
+  auto made = store_->Create(entry, "", "application/x-imagegen-index", {});
+  if (!made.ok()) return made.error();
+  return Status::Ok();
+}
+
 Status Pipeline::IndexExisting(const std::vector<std::string>& keys) {
   constexpr size_t kThreads = 8;
   std::atomic<size_t> next{0};
@@ -342,17 +484,9 @@ Status Pipeline::IndexExisting(const std::vector<std::string>& keys) {
   Status failed = Status::Ok();
   auto work = [&] {
     for (size_t i = next++; i < keys.size(); i = next++) {
-      auto info = store_->Head(keys[i]);
-      if (!info.ok()) continue;  // deleted meanwhile
-      auto created = info->metadata.find("created-ms");
-      int64_t ms =
-          created == info->metadata.end() ? info->modified_ms : std::atoll(created->second.c_str());
-      std::string entry = IndexKey(ms, keys[i]);
-      if (store_->Head(entry).ok()) continue;  // indexed when it was stored
-      auto made = store_->Create(entry, "", "application/x-imagegen-index", {});
-      if (!made.ok()) {
+      if (auto s = IndexOne(keys[i]); !s) {
         std::lock_guard<std::mutex> lock(mu);
-        failed = made.error();
+        failed = s.error();
       }
     }
   };
@@ -415,6 +549,10 @@ Result<ImagePage> Pipeline::ListImages(int limit, const std::string& cursor) {
       std::string key = options_.key_prefix + name;
       auto head = store_->Head(key);
       if (!head.ok()) continue;  // its generation failed, or has not stored it yet
+      // A DELETE that has written its tombstone but not yet removed the entry (or crashed).
+      auto gone = IsDeleted(key);
+      if (!gone.ok()) return gone.error();
+      if (gone.value()) continue;
       page.images.push_back({key, std::move(head.value())});
       if (static_cast<int>(page.images.size()) == limit) {
         // A full page may be followed by nothing; one extra empty page is cheaper than a

@@ -95,7 +95,9 @@ class Pipeline {
   // Runs the whole pipeline. A named request first claims its id (kConflict when the id names
   // another request, or, for kDirect, a job whose worker has not stored its images yet); with
   // its images already stored, returns them without generating again (the at-least-once
-  // delivery of queues relies on this). Images are stored create-only: an existing object is
+  // delivery of queues relies on this); with one of them deleted (DeleteImage), kGone, and
+  // nothing is generated or stored: a replay, a redelivery or a retry never brings a deleted
+  // image back. Images are stored create-only: an existing object is
   // never replaced; one of the same request is reused, one of another request is kConflict.
   // Thread-safe.
   Result<GenerateResult> Run(const GenerateRequest& request, const GenerateContext& ctx,
@@ -110,7 +112,24 @@ class Pipeline {
   // both. An entry whose image is absent (its generation failed) is skipped. A store written
   // before the index is indexed once, on the first listing (a full scan, then the marker
   // <key_prefix>index/images.v1).
+  // An image deleted by DELETE /images/{key} is skipped too (its tombstone, below).
   Result<ImagePage> ListImages(int limit, const std::string& cursor);
+
+  // Deletes the image `key` (as GET /images lists it) of `owner` (ScopePrefix: the caller's
+  // images only; "" without API keys: every image under the key prefix). kNotFound: no such
+  // image of this owner (or not an image key at all); kGone: it was deleted before (the call
+  // still finishes an interrupted deletion). Order, for crash safety:
+  //   1. a tombstone <key_prefix>_deleted/<key without key_prefix>.json, create-only, holding
+  //      the image's job id, request hash and listing time;
+  //   2. the image's listing entry;  3. the image (and a file store's metadata sidecar).
+  // Every reader checks the tombstone, so from step 1 on the image is gone for good: GET
+  // answers 410, listings skip it, and the pipeline never stores that key again (Run). A crash
+  // after step 1 leaves the image unreachable; the next DELETE (410) completes steps 2 and 3.
+  // The job id's claim (ids/...) stays: the id keeps naming its request, so a different
+  // request under it is still kConflict, and the same one is kGone.
+  Status DeleteImage(const std::string& key, const std::string& owner);
+  // Whether `key` has a tombstone (false for keys outside the key prefix: never deletable).
+  Result<bool> IsDeleted(const std::string& key);
 
   ImageModel& model() { return *model_; }
   ObjectStore& store() { return *store_; }
@@ -125,8 +144,20 @@ class Pipeline {
   std::string ScopePrefix(const std::string& owner) const;
   std::string ClaimKey(const ValidRequest& request) const;
   std::string IndexKey(int64_t created_ms, const std::string& key) const;
+  std::string TombstoneKey(const std::string& key) const;
+  // The tombstone's metadata, or nullopt when `key` has none.
+  Result<std::optional<ObjectInfo>> FindTombstone(const std::string& key);
+  bool IsDeletableImageKey(const std::string& key, const std::string& owner) const;
+  Result<CreateOutcome> WriteTombstone(const std::string& key, const ObjectInfo& image);
+  Status FinishDelete(const std::string& key, int64_t created_ms);
+  // kGone when an image of this named request was deleted (checked before generating).
+  Status CheckNotDeleted(const ValidRequest& request);
+  // After storing `key`: a DELETE that raced the run wins; what was just stored is removed.
+  Status DropIfDeleted(const std::string& key, int64_t created_ms);
   Status EnsureImageIndex();
   Status IndexExisting(const std::vector<std::string>& keys);
+  // The listing entry of `key`, an image stored before the index (none for one deleted).
+  Status IndexOne(const std::string& key);
 
   std::shared_ptr<ImageModel> model_;
   std::shared_ptr<ObjectStore> store_;

@@ -1,6 +1,6 @@
 // Drives the grown-up page in headless Chromium: keyboard submit (Ctrl+Enter) of a JPEG job, the
 // progress bar sampled while the job runs, the detail view's provenance, "use these settings
-// again", and the gallery's paging. Prints one JSON line of what it saw; the pytest side
+// again", the gallery's paging, and deleting an image from its detail view. Prints one JSON line of what it saw; the pytest side
 // (tests/integration/test_web_page.py) judges it.
 // Usage: node page_features.mjs PAGE_URL ARTIFACT_PREFIX
 import { chromium } from "playwright-core";
@@ -111,8 +111,32 @@ try {
     out.more_visible_after = await page.locator("#more").isVisible();
   }
   await page.screenshot({ path: prefix + "-gallery.png", fullPage: true });
+  out.console_errors = [...consoleErrors];
+
+  // Delete from the detail view: "Keep it" keeps it; confirming removes it from the grid, and
+  // the server answers 410 for it and lists it no more.
+  const target = page.locator(`#gallery figure[data-key="${out.new_key}"]`);
+  await target.locator("button.open").click();
+  await page.locator("#detail[open]").waitFor();
+  await page.click("#delete");
+  out.confirm_shown = await page.locator("#confirm-delete").isVisible();
+  await page.click("#delete-cancel");
+  out.kept_after_cancel = (await target.count()) === 1 && !(await page.locator("#confirm-delete").isVisible());
+  await page.click("#delete");
+  const deleted = page.waitForResponse((r) => r.request().method() === "DELETE");
+  await page.click("#delete-confirm");
+  out.delete_status = (await deleted).status();
+  await page.waitForFunction((key) => !document.querySelector(`#gallery figure[data-key="${key}"]`), out.new_key, { timeout: 30000 });
+  out.detail_closed_after_delete = !(await page.evaluate(() => document.querySelector("#detail").open));
+  out.after_delete = await page.locator("#gallery figure").count();
+  out.after_delete_server = await page.evaluate(async (key) => {
+    const got = await fetch(imageUrl(key), { headers: headers() });
+    const body = await got.json();
+    const listed = await (await fetch(api("images?limit=100"), { headers: headers() })).json();
+    return { status: got.status, code: body.error.code, listed: listed.images.some((i) => i.key === key), count: listed.images.length };
+  }, out.new_key);
   out.requested = [...new Set(requested)];
-  out.console_errors = consoleErrors;
+  out.delete_console_errors = consoleErrors.slice(out.console_errors.length);
   out.ok = true;
 } catch (e) {
   console.error(e.stack || String(e));

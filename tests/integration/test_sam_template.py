@@ -109,6 +109,9 @@ def test_sam_translator_transforms_to_least_privilege_stack():
     paths = api["Body"]["paths"]
     assert "post" in paths["/generate"] and "post" in paths["/v1/images/generations"]
     assert "get" in paths["/images/{key+}"] and "get" in paths["/healthz"]
+    assert "delete" in paths["/images/{key+}"]  # wherever GET /images/{key} is
+    deletes = [s for s in statements if isinstance(s, dict) and s.get("Action") == "s3:DeleteObject"]
+    assert [d["Resource"] for d in deletes] == [s3[0]["Resource"]]  # the owner prefix only
     assert "ApiUrl" in out["Outputs"]
     params = out["Parameters"]
     assert params["Architecture"]["Default"] == "arm64"

@@ -92,7 +92,7 @@ class StageProxy:
                 self.end_headers()
                 self.wfile.write(r.content)
 
-            do_GET = do_POST = _forward
+            do_GET = do_POST = do_DELETE = _forward
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -200,7 +200,15 @@ def check_features(out, prefix):
     assert out["page1"] == 12 and out["more_visible"]
     assert out["after_more"] == 15 and len(set(out["keys"])) == 15
     assert not out["more_visible_after"]
+    # Delete (with its confirm step): gone from the grid, 410 gone from the server, unlisted.
+    assert out["confirm_shown"] and out["kept_after_cancel"]
+    assert out["delete_status"] == 204 and out["detail_closed_after_delete"]
+    assert out["after_delete"] == 14
+    assert out["after_delete_server"] == {"status": 410, "code": "gone", "listed": False,
+                                          "count": 14}
     assert out["console_errors"] == []
+    # Chromium logs the 410 of the test's own GET of the deleted image; nothing else.
+    assert all("410" in c for c in out["delete_console_errors"]), out["delete_console_errors"]
     for name in ("detail", "gallery"):
         assert (ARTIFACTS / f"{prefix}-{name}.png").stat().st_size > 1000
 
