@@ -2,8 +2,11 @@
 (batch 2), and stable-diffusion.cpp's CLI on the same weights, in one run, per thread count.
 
   IMAGEGEN_REFERENCE_PYTHON=.venv-ref/bin/python .venv-ref/bin/python bench/sd/unet_bench.py
-      BUILD_DIR [--size 256] [--threads 1 2] [--repeat 2] [--work DIR] [--sdcpp PATH/sd-cli]
-      [--sdcpp-types f32 f16 q8_0]
+      BUILD_DIR [--compare-build DIR ...] [--size 256] [--threads 1 2] [--repeat 2] [--work DIR]
+      [--sdcpp PATH/sd-cli] [--sdcpp-types f32 f16 q8_0]
+
+--compare-build adds another engine build (e.g. one against PyPI's LibTorch 2.x, build-torch2)
+to the same run; each build is labelled with the LibTorch version its CMake cache records.
 
 The weights are tests/integration/make_sd1_checkpoint.py's random SD 1.5 (diffusers' init, seed
 0): its cached float16 single file (.cache/, 2.1 GB, made once) for sd.cpp, and the same UNet,
@@ -76,10 +79,27 @@ print(float((a - b).abs().max()), float(b.abs().max()))
 """
 
 
-def run_imagegen(tool, work, threads, repeat):
+def torch_version(build):
+    """The LibTorch version cmake/torch.cmake recorded in BUILD's cache, else that of the
+    TorchConfig a build dir configured before it found ("?" if neither)."""
+    cache = pathlib.Path(build) / "CMakeCache.txt"
+    entries = dict(line.split("=", 1) for line in
+                   (cache.read_text().splitlines() if cache.exists() else []) if "=" in line)
+    if "IMAGEGEN_TORCH_VERSION:INTERNAL" in entries:
+        return entries["IMAGEGEN_TORCH_VERSION:INTERNAL"]
+    version_file = pathlib.Path(entries.get("Torch_DIR:PATH", "/nonexistent"),
+                                "TorchConfigVersion.cmake")
+    if version_file.exists():
+        for line in version_file.read_text().splitlines():
+            if line.startswith("set(PACKAGE_VERSION "):
+                return line.split('"')[1]
+    return "?"
+
+
+def run_imagegen(tool, work, out, threads, repeat):
     child = subprocess.Popen(
         [str(tool), "unet", "--component", f"{work}/unet", "--inputs",
-         f"{work}/inputs.safetensors", "--out", f"{work}/imagegen.safetensors",
+         f"{work}/inputs.safetensors", "--out", out,
          "--threads", str(threads), "--repeat", str(repeat)], stdout=subprocess.PIPE, text=True)
     stdout = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
@@ -186,15 +206,15 @@ def print_sdcpp_table(rows, size):
               f"{r['peak_rss_mb']:.0f} |")
 
 
-def print_ratios(torch_rows, sdcpp_rows_, threads_list):
+def print_ratios(torch_rows, sdcpp_rows_, threads_list, reference, imagegen):
     kinds = list(dict.fromkeys(r["type"] for r in sdcpp_rows_))
     head = "".join(f" sd.cpp {k} s |" for k in kinds)
     ratio = "".join(f" sd.cpp {k} / diffusers |" for k in kinds)
     print(f"\n| threads | diffusers s | imagegen s |{head} imagegen / diffusers |{ratio}")
     print("|---" * (4 + 2 * len(kinds)) + "|")
     for t in threads_list:
-        d = next(r for r in torch_rows if r["side"] == "diffusers" and r["threads"] == t)
-        i = next(r for r in torch_rows if r["side"] == "imagegen" and r["threads"] == t)
+        d = next(r for r in torch_rows if r["side"] == reference and r["threads"] == t)
+        i = next(r for r in torch_rows if r["side"] == imagegen and r["threads"] == t)
         steps = {r["type"]: r["step_s"] for r in sdcpp_rows_ if r["threads"] == t}
         cells = "".join(f" {steps[k]:.2f} |" for k in kinds)
         ratios = "".join(f" {steps[k] / d['best']:.2f} |" for k in kinds)
@@ -205,6 +225,8 @@ def print_ratios(torch_rows, sdcpp_rows_, threads_list):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("build")
+    parser.add_argument("--compare-build", action="append", default=[],
+                        help="another build dir to measure in the same run")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=2)
@@ -214,7 +236,18 @@ def main():
     parser.add_argument("--sdcpp-types", nargs="+", default=["f32", "f16", "q8_0"])
     args = parser.parse_args()
     python = os.environ.get("IMAGEGEN_REFERENCE_PYTHON", sys.executable)
-    tool = pathlib.Path(args.build) / "imagegen-sd-nets"
+    builds = [args.build] + args.compare_build
+    for build in builds:
+        if not os.access(pathlib.Path(build) / "imagegen-sd-nets", os.X_OK):
+            raise SystemExit(f"{build}/imagegen-sd-nets is not built")
+    # side label -> (build dir, output file name in the work dir)
+    imagegens = {}
+    for n, build in enumerate(builds):
+        label = f"imagegen (torch {torch_version(build)}, {pathlib.Path(build).name})"
+        imagegens[label] = (build, f"imagegen{n}.safetensors")
+    python_torch = subprocess.run([python, "-c", "import torch; print(torch.__version__)"],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+    reference = f"diffusers (torch {python_torch})"
     work = args.work or tempfile.mkdtemp(prefix="sd-unet-bench-")
     print(f"start: {uptime()}", flush=True)
     try:
@@ -227,33 +260,39 @@ def main():
             models = sdcpp_models(args.sdcpp, checkpoint, work, args.sdcpp_types)
         rows, sd_rows = [], []
         for threads in args.threads:
-            for side in ("diffusers", "imagegen"):
-                if side == "diffusers":
+            for side in [reference, *imagegens]:
+                if side == reference:
                     out = subprocess.run([python, "-c", DIFFUSERS, work, str(threads),
                                           str(args.repeat)], stdout=subprocess.PIPE,
                                          text=True, check=True)
                     row = json.loads(out.stdout.strip().splitlines()[-1])
                 else:
-                    row = run_imagegen(tool, work, threads, args.repeat)
+                    build, out = imagegens[side]
+                    row = run_imagegen(pathlib.Path(build) / "imagegen-sd-nets", work,
+                                       f"{work}/{out}", threads, args.repeat)
                 row.update(side=side, threads=threads, size=args.size, best=min(row["seconds"]),
                            best_cpu=min(row["cpu_seconds"]))
                 print(json.dumps(row), flush=True)
                 rows.append(row)
             sd_rows += sdcpp_rows(args.sdcpp, models, work, args.size, threads) if models else []
         print(f"end: {uptime()}", flush=True)
-        diff = subprocess.run([python, "-c", COMPARE, f"{work}/imagegen.safetensors",
-                               f"{work}/diffusers.safetensors"], capture_output=True,
-                              text=True, check=True).stdout.split()
-        print(f"\nmax |imagegen - diffusers| = {float(diff[0]):.3g} (output max {float(diff[1]):.3g})")
+        print()
+        for side, (_, out) in imagegens.items():
+            diff = subprocess.run([python, "-c", COMPARE, f"{work}/{out}",
+                                   f"{work}/diffusers.safetensors"], capture_output=True,
+                                  text=True, check=True).stdout.split()
+            print(f"max |{side} - diffusers| = {float(diff[0]):.3g} "
+                  f"(output max {float(diff[1]):.3g})")
         print_torch_table(rows, args)
         for threads in args.threads:
-            d = next(r for r in rows if r["side"] == "diffusers" and r["threads"] == threads)
-            i = next(r for r in rows if r["side"] == "imagegen" and r["threads"] == threads)
-            print(f"threads {threads}: diffusers / imagegen = {d['best'] / i['best']:.2f} (wall), "
-                  f"{d['best_cpu'] / i['best_cpu']:.2f} (CPU)")
+            d = next(r for r in rows if r["side"] == reference and r["threads"] == threads)
+            for side in imagegens:
+                i = next(r for r in rows if r["side"] == side and r["threads"] == threads)
+                print(f"threads {threads}: {reference} / {side} = {d['best'] / i['best']:.2f} "
+                      f"(wall), {d['best_cpu'] / i['best_cpu']:.2f} (CPU)")
         if sd_rows:
             print_sdcpp_table(sd_rows, args.size)
-            print_ratios(rows, sd_rows, args.threads)
+            print_ratios(rows, sd_rows, args.threads, reference, next(iter(imagegens)))
     finally:
         if not args.keep and not args.work:
             shutil.rmtree(work, ignore_errors=True)

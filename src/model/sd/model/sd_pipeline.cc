@@ -343,7 +343,8 @@ class SdModel final : public ImageModel {
       auto b = blocks[0].reshape({3, -1}).t();
       // Normal equations with a little ridge, so a degenerate VAE still gives a finite map.
       auto ata = a.t().mm(a) + 1e-4 * torch::eye(5);
-      preview_map_ = torch::linalg::solve(ata, a.t().mm(b), /*left=*/true);
+      // ATen's op, not torch::linalg::solve: LibTorch 2.x's C++ frontend dropped torch/linalg.h.
+      preview_map_ = at::linalg_solve(ata, a.t().mm(b), /*left=*/true);
     });
     return preview_map_;
   }
