@@ -489,6 +489,9 @@ HttpResponse Api::ListImages(HttpRequest& request) {
 HttpResponse Api::GetImage(HttpRequest& request) {
   const std::string& key = request.path_params["key"];
   if (auto s = CheckKey(key); !s) return ErrorResponse(s.error());
+  if (!pipeline_->IsImageKey(key)) {
+    return ErrorResponse(Error::Make(ErrorCode::kNotFound, "no such image: " + key));
+  }
   // The tombstone first: an image whose DELETE crashed before removing it is gone too.
   auto deleted = pipeline_->IsDeleted(key);
   if (!deleted.ok()) return ErrorResponse(deleted.error());

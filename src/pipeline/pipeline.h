@@ -130,6 +130,10 @@ class Pipeline {
   Status DeleteImage(const std::string& key, const std::string& owner);
   // Whether `key` has a tombstone (false for keys outside the key prefix: never deletable).
   Result<bool> IsDeleted(const std::string& key);
+  // Whether GET /images may serve `key`: an image under the key prefix, not one of the
+  // pipeline's own objects (job records, id claims, the index, tombstones), which carry other
+  // owners' requests.
+  bool IsImageKey(const std::string& key) const { return IsDeletableImageKey(key, ""); }
 
   ImageModel& model() { return *model_; }
   ObjectStore& store() { return *store_; }
