@@ -30,6 +30,7 @@ try {
   await page.goto(pageUrl);
   await galleryLoaded();
   out.first_page = await page.locator("#gallery figure").count();
+  const firstBefore = await page.locator("#gallery figure").first().getAttribute("data-key");
 
   // Keyboard submit: the settings, then Ctrl+Enter in the prompt (Enter alone is a newline).
   await page.evaluate(() => { document.querySelector("#options").open = true; });
@@ -66,12 +67,16 @@ try {
   out.progress_values = [...new Set(samples.filter((v) => v !== null))];
   out.progress_screenshot = shot;
 
-  // The new image: first in the gallery, a JPEG.
+  // The new image: first in the gallery, a JPEG. "Done" can show before the gallery has
+  // reloaded (a buffering proxy delivers the stream's end and the listing close together):
+  // wait for a first figure other than the one before the submit.
   const figure = page.locator("#gallery figure").first();
-  await page.waitForFunction(() => {
-    const img = document.querySelector("#gallery figure img");
-    return img && img.complete && img.naturalWidth > 0;
-  }, null, { timeout: 30000 });
+  await page.waitForFunction((before) => {
+    const first = document.querySelector("#gallery figure");
+    const img = first && first.querySelector("img");
+    return first && first.getAttribute("data-key") !== before && img && img.complete &&
+      img.naturalWidth > 0;
+  }, firstBefore, { timeout: 30000 });
   out.new_key = await figure.getAttribute("data-key");
   out.new_type = await figure.getAttribute("data-type");
   out.served_type = Object.entries(imageTypes).find(([p]) => p.endsWith("/" + out.new_key))?.[1] || null;
