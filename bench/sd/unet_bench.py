@@ -3,7 +3,10 @@
 
   IMAGEGEN_REFERENCE_PYTHON=.venv-ref/bin/python .venv-ref/bin/python bench/sd/unet_bench.py
       BUILD_DIR [--compare-build DIR ...] [--size 256] [--threads 1 2] [--repeat 2] [--work DIR]
-      [--sdcpp PATH/sd-cli] [--sdcpp-types f32 f16 q8_0]
+      [--sdcpp PATH/sd-cli] [--sdcpp-types f32 f16 q8_0] [--precisions f32 bf16]
+
+--precisions runs imagegen (--precision) and diffusers (torch_dtype, inputs cast) at each
+compute precision; every output is compared with diffusers' float32 one.
 
 --compare-build adds another engine build (e.g. one against PyPI's LibTorch 2.x, build-torch2)
 to the same run; each build is labelled with the LibTorch version its CMake cache records.
@@ -53,12 +56,15 @@ save_file({"sample": torch.randn([2, 4, size // 8, size // 8], generator=g),
 DIFFUSERS = r"""
 import json, resource, sys, time, torch, diffusers
 from safetensors.torch import load_file, save_file
-work, threads, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+work, threads, repeat, precision, out_name = sys.argv[1:6]
+threads, repeat = int(threads), int(repeat)
+dtype = {"f32": torch.float32, "bf16": torch.bfloat16}[precision]
 torch.set_num_threads(threads)
 start = time.perf_counter()
-unet = diffusers.UNet2DConditionModel.from_pretrained(work + "/unet", local_files_only=True).eval()
+unet = diffusers.UNet2DConditionModel.from_pretrained(work + "/unet", local_files_only=True,
+                                                      torch_dtype=dtype).eval()
 load = time.perf_counter() - start
-x = load_file(work + "/inputs.safetensors")
+x = {k: v if k == "timestep" else v.to(dtype) for k, v in load_file(work + "/inputs.safetensors").items()}
 seconds, cpu_seconds = [], []
 with torch.inference_mode():
     for _ in range(repeat):
@@ -66,7 +72,7 @@ with torch.inference_mode():
         out = unet(x["sample"], x["timestep"], encoder_hidden_states=x["context"]).sample
         seconds.append(time.perf_counter() - start)
         cpu_seconds.append(time.process_time() - cpu_start)
-save_file({"out": out.contiguous()}, work + "/diffusers.safetensors")
+save_file({"out": out.float().contiguous()}, work + "/" + out_name)
 print(json.dumps({"load_seconds": load, "seconds": seconds, "cpu_seconds": cpu_seconds,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -96,11 +102,19 @@ def torch_version(build):
     return "?"
 
 
-def run_imagegen(tool, work, out, threads, repeat):
+def thread_env(threads):
+    """Every BLAS and OpenMP pool at the measured thread count: Debian's torch sends float32
+    matrix products to OpenBLAS, whose own pool otherwise takes every core whatever
+    torch.set_num_threads says."""
+    return dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+
+
+def run_imagegen(tool, work, out, threads, repeat, precision):
     child = subprocess.Popen(
         [str(tool), "unet", "--component", f"{work}/unet", "--inputs",
-         f"{work}/inputs.safetensors", "--out", out,
-         "--threads", str(threads), "--repeat", str(repeat)], stdout=subprocess.PIPE, text=True)
+         f"{work}/inputs.safetensors", "--out", out, "--precision", precision,
+         "--threads", str(threads), "--repeat", str(repeat)], stdout=subprocess.PIPE, text=True,
+        env=thread_env(threads))
     stdout = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -206,6 +220,20 @@ def print_sdcpp_table(rows, size):
               f"{r['peak_rss_mb']:.0f} |")
 
 
+def print_speedups(rows, threads_list, reference, imagegens, precisions):
+    """Each imagegen side against diffusers at the same precision, and against diffusers'
+    float32 (the reference's numbers)."""
+    for t in threads_list:
+        for p in precisions:
+            d = next(r for r in rows if r["side"] == f"{reference} {p}" and r["threads"] == t)
+            d32 = next(r for r in rows if r["side"] == f"{reference} f32" and r["threads"] == t)
+            for side in imagegens:
+                i = next(r for r in rows if r["side"] == f"{side} {p}" and r["threads"] == t)
+                print(f"threads {t}: diffusers {p} / {side} {p} = {d['best'] / i['best']:.2f} "
+                      f"(wall), {d['best_cpu'] / i['best_cpu']:.2f} (CPU); diffusers f32 / "
+                      f"{side} {p} = {d32['best'] / i['best']:.2f} (wall)")
+
+
 def print_ratios(torch_rows, sdcpp_rows_, threads_list, reference, imagegen):
     kinds = list(dict.fromkeys(r["type"] for r in sdcpp_rows_))
     head = "".join(f" sd.cpp {k} s |" for k in kinds)
@@ -234,6 +262,8 @@ def main():
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--sdcpp", help="stable-diffusion.cpp's sd-cli: add its column")
     parser.add_argument("--sdcpp-types", nargs="+", default=["f32", "f16", "q8_0"])
+    parser.add_argument("--precisions", nargs="+", default=["f32", "bf16"],
+                        choices=["f32", "bf16"], help="imagegen and diffusers at each")
     args = parser.parse_args()
     python = os.environ.get("IMAGEGEN_REFERENCE_PYTHON", sys.executable)
     builds = [args.build] + args.compare_build
@@ -260,39 +290,44 @@ def main():
             models = sdcpp_models(args.sdcpp, checkpoint, work, args.sdcpp_types)
         rows, sd_rows = [], []
         for threads in args.threads:
-            for side in [reference, *imagegens]:
-                if side == reference:
-                    out = subprocess.run([python, "-c", DIFFUSERS, work, str(threads),
-                                          str(args.repeat)], stdout=subprocess.PIPE,
-                                         text=True, check=True)
-                    row = json.loads(out.stdout.strip().splitlines()[-1])
-                else:
-                    build, out = imagegens[side]
-                    row = run_imagegen(pathlib.Path(build) / "imagegen-sd-nets", work,
-                                       f"{work}/{out}", threads, args.repeat)
-                row.update(side=side, threads=threads, size=args.size, best=min(row["seconds"]),
-                           best_cpu=min(row["cpu_seconds"]))
-                print(json.dumps(row), flush=True)
-                rows.append(row)
+            for precision in args.precisions:
+                for side in [reference, *imagegens]:
+                    if side == reference:
+                        out = subprocess.run([python, "-c", DIFFUSERS, work, str(threads),
+                                              str(args.repeat), precision,
+                                              f"diffusers-{precision}.safetensors"],
+                                             stdout=subprocess.PIPE, text=True, check=True,
+                                             env=thread_env(threads))
+                        row = json.loads(out.stdout.strip().splitlines()[-1])
+                    else:
+                        build, out = imagegens[side]
+                        row = run_imagegen(pathlib.Path(build) / "imagegen-sd-nets", work,
+                                           f"{work}/{precision}-{out}", threads, args.repeat,
+                                           precision)
+                    row.update(side=f"{side} {precision}", threads=threads, size=args.size,
+                               best=min(row["seconds"]), best_cpu=min(row["cpu_seconds"]))
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
             sd_rows += sdcpp_rows(args.sdcpp, models, work, args.size, threads) if models else []
         print(f"end: {uptime()}", flush=True)
         print()
-        for side, (_, out) in imagegens.items():
-            diff = subprocess.run([python, "-c", COMPARE, f"{work}/{out}",
-                                   f"{work}/diffusers.safetensors"], capture_output=True,
+        exact = f"{work}/diffusers-f32.safetensors"
+        outputs = [(f"diffusers {p}", f"{work}/diffusers-{p}.safetensors") for p in args.precisions]
+        outputs += [(f"{side} {p}", f"{work}/{p}-{out}") for side, (_, out) in imagegens.items()
+                    for p in args.precisions]
+        for label, path in outputs:
+            if path == exact or not os.path.exists(exact):
+                continue
+            diff = subprocess.run([python, "-c", COMPARE, path, exact], capture_output=True,
                                   text=True, check=True).stdout.split()
-            print(f"max |{side} - diffusers| = {float(diff[0]):.3g} "
+            print(f"max |{label} - diffusers f32| = {float(diff[0]):.3g} "
                   f"(output max {float(diff[1]):.3g})")
         print_torch_table(rows, args)
-        for threads in args.threads:
-            d = next(r for r in rows if r["side"] == reference and r["threads"] == threads)
-            for side in imagegens:
-                i = next(r for r in rows if r["side"] == side and r["threads"] == threads)
-                print(f"threads {threads}: {reference} / {side} = {d['best'] / i['best']:.2f} "
-                      f"(wall), {d['best_cpu'] / i['best_cpu']:.2f} (CPU)")
-        if sd_rows:
+        print_speedups(rows, args.threads, reference, imagegens, args.precisions)
+        if sd_rows and "f32" in args.precisions:
             print_sdcpp_table(sd_rows, args.size)
-            print_ratios(rows, sd_rows, args.threads, reference, next(iter(imagegens)))
+            print_ratios(rows, sd_rows, args.threads, reference + " f32",
+                         next(iter(imagegens)) + " f32")
     finally:
         if not args.keep and not args.work:
             shutil.rmtree(work, ignore_errors=True)

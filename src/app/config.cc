@@ -245,6 +245,13 @@ Result<Config> ParseConfigEnv(const aws::EnvLookup& lookup) {
     if (!threads.ok()) return threads.error();
     config.threads = threads.value();
   }
+  if (auto v = env("IMAGEGEN_PRECISION"); !v.empty()) {
+    if (v != "f32" && v != "bf16") {
+      return Error::Invalid("IMAGEGEN_PRECISION",
+                            "IMAGEGEN_PRECISION=\"" + v + "\" is not valid: f32 or bf16");
+    }
+    config.precision = v;
+  }
   struct IntSetting {
     const char* name;
     int lo, hi;
@@ -340,6 +347,10 @@ Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, cons
     std::string path = spec.size() > 6             ? spec.substr(6)
                        : !config.model_dir.empty() ? config.model_dir
                                                    : DefaultLocalModelPath();
+    if (config.precision != "f32") {
+      return Error::Invalid("precision", "precision " + config.precision +
+                                             " is for sd: checkpoints; the local model is f32");
+    }
     return LoadLocalModel(path, config.threads);
   }
   if (scheme == "sd") {
@@ -348,7 +359,7 @@ Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, cons
                             "sd needs a checkpoint: sd:PATH (a diffusers folder or a "
                             "single-file .safetensors)");
     }
-    return LoadSdModel(spec.substr(3), config.threads);
+    return LoadSdModel(spec.substr(3), config.threads, config.precision);
   }
 #endif
   if (scheme == "bedrock") {

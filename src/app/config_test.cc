@@ -110,7 +110,8 @@ TEST(ConfigFromEnv, BadValuesNameTheVariable) {
         Case{"IMAGEGEN_THREADS", "four"}, Case{"IMAGEGEN_THREADS", "-1"},
         Case{"IMAGEGEN_THREADS", "8x"}, Case{"IMAGEGEN_PRESIGN_EXPIRY", "0"},
         Case{"IMAGEGEN_PRESIGN_EXPIRY", "999999999999"}, Case{"IMAGEGEN_S3_PATH_STYLE", "maybe"},
-        Case{"IMAGEGEN_BEDROCK_RETRY_BASE_MS", "0"}}) {
+        Case{"IMAGEGEN_BEDROCK_RETRY_BASE_MS", "0"}, Case{"IMAGEGEN_PRECISION", "fp16"},
+        Case{"IMAGEGEN_PRECISION", "BF16"}}) {
     auto config = Parse({{c.name, c.value}});
     ASSERT_FALSE(config.ok()) << c.name << "=" << c.value;
     EXPECT_EQ(config.error().code, ErrorCode::kInvalidRequest);
@@ -128,12 +129,14 @@ TEST(ConfigFromEnv, LocalEndpointsMayUseTheirOwnRegionNames) {
 
 TEST(ConfigFromEnv, TypedValues) {
   auto config = Parse({{"IMAGEGEN_THREADS", "3"},
+                       {"IMAGEGEN_PRECISION", "bf16"},
                        {"IMAGEGEN_PRESIGN_EXPIRY", "60"},
                        {"IMAGEGEN_S3_PATH_STYLE", "true"},
                        {"IMAGEGEN_BEDROCK_RETRY_BASE_MS", "50"},
                        {"KEY_PREFIX", "candidate-42"}});
   ASSERT_TRUE(config.ok());
   EXPECT_EQ(config->threads, 3);
+  EXPECT_EQ(config->precision, "bf16");
   EXPECT_EQ(config->presign_expiry_s, 60);
   EXPECT_TRUE(config->s3_path_style);
   EXPECT_EQ(config->bedrock_retry_base_ms, 50);

@@ -54,6 +54,11 @@ void AddCommonFlags(CLI::App* command, Config* config) {
       ->add_option("--threads", config->threads,
                    "Threads for the embedded engine (0: automatic) [env IMAGEGEN_THREADS]")
       ->check(CLI::Range(0, 256));
+  command
+      ->add_option("--precision", config->precision,
+                   "Compute precision of sd: checkpoints: f32, or bf16 (about 2x faster on CPUs "
+                   "with AVX512-BF16, half the memory) [env IMAGEGEN_PRECISION]")
+      ->check(CLI::IsMember({"f32", "bf16"}));
 }
 
 int ReportError(const Error& error) {

@@ -76,6 +76,21 @@ for comp in spec["components"]:
             model.disable_tiling()
             save_file({"out": tiled.contiguous()},
                       os.path.join(folder, case["name"] + ".tiled.safetensors"))
+    # The same cases with the network and its inputs in bfloat16: the yardstick for our bf16.
+    from safetensors.torch import load_file
+    model = model.to(torch.bfloat16)
+    for case in comp["cases"]:
+        inputs = load_file(os.path.join(folder, case["name"] + ".in.safetensors"))
+        x = {k: (v if k == "timestep" else v.to(torch.bfloat16)) for k, v in inputs.items()}
+        with torch.no_grad():
+            if case["mode"] == "unet":
+                out = model(x["sample"], x["timestep"], encoder_hidden_states=x["context"]).sample
+            elif case["mode"] == "vae-decode":
+                out = model.decode(x["latents"]).sample
+            else:
+                out = model.encode(x["images"]).latent_dist.mean
+        save_file({"out": out.float().contiguous()},
+                  os.path.join(folder, case["name"] + ".bf16.safetensors"))
 print(json.dumps({"diffusers": diffusers.__version__, "torch": torch.__version__}))
 """
 
@@ -189,6 +204,24 @@ def test_matches_diffusers(reference, component, case, mode):
     print(f"{component}/{case}: max |diff| {diff:.3g} (output max {scale:.3g})")
     assert scale > 0.05  # the output is not degenerate, so agreement means something
     assert diff <= TOLERANCE
+
+
+@pytest.mark.parametrize("component,case,mode", PARITY, ids=[f"{c}-{k}" for c, k, _ in PARITY])
+def test_bf16_is_as_close_to_float32_as_diffusers_bf16(reference, component, case, mode):
+    """--precision bf16 against diffusers' float32 output, measured by how far diffusers' own
+    bfloat16 run (network and inputs cast, same torch) lands from it: bf16 rounding differs
+    with the order of operations, so ours may not match theirs bit for bit, but it must not be
+    materially less accurate."""
+    ours, exact = run_case(reference, component, case, mode, "--precision", "bf16")
+    theirs = read_safetensors(reference / component / f"{case}.bf16.safetensors")["out"]
+    ours_err, theirs_err = np.abs(ours - exact), np.abs(theirs - exact)
+    print(f"{component}/{case} bf16 vs f32 (output std {exact.std():.3g}): imagegen mean "
+          f"{ours_err.mean():.3g} max {ours_err.max():.3g}; diffusers bf16 mean "
+          f"{theirs_err.mean():.3g} max {theirs_err.max():.3g}")
+    assert theirs_err.mean() > TOLERANCE  # bf16 really ran on both sides
+    assert ours_err.mean() > TOLERANCE
+    assert ours_err.mean() <= 1.5 * theirs_err.mean()
+    assert ours_err.max() <= 2.0 * theirs_err.max()
 
 
 def test_tiled_decode_is_as_close_to_whole_decode_as_diffusers_tiling(reference):

@@ -29,6 +29,10 @@ from conftest import binary_path, run_cli
 HERE = pathlib.Path(__file__).resolve().parent
 TOLERANCE = 1
 MEAN_TOLERANCE = 0.01
+# bf16 keeps 8 bits of mantissa: after 4 Euler steps and the VAE decode, measured 2026-12-01
+# (folder and single file alike): mean 1.27 levels, max 8, from diffusers' float32 image.
+BF16_MEAN_LEVELS = 2.5
+BF16_MAX_LEVELS = 16
 # The tiny VAE has 2 levels (2x, not SD's 8x): imagegen's sizes are latents of 32..128 a side,
 # 64..256 pixels here; 64 keeps the VAE's attention (over every latent pixel) small.
 SIZE = 64
@@ -132,6 +136,8 @@ def ours(case, tmp_path):
             "--store", f"file://{tmp_path}/images", "--threads", "1"]
     if case["negative"]:
         args += ["--negative", case["negative"]]
+    if case.get("precision"):
+        args += ["--precision", case["precision"]]
     if case["mode"] != "txt2img":
         args += ["--init-image", case["init_image"], "--strength", str(case["strength"])]
     if case["mode"] == "inpaint":
@@ -219,6 +225,35 @@ def test_single_file_checkpoint_gives_the_folders_image(pipelines, tmp_path):
         assert r.returncode == 0, r.stderr[-3000:]
         images.append(np.asarray(Image.open(out).convert("RGB"), dtype=np.int16))
     assert np.abs(images[0] - images[1]).max() <= 1
+
+
+@pytest.mark.parametrize("layout", ["folder", "single_file"])
+def test_bf16_precision_draws_diffusers_float32_image_within_bf16_rounding(pipelines, tmp_path,
+                                                                          layout):
+    """--precision bf16 (UNet and VAE in bfloat16, weights converted at load from either
+    layout): not equal to the float32 image, but within a few 8-bit levels of it."""
+    paths = pipelines("sd1")
+    case = dict(BASE, family="sd1", folder=paths["folder"], sampler="euler",
+                out=str(tmp_path / "reference.npy"))
+    want = np.round(reference(case))
+    got, result = ours(dict(case, folder=paths[layout], precision="bf16"), tmp_path)
+    diff = np.abs(got - want)
+    print(f"\nbf16 {layout}: max {diff.max():.3f} mean {diff.mean():.4f} levels from diffusers' "
+          f"float32 image; image std {want.std():.2f}")
+    assert diff.mean() > MEAN_TOLERANCE  # bf16 really ran: f32 lands within 0.01 level
+    assert diff.mean() <= BF16_MEAN_LEVELS and diff.max() <= BF16_MAX_LEVELS
+    assert result["seed"] == BASE["seed"]
+
+
+def test_unknown_precision_is_refused_in_one_line(pipelines, tmp_path):
+    paths = pipelines("sd1")
+    r = run_cli("generate", "x", "--model", f"sd:{paths['folder']}", "--precision", "fp8",
+                "--store", f"file://{tmp_path}/images", cwd=tmp_path)
+    assert r.returncode != 0 and "precision" in r.stderr, r.stderr
+    r = run_cli("generate", "x", "--model", "local", "--precision", "bf16",
+                "--store", f"file://{tmp_path}/images", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "precision" in r.stderr, r.stderr
 
 
 def test_unknown_sampler_and_bad_strength_are_refused(pipelines, tmp_path):

@@ -6,6 +6,7 @@
 #include <memory>
 #include <set>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 #include "model/sd/checkpoint/ldm_layout.h"
@@ -90,7 +91,8 @@ Result<std::string_view> SourceBytes(const TensorEntry& entry, const WeightSourc
                             static_cast<size_t>(source.row_count) * stride);
 }
 
-Result<torch::Tensor> MakeTensor(const TensorEntry& entry, const WeightSource& source) {
+Result<torch::Tensor> MakeTensor(const TensorEntry& entry, const WeightSource& source,
+                                 torch::ScalarType target) {
   const torch::ScalarType type = StoredType(entry.dtype);
   if (type == torch::ScalarType::Undefined) {
     return Invalid("tensor " + source.key + " has dtype " + entry.dtype +
@@ -105,7 +107,7 @@ Result<torch::Tensor> MakeTensor(const TensorEntry& entry, const WeightSource& s
   }
   torch::Tensor stored = torch::empty(source.shape, torch::TensorOptions().dtype(type));
   if (!bytes->empty()) std::memcpy(stored.data_ptr(), bytes->data(), bytes->size());
-  return type == torch::kFloat ? stored : stored.to(torch::kFloat);
+  return type == target ? stored : stored.to(target);
 }
 
 struct Located {
@@ -113,14 +115,16 @@ struct Located {
   WeightSource source;
 };
 
-// Makes every tensor of `weights`, releasing each file range once its last user is made.
-Result<TensorMap> Materialise(const std::map<std::string, Located>& weights) {
+// Makes every tensor of `weights` as `target`, releasing each file range once its last user is
+// made.
+Result<TensorMap> Materialise(const std::map<std::string, Located>& weights,
+                              torch::ScalarType target) {
   std::map<std::pair<const OpenedFile*, std::string>, int> users;
   for (const auto& [name, w] : weights) ++users[{w.file, w.source.key}];
   TensorMap out;
   for (const auto& [name, w] : weights) {
     const TensorEntry& entry = w.file->view.tensors.at(w.source.key);
-    auto tensor = MakeTensor(entry, w.source);
+    auto tensor = MakeTensor(entry, w.source, target);
     if (!tensor) return Invalid(w.file->path.string() + ": " + tensor.error().message);
     out.emplace(name, std::move(*tensor));
     if (--users[{w.file, w.source.key}] == 0) w.file->map.Release(entry.bytes);
@@ -178,6 +182,11 @@ std::string ModernVaeName(std::string name) {
   return name;
 }
 
+// The text encoder stays float32 (it is small, and its output conditions every step).
+torch::ScalarType WeightType(ComponentKind kind, const LoadOptions& options) {
+  return kind == ComponentKind::kTextEncoder ? torch::kFloat : options.weight_type;
+}
+
 Result<Component> LoadFolderComponent(const fs::path& folder, const std::string& name,
                                       ComponentKind kind, const LoadOptions& options,
                                       OpenedFiles& files) {
@@ -205,7 +214,7 @@ Result<Component> LoadFolderComponent(const fs::path& folder, const std::string&
   if (auto checked = CheckComponentShapes(kind, *config, shapes); !checked) {
     return Invalid(dir.string() + ": " + checked.error().message);
   }
-  auto tensors = Materialise(weights);
+  auto tensors = Materialise(weights, WeightType(kind, options));
   if (!tensors) return tensors.error();
   return Component{std::move(*config), std::move(*tensors)};
 }
@@ -289,12 +298,14 @@ Result<Checkpoint> LoadSingleFile(const fs::path& path, const LoadOptions& optio
   ck.unknown_keys = plan->unknown_keys;
   ck.scheduler_config = DefaultSchedulerConfig(ck.family);
   ck.scheduler_config["prediction_type"] = ck.prediction_type;
-  const std::pair<ComponentPlan*, Component*> parts[] = {
-      {&plan->text_encoder, &ck.text_encoder}, {&plan->unet, &ck.unet}, {&plan->vae, &ck.vae}};
-  for (const auto& [part, target] : parts) {
+  const std::tuple<ComponentPlan*, Component*, ComponentKind> parts[] = {
+      {&plan->text_encoder, &ck.text_encoder, ComponentKind::kTextEncoder},
+      {&plan->unet, &ck.unet, ComponentKind::kUnet},
+      {&plan->vae, &ck.vae, ComponentKind::kVae}};
+  for (const auto& [part, target, kind] : parts) {
     std::map<std::string, Located> weights;
     for (auto& [name, source] : part->weights) weights[name] = Located{*opened, source};
-    auto tensors = Materialise(weights);
+    auto tensors = Materialise(weights, WeightType(kind, options));
     if (!tensors) return tensors.error();
     *target = Component{std::move(part->config), std::move(*tensors)};
   }

@@ -9,8 +9,9 @@
 //    ldm_layout.h for the layout and how its configs are inferred).
 // Pickled files (.ckpt, .pt, .pth, .bin, .pkl) are refused: unpickling runs code.
 //
-// Weights are memory-mapped and copied once into their tensors (F16/BF16/F64 converted to F32
-// then; LibTorch 1.13 has no half-precision CPU compute), the mapped pages released as each
+// Weights are memory-mapped and copied once into their tensors (converted to F32, or for the
+// UNet and VAE to BF16 when LoadOptions::weight_type asks; LibTorch 1.13 has no fast F16 CPU
+// compute), the mapped pages released as each
 // tensor is made, so the peak memory is about the float32 weights, not the file plus them.
 //
 // Where the tokenizer comes from: a folder's tokenizer/; for a single file
@@ -33,13 +34,16 @@ struct LoadOptions {
   std::filesystem::path tokenizer_dir;  // overrides where the tokenizer files are
   std::string prediction_type;          // "epsilon" | "v_prediction"; "" from the checkpoint
   std::string variant;  // "fp16": prefer *.fp16.safetensors in folders; "": the full files first
+  // The UNet's and VAE's weights are made in this type (kFloat or kBFloat16, the precision
+  // they will compute in); the text encoder's are always kFloat.
+  torch::ScalarType weight_type = torch::kFloat;
 };
 
 struct Checkpoint {
   Family family = Family::kSd1;
   std::string family_name;                // "sd1", "sd2", "sd2-v", "sd-turbo"
   std::string format;                     // "diffusers" or "single-file"
-  Component text_encoder, unet, vae;      // diffusers names and configs, float32
+  Component text_encoder, unet, vae;      // diffusers names and configs (see weight_type)
   nlohmann::json scheduler_config;        // scheduler/scheduler_config.json (synthesised for files)
   std::filesystem::path tokenizer_dir;    // vocab.json + merges.txt (+ configs)
   std::string prediction_type;            // "epsilon" | "v_prediction"

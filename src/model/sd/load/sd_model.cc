@@ -84,10 +84,15 @@ std::string ModelName(const std::string& path) {
 
 }  // namespace
 
-Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int threads) {
+Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int threads,
+                                                const std::string& precision) {
+  auto compute = sd::ComputeTypeNamed(precision);
+  if (!compute) return compute.error();
   if (threads > 0) torch::set_num_threads(threads);
   try {
-    auto checkpoint = sd::LoadCheckpoint(path);
+    sd::LoadOptions options;
+    options.weight_type = *compute;
+    auto checkpoint = sd::LoadCheckpoint(path, options);
     if (!checkpoint) return checkpoint.error();
     auto family = FamilyOf(*checkpoint);
     if (!family) return family.error();
@@ -95,9 +100,9 @@ Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int thr
     if (!tokenizer) return tokenizer.error();
     auto text = Named(sd::ClipTextEncoder::Create(checkpoint->text_encoder), "text_encoder");
     if (!text) return text.error();
-    auto unet = Named(sd::Unet::Create(checkpoint->unet), "unet");
+    auto unet = Named(sd::Unet::Create(checkpoint->unet, *compute), "unet");
     if (!unet) return unet.error();
-    auto vae = Named(sd::Vae::Create(checkpoint->vae), "vae");
+    auto vae = Named(sd::Vae::Create(checkpoint->vae, *compute), "vae");
     if (!vae) return vae.error();
     sd::SdModelSpec spec;
     spec.name = ModelName(path);

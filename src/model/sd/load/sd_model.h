@@ -11,11 +11,14 @@
 
 namespace imagegen {
 
-// Loads the checkpoint at `path` once (weights as float32 on the CPU) and returns its model,
-// named "sd:<last component of path>". `threads` > 0 sets LibTorch's intra-op threads
+// Loads the checkpoint at `path` once (weights on the CPU in the compute precision) and returns its
+// model, named "sd:<last component of path>". `threads` > 0 sets LibTorch's intra-op threads
 // (process-wide). Errors: kNotFound for a missing path; kInvalidRequest naming the problem for
 // a checkpoint that cannot be read or whose family is not SD 1.x, 2.x or SD-Turbo (SDXL is
 // refused).
-Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int threads);
+// `precision`: "f32" (diffusers' float32 numbers) or "bf16" (the UNet and VAE in bfloat16; the
+// text encoder and the sampler stay float32); anything else is kInvalidRequest.
+Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int threads,
+                                                const std::string& precision = "f32");
 
 }  // namespace imagegen

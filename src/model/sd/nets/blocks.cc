@@ -39,7 +39,9 @@ torch::Tensor ScoreScratch(int64_t batch, int64_t rows, int64_t cols,
                            const torch::TensorOptions& options) {
   thread_local torch::Tensor scratch;
   const int64_t need = batch * rows * cols;
-  if (!scratch.defined() || scratch.numel() < need) scratch = torch::empty({need}, options);
+  if (!scratch.defined() || scratch.numel() < need || scratch.dtype() != options.dtype()) {
+    scratch = torch::empty({need}, options);
+  }
   return scratch.narrow(0, 0, need).view({batch, rows, cols});
 }
 
@@ -70,7 +72,7 @@ torch::Tensor WeightSource::Take(const std::string& key, const std::vector<int64
     Fail("weight " + key + " has shape " + ShapeText(t.sizes()) + ", expected " + ShapeText(shape));
     return {};
   }
-  return t.to(torch::kFloat).contiguous();
+  return t.to(type_).contiguous();
 }
 
 void WeightSource::Fail(std::string message) {

@@ -1,8 +1,9 @@
 // The layers Stable Diffusion's UNet and VAE are made of, as diffusers 0.27 defines them,
 // over weights taken by diffusers name from a Component's TensorMap. Each layer is a plain
-// struct of float32 tensors with a const Forward, so one loaded network serves any number of
-// threads (callers hold torch::InferenceMode). Loading never throws: a missing or mis-shaped
-// weight is recorded in the WeightSource, whose Finish() names the first bad key.
+// struct of tensors of one compute type (float32, or bfloat16 where asked) with a const Forward, so
+// one loaded network serves any number of threads (callers hold torch::InferenceMode). Loading
+// never throws: a missing or mis-shaped weight is recorded in the WeightSource, whose Finish()
+// names the first bad key.
 #pragma once
 
 #include <torch/torch.h>
@@ -21,10 +22,12 @@ namespace imagegen::sd {
 // so that a network can be built in one pass and validated at the end.
 class WeightSource {
  public:
-  explicit WeightSource(const TensorMap& weights) : weights_(weights) {}
+  // `type`: the compute type every taken tensor is converted to (kFloat or kBFloat16).
+  explicit WeightSource(const TensorMap& weights, torch::ScalarType type = torch::kFloat)
+      : weights_(weights), type_(type) {}
 
-  // The tensor `key` as a contiguous float32 tensor of exactly `shape`; an undefined tensor
-  // (and a recorded error) when it is missing, has another shape or is not floating point.
+  // The tensor `key` as a contiguous tensor of the compute type and exactly `shape`; undefined
+  // (with a recorded error) when it is missing, has another shape or is not floating point.
   torch::Tensor Take(const std::string& key, const std::vector<int64_t>& shape);
   bool Has(const std::string& key) const { return weights_.count(key) > 0; }
   // Records a problem found in the configuration (the field is named in the message).
@@ -35,6 +38,7 @@ class WeightSource {
 
  private:
   const TensorMap& weights_;
+  torch::ScalarType type_;
   std::set<std::string> taken_;
   std::optional<Error> error_;
 };

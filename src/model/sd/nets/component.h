@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/error.h"
+
 namespace imagegen::sd {
 
 using TensorMap = std::map<std::string, torch::Tensor>;
@@ -19,5 +21,13 @@ struct Component {
   nlohmann::json config;  // the component's config.json as diffusers writes it
   TensorMap weights;
 };
+
+// The precision the UNet and VAE compute in, by its user-facing name: "f32" (float32, diffusers'
+// numbers) or "bf16" (bfloat16 weights and activations). kInvalidRequest for any other name.
+inline Result<torch::ScalarType> ComputeTypeNamed(const std::string& name) {
+  if (name == "f32") return torch::kFloat;
+  if (name == "bf16") return torch::kBFloat16;
+  return Error::Invalid("precision", "precision must be f32 or bf16, not \"" + name + "\"");
+}
 
 }  // namespace imagegen::sd

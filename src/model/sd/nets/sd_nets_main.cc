@@ -6,6 +6,7 @@
 //   imagegen-sd-nets vae-decode ... inputs: latents (already divided by the scaling factor);
 //     --tile T --overlap O decodes in tiles of T latent pixels
 //   imagegen-sd-nets vae-encode ... inputs: images in [-1, 1]; writes the latent mean
+//   --precision bf16 computes in bfloat16 (the output is still F32)
 // DIR holds config.json and diffusion_pytorch_model.safetensors (F32, F16 or BF16). The output
 // tensor is "out" (F32). stdout gets one JSON line: {"shape", "load_seconds", "seconds",
 // "cpu_seconds"} with one entry per --repeat. Errors: a message on stderr and the taxonomy's exit
@@ -107,7 +108,7 @@ imagegen::Status WriteOutput(const std::string& path, const torch::Tensor& out) 
 }
 
 struct Options {
-  std::string mode, component, inputs, out;
+  std::string mode, component, inputs, out, precision = "f32";
   int threads = 0, repeat = 1;
   int64_t tile = 0, overlap = 8;
 };
@@ -118,8 +119,10 @@ using Run = std::function<torch::Tensor()>;
 Result<Run> Prepare(const Options& options, const TensorMap& inputs) {
   auto component = ReadComponent(options.component);
   if (!component) return component.error();
+  auto compute = imagegen::sd::ComputeTypeNamed(options.precision);
+  if (!compute) return compute.error();
   if (options.mode == "unet") {
-    auto unet = imagegen::sd::Unet::Create(*component);
+    auto unet = imagegen::sd::Unet::Create(*component, *compute);
     if (!unet) return unet.error();
     auto sample = Input(inputs, "sample", 4);
     if (!sample) return sample.error();
@@ -135,7 +138,7 @@ Result<Run> Prepare(const Options& options, const TensorMap& inputs) {
     return Run(
         [unet = *unet, s = *sample, t = *timestep, c = *context] { return unet.Forward(s, t, c); });
   }
-  auto vae = imagegen::sd::Vae::Create(*component);
+  auto vae = imagegen::sd::Vae::Create(*component, *compute);
   if (!vae) return vae.error();
   if (options.mode == "vae-encode") {
     auto images = Input(inputs, "images", 4);
@@ -207,6 +210,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", options.threads, "intra-op threads (0: LibTorch's default)")
       ->check(CLI::Range(0, 256));
   app.add_option("--repeat", options.repeat, "forward passes to time")->check(CLI::Range(1, 100));
+  app.add_option("--precision", options.precision, "compute in f32 (default) or bf16")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   app.add_option("--tile", options.tile, "vae-decode in tiles of this many latent pixels")
       ->check(CLI::Range(int64_t{0}, int64_t{4096}));
   app.add_option("--overlap", options.overlap, "latent pixels shared by neighbouring tiles")

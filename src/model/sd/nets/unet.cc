@@ -235,12 +235,12 @@ void Unet::Net::Load(WeightSource& w) {
   conv_out = Conv2d::Load(w, "conv_out", base, c.out_channels, 3);
 }
 
-Result<Unet> Unet::Create(const Component& component) {
+Result<Unet> Unet::Create(const Component& component, torch::ScalarType compute) {
   auto config = ParseConfig(component.config);
   if (!config) return config.error();
   auto net = std::make_shared<Net>();
   net->config = std::move(*config);
-  WeightSource weights(component.weights);
+  WeightSource weights(component.weights, compute);
   try {
     torch::NoGradGuard no_grad;
     net->Load(weights);
@@ -258,12 +258,13 @@ torch::Tensor Unet::Forward(const torch::Tensor& sample, const torch::Tensor& ti
   const auto& c = n.config;
   const int64_t batch = sample.size(0);
   auto t = timestep.to(torch::kFloat).reshape({-1}).expand({batch});
-  auto temb = TimestepEmbedding(t, c.block_out[0], c.flip_sin_to_cos, c.freq_shift);
+  const auto type = n.conv_in.weight.scalar_type();  // the compute type Create was given
+  auto temb = TimestepEmbedding(t, c.block_out[0], c.flip_sin_to_cos, c.freq_shift).to(type);
   temb = n.time_2.Forward(SiluInPlace(n.time_1.Forward(temb)));
   const auto temb_silu = at::silu(temb);  // every resnet applies SiLU before its projection
-  const auto ctx = context.to(torch::kFloat).contiguous();
+  const auto ctx = context.to(type).contiguous();
 
-  auto h = n.conv_in.Forward(sample.to(torch::kFloat).contiguous());
+  auto h = n.conv_in.Forward(sample.to(type).contiguous());
   std::vector<torch::Tensor> skips{h};
   for (const Block& b : n.down) {
     for (size_t j = 0; j < b.resnets.size(); ++j) {
@@ -290,7 +291,7 @@ torch::Tensor Unet::Forward(const torch::Tensor& sample, const torch::Tensor& ti
       h = b.resample->Forward(at::upsample_nearest2d(h, {next.size(2), next.size(3)}));
     }
   }
-  return n.conv_out.Forward(SiluInPlace(n.norm_out.Forward(h)));
+  return n.conv_out.Forward(SiluInPlace(n.norm_out.Forward(h))).to(torch::kFloat);
 }
 
 int Unet::InChannels() const { return net_->config.in_channels; }

@@ -182,12 +182,12 @@ void Vae::Net::LoadDecoder(WeightSource& w) {
   dec_conv_out = Conv2d::Load(w, "decoder.conv_out", c.block_out[0], c.out_channels, 3);
 }
 
-Result<Vae> Vae::Create(const Component& component) {
+Result<Vae> Vae::Create(const Component& component, torch::ScalarType compute) {
   auto config = ParseConfig(component.config);
   if (!config) return config.error();
   auto net = std::make_shared<Net>();
   net->config = std::move(*config);
-  WeightSource weights(component.weights);
+  WeightSource weights(component.weights, compute);
   try {
     torch::NoGradGuard no_grad;
     net->LoadEncoder(weights);
@@ -202,7 +202,7 @@ Result<Vae> Vae::Create(const Component& component) {
 torch::Tensor Vae::Encode(const torch::Tensor& images) const {
   c10::InferenceMode inference;
   const Net& n = *net_;
-  auto h = n.enc_conv_in.Forward(images.to(torch::kFloat).contiguous());
+  auto h = n.enc_conv_in.Forward(images.to(n.enc_conv_in.weight.scalar_type()).contiguous());
   for (const Level& level : n.enc_levels) {
     h = RunResnets(level.resnets, h);
     if (level.resample) h = level.resample->Forward(at::constant_pad_nd(h, {0, 1, 0, 1}));
@@ -210,13 +210,14 @@ torch::Tensor Vae::Encode(const torch::Tensor& images) const {
   h = n.enc_mid.Forward(h);
   h = n.enc_conv_out.Forward(SiluInPlace(n.enc_norm_out.Forward(h)));
   auto moments = n.quant_conv.Forward(h);
-  return moments.narrow(1, 0, n.config.latent_channels).contiguous();
+  return moments.narrow(1, 0, n.config.latent_channels).to(torch::kFloat).contiguous();
 }
 
 torch::Tensor Vae::Decode(const torch::Tensor& latents) const {
   c10::InferenceMode inference;
   const Net& n = *net_;
-  auto h = n.post_quant_conv.Forward(latents.to(torch::kFloat).contiguous());
+  auto h =
+      n.post_quant_conv.Forward(latents.to(n.post_quant_conv.weight.scalar_type()).contiguous());
   h = n.dec_mid.Forward(n.dec_conv_in.Forward(h));
   for (const Level& level : n.dec_levels) {
     h = RunResnets(level.resnets, h);
@@ -224,7 +225,7 @@ torch::Tensor Vae::Decode(const torch::Tensor& latents) const {
       h = level.resample->Forward(at::upsample_nearest2d(h, {2 * h.size(2), 2 * h.size(3)}));
     }
   }
-  return n.dec_conv_out.Forward(SiluInPlace(n.dec_norm_out.Forward(h)));
+  return n.dec_conv_out.Forward(SiluInPlace(n.dec_norm_out.Forward(h))).to(torch::kFloat);
 }
 
 torch::Tensor Vae::DecodeTiled(const torch::Tensor& latents, int64_t tile, int64_t overlap) const {

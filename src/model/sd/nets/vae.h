@@ -16,7 +16,8 @@ class Vae {
  public:
   // kInvalidRequest naming the field or weight key when the config is not an AutoencoderKL
   // of these block types or the weights do not match it.
-  static Result<Vae> Create(const Component& component);
+  // `compute` as for Unet::Create: kFloat or kBFloat16; inputs and outputs are float32.
+  static Result<Vae> Create(const Component& component, torch::ScalarType compute = torch::kFloat);
 
   // latents [B, latent_channels, h, w], already divided by ScalingFactor() -> images
   // [B, out_channels, h * f, w * f] in about [-1, 1] (not clamped), f = DownscaleFactor().
