@@ -33,12 +33,10 @@ class CheckpointNetworks final : public sd::SdNetworks {
   torch::Tensor DecodeLatents(const torch::Tensor& latents, bool tiled) const override {
     return tiled ? vae_.DecodeTiled(latents, kDecodeTile, kDecodeOverlap) : vae_.Decode(latents);
   }
-  // The posterior's mean (what sd::Vae::Encode gives). diffusers adds std * randn(generator);
-  // the same randn is drawn here so the noise drawn after it is diffusers' noise.
+  // A sample of the posterior as diffusers' latent_dist.sample(generator) draws it.
   torch::Tensor EncodeImage(const torch::Tensor& images, at::Generator& generator) const override {
-    torch::Tensor mean = vae_.Encode(images);
-    (void)torch::randn(mean.sizes(), generator);
-    return mean;
+    auto posterior = vae_.EncodeDistribution(images);
+    return posterior.mean + posterior.std * torch::randn(posterior.mean.sizes(), generator);
   }
   double VaeScalingFactor() const override { return vae_.ScalingFactor(); }
   int VaeDownscaleFactor() const override { return vae_.DownscaleFactor(); }

@@ -200,6 +200,10 @@ Result<Vae> Vae::Create(const Component& component, torch::ScalarType compute) {
 }
 
 torch::Tensor Vae::Encode(const torch::Tensor& images) const {
+  return EncodeDistribution(images).mean;
+}
+
+Vae::Posterior Vae::EncodeDistribution(const torch::Tensor& images) const {
   c10::InferenceMode inference;
   const Net& n = *net_;
   auto h = n.enc_conv_in.Forward(images.to(n.enc_conv_in.weight.scalar_type()).contiguous());
@@ -209,8 +213,11 @@ torch::Tensor Vae::Encode(const torch::Tensor& images) const {
   }
   h = n.enc_mid.Forward(h);
   h = n.enc_conv_out.Forward(SiluInPlace(n.enc_norm_out.Forward(h)));
-  auto moments = n.quant_conv.Forward(h);
-  return moments.narrow(1, 0, n.config.latent_channels).to(torch::kFloat).contiguous();
+  auto moments = n.quant_conv.Forward(h).to(torch::kFloat);
+  const int64_t c = n.config.latent_channels;
+  // DiagonalGaussianDistribution: logvar clamped to [-30, 20], std = exp(logvar / 2).
+  auto logvar = moments.narrow(1, c, c).clamp(-30.0, 20.0);
+  return {moments.narrow(1, 0, c).contiguous(), at::exp(logvar * 0.5).contiguous()};
 }
 
 torch::Tensor Vae::Decode(const torch::Tensor& latents) const {

@@ -25,6 +25,12 @@ class Vae {
   // images [B, in_channels, H, W] in [-1, 1] -> the latent distribution's mean; the caller
   // multiplies by ScalingFactor().
   torch::Tensor Encode(const torch::Tensor& images) const;
+  // The whole latent distribution (diffusers' DiagonalGaussianDistribution): mean and std, each
+  // [B, latent_channels, H / f, W / f].
+  struct Posterior {
+    torch::Tensor mean, std;
+  };
+  Posterior EncodeDistribution(const torch::Tensor& images) const;
   // Decode in overlapping tiles of `tile` latent pixels, `overlap` of them shared between
   // neighbours and blended linearly, so memory is bounded by the tile and not the image.
   // The result differs from Decode near tile borders (each tile's group norms see only that
