@@ -111,3 +111,24 @@ def test_a_resumed_run_equals_an_unbroken_one(tmp_path):
                            str(tmp_path / "once/state.pt"), str(tmp_path / "twice/state.pt")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+
+
+def test_a_new_machine_continues_from_the_exported_weights(exported, tmp_path):
+    """Sessions start on fresh machines: --init seeds a new run from an exported folder (the
+    committed weights), the steps count on from its training.json, and an f16 export is half
+    the size and still drawn by imagegen as diffusers draws it."""
+    done = train(tmp_path / "work", "--init", str(exported), "--vae-steps", "12",
+                 "--unet-steps", "14", "--until", "export", "--out", str(tmp_path / "model"),
+                 "--export-dtype", "f16")
+    assert done["done"] == ["vae", "latents", "unet", "export"]  # the tokenizer is kept
+    assert done["unet_step"] == 14 and done["vae_step"] == 12
+    model = tmp_path / "model"
+    assert json.loads((model / "training.json").read_text())["unet_step"] == 14
+    assert (model / "tokenizer/vocab.json").read_bytes() == \
+        (exported / "tokenizer/vocab.json").read_bytes()
+    unet = model / "unet/diffusion_pytorch_model.safetensors"
+    full = exported / "unet/diffusion_pytorch_model.safetensors"
+    assert unet.stat().st_size < 0.6 * full.stat().st_size
+    case = dict(sdp.BASE, prompt="a croissant", negative="", family="emoji", folder=str(model),
+                sampler="euler", steps=4, size=64)
+    sdp.compare(case, tmp_path)

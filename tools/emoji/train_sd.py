@@ -19,6 +19,7 @@ from --seed on one device and thread count; a tqdm bar per stage.
       --out models/emoji/model
 """
 import argparse
+import hashlib
 import json
 import pathlib
 import random
@@ -55,14 +56,27 @@ def parse_args(argv):
     p.add_argument("--dataset", default=".cache/emoji/dataset")
     p.add_argument("--work", default=".cache/emoji/train")
     p.add_argument("--out", default=None, help="the diffusers folder written by 'export'")
+    p.add_argument("--init", default=None,
+                   help="start a new --work from an exported folder (its tokenizer, VAE, text "
+                        "encoder and UNet, and their step counts; the optimiser starts afresh): "
+                        "how a run continues on another machine from the committed weights")
+    p.add_argument("--export-dtype", choices=["f32", "f16"], default="f32",
+                   help="weights of the exported folder (f16 halves its size)")
     p.add_argument("--until", choices=STAGES, default="unet")
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget of this run")
     p.add_argument("--vae-steps", type=int, default=6000)
+    p.add_argument("--vae-crop", type=int, default=32,
+                   help="train the VAE on random crops of this size (64: whole images); the "
+                        "last tenth of its steps always sees whole images")
     p.add_argument("--unet-steps", type=int, default=200000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--vocab-size", type=int, default=8192)
     p.add_argument("--concepts", type=int, default=0, help="train on this many concepts only")
+    p.add_argument("--clean-only", action="store_true",
+                   help="the UNet trains on each sprite's clean rendering only (white, full size, "
+                        "centred: one picture per concept and style), not the augmented ones; "
+                        "fewer modes to learn on a small budget")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=1)
@@ -97,9 +111,11 @@ class Run:
         return g
 
 
-def load_rows(dataset, concepts):
+def load_rows(dataset, concepts, clean_only=False):
     rows = [json.loads(line) for line in (pathlib.Path(dataset) / "manifest.jsonl").open()]
     rows = [r for r in rows if r["split"] == "train"]
+    if clean_only:
+        rows = [r for r in rows if r["concept"] == "shapes" or r["image"].endswith("_0.png")]
     if concepts:
         names = sorted({r["concept"] for r in rows if r["concept"] != "shapes"})
         keep = set(([CROISSANT] if CROISSANT in names else []) + names[:concepts])
@@ -126,6 +142,7 @@ def stage_tokenizer(run, rows):
     captions = sorted({r["caption"] for r in rows})
     size = bpe_vocab.write_tokenizer(captions, run.args.vocab_size, run.work / "tokenizer")
     run.state["vocab_size"] = size
+    run.state["tokenizer_of"] = captions_key(rows)
     return True
 
 
@@ -140,12 +157,14 @@ def stage_vae(run, images):
     opt = adamw(vae.parameters(), run.args.lr)
     if "vae" in run.state:
         vae.load_state_dict(run.state["vae"])
-        opt.load_state_dict(run.state["vae_opt"])
+        if "vae_opt" in run.state:  # absent after --init
+            opt.load_state_dict(run.state["vae_opt"])
     step = run.state.get("vae_step", 0)
     bar = tqdm(total=run.args.vae_steps, initial=step, desc="vae", unit="step")
     while step < run.args.vae_steps and not run.out_of_time():
         g = run.rng("vae", step)
-        batch = images[torch.randint(len(images), (run.args.batch,), generator=g)].to(run.device)
+        batch = images[torch.randint(len(images), (run.args.batch,), generator=g)]
+        batch = _crop(batch, _vae_crop(run.args, step), g).to(run.device)
         posterior = vae.encode(batch).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=g).to(
             run.device)
@@ -166,6 +185,19 @@ def stage_vae(run, images):
     return step >= run.args.vae_steps
 
 
+def _vae_crop(args, step):
+    """Convolutions are translation-equivariant, so crops teach most of what whole images do at
+    a quarter of the cost (32 of 64); whole images at the end fit the norms' statistics."""
+    return 64 if step >= 0.9 * args.vae_steps else min(args.vae_crop, 64)
+
+
+def _crop(batch, size, g):
+    if size >= batch.shape[-1]:
+        return batch
+    y, x = (int(v) for v in torch.randint(batch.shape[-1] - size + 1, (2,), generator=g))
+    return batch[:, :, y:y + size, x:x + size]
+
+
 @torch.no_grad()
 def stage_latents(run, images):
     from diffusers import AutoencoderKL
@@ -180,7 +212,7 @@ def stage_latents(run, images):
     # As SD's 0.18215: scale the latents to unit variance for the diffusion.
     run.state["scaling_factor"] = float(1.0 / mean.std())
     run.state["latent_mean"], run.state["latent_std"] = mean, std
-    run.state["latents_of_vae_step"] = run.state["vae_step"]
+    run.state["latents_of"] = latents_key(run.state, images)
     return True
 
 
@@ -209,7 +241,8 @@ def stage_unet(run, captions):
     if "unet" in run.state:
         unet.load_state_dict(run.state["unet"])
         text.load_state_dict(run.state["text"])
-        opt.load_state_dict(run.state["unet_opt"])
+        if "unet_opt" in run.state:  # absent after --init
+            opt.load_state_dict(run.state["unet_opt"])
     tokenizer = CLIPTokenizer.from_pretrained(run.work / "tokenizer")
     noise_schedule = DDPMScheduler(**SCHEDULE)
     mean, std = run.state["latent_mean"], run.state["latent_std"]
@@ -266,22 +299,61 @@ def stage_export(run):
         vae=vae, text_encoder=text, tokenizer=CLIPTokenizer.from_pretrained(run.work / "tokenizer"),
         unet=unet, scheduler=EulerDiscreteScheduler(**SCHEDULE, steps_offset=1, timestep_spacing="leading"),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    if run.args.export_dtype == "f16":
+        for module in (vae, unet, text):
+            module.half()
     pipe.save_pretrained(run.args.out, safe_serialization=True)
     record = {k: run.state.get(k) for k in ("vae_step", "unet_step", "vocab_size",
-                                            "scaling_factor")}
+                                            "scaling_factor", "tokenizer_of")}
     record.update(seed=run.args.seed, batch=run.args.batch, lr=run.args.lr,
-                  concepts=run.args.concepts or "all")
+                  concepts=run.args.concepts or "all", clean_only=run.args.clean_only)
     (pathlib.Path(run.args.out) / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     return True
 
 
-def needed(state, stage):
-    """The tokenizer is learnt once; the latents again whenever the VAE trained on; the training
+def captions_key(rows):
+    return hashlib.sha256("\n".join(sorted({r["caption"] for r in rows})).encode()).hexdigest()
+
+
+def latents_key(state, images):
+    digest = hashlib.sha256(images.numpy().tobytes()).hexdigest()
+    return f"{state.get('vae_step')}:{digest}"
+
+
+def init_from(run, folder):
+    """A new run's state from an exported folder: weights and step counts, no optimiser."""
+    import shutil
+
+    from diffusers import StableDiffusionPipeline
+    if run.state:
+        raise SystemExit(f"train_sd: --init needs a new --work; {run.work} has a state")
+    folder = pathlib.Path(folder)
+    record = json.loads((folder / "training.json").read_text())
+    pipe = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True,
+                                                   torch_dtype=torch.float32)
+    shutil.copytree(folder / "tokenizer", run.work / "tokenizer", dirs_exist_ok=True)
+    run.state.update(
+        vocab_size=record["vocab_size"], tokenizer_of=record["tokenizer_of"],
+        vae={k: v.float() for k, v in pipe.vae.state_dict().items()},
+        vae_step=record["vae_step"],
+        unet={k: v.float() for k, v in pipe.unet.state_dict().items()},
+        text={k: v.float() for k, v in pipe.text_encoder.state_dict().items()},
+        unet_step=record["unet_step"])
+    run.save()
+
+
+def needed(state, stage, rows, images):
+    """The tokenizer is learnt again when the training captions change, before the UNet trains
+    on it; the latents again whenever the VAE trained on or the images changed; the training
     stages run to their (possibly raised) step targets; export always."""
     if stage == "tokenizer":
-        return "vocab_size" not in state
+        stale = state.get("tokenizer_of") != captions_key(rows)
+        if stale and "unet" in state:
+            raise SystemExit("train_sd: the training captions changed after the UNet started "
+                             "training on the old vocabulary; use a new --work")
+        return stale
     if stage == "latents":
-        return state.get("latents_of_vae_step") != state.get("vae_step")
+        return state.get("latents_of") != latents_key(state, images)
     return True
 
 
@@ -290,7 +362,9 @@ def main(argv):
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
     run = Run(args)
-    rows = load_rows(args.dataset, args.concepts)
+    if args.init:
+        init_from(run, args.init)
+    rows = load_rows(args.dataset, args.concepts, args.clean_only)
     if not rows:
         raise SystemExit(f"train_sd: no training rows in {args.dataset}/manifest.jsonl")
     images, captions = load_images(args.dataset, rows)
@@ -300,7 +374,7 @@ def main(argv):
               "unet": lambda: stage_unet(run, captions), "export": lambda: stage_export(run)}
     done = []
     for stage in STAGES[:STAGES.index(args.until) + 1]:
-        if not needed(run.state, stage):
+        if not needed(run.state, stage, rows, images):
             continue
         finished = stages[stage]()
         run.save()
