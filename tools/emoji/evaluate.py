@@ -89,13 +89,21 @@ def main():
     ap.add_argument("--concepts", type=int, default=20, help="how many concepts to sample")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--draw", default="0", help="which sample of concepts (a salt)")
+    ap.add_argument("--trained-on", type=pathlib.Path,
+                    help="a model's training.json: sample only the concepts it lists in "
+                         "concept_list (a model trained on a subset)")
     ap.add_argument("--save", type=pathlib.Path, help="keep the images here")
     ap.add_argument("--details", type=pathlib.Path, help="write every result here (JSONL)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, config = cn.load(args.model_dir)
-    concepts = pick_concepts(json.loads(args.concepts_json.read_text()), args.concepts,
-                             args.draw)
+    concepts = json.loads(args.concepts_json.read_text())
+    if args.trained_on:
+        trained = set(json.loads(args.trained_on.read_text()).get("concept_list", []))
+        if not trained:
+            raise SystemExit(f"evaluate: {args.trained_on} lists no concept_list")
+        concepts = [c for c in concepts if c["hexcode"] in trained]
+    concepts = pick_concepts(concepts, args.concepts, args.draw)
     seeds = [int(s) for s in args.seeds.split(",")]
     workdir = args.save or pathlib.Path(tempfile.mkdtemp(prefix="emoji-eval-"))
     workdir.mkdir(parents=True, exist_ok=True)

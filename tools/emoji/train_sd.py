@@ -72,7 +72,10 @@ def parse_args(argv):
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--vocab-size", type=int, default=8192)
-    p.add_argument("--concepts", type=int, default=0, help="train on this many concepts only")
+    p.add_argument("--concepts", type=int, default=0,
+                   help="train on this many concepts only: the croissant and a hash-chosen sample")
+    p.add_argument("--vae-from", default=None,
+                   help="a new run takes its VAE (weights and steps) from this state.pt")
     p.add_argument("--clean-only", action="store_true",
                    help="the UNet trains on each sprite's clean rendering only (white, full size, "
                         "centred: one picture per concept and style), not the augmented ones; "
@@ -117,11 +120,20 @@ def load_rows(dataset, concepts, clean_only=False):
     if clean_only:
         rows = [r for r in rows if r["concept"] == "shapes" or r["image"].endswith("_0.png")]
     if concepts:
-        names = sorted({r["concept"] for r in rows if r["concept"] != "shapes"})
-        keep = set(([CROISSANT] if CROISSANT in names else []) + names[:concepts])
-        keep = set(sorted(keep)[:concepts])
+        keep = set(subset(rows, concepts))
         rows = [r for r in rows if r["concept"] in keep]
     return rows
+
+
+def subset(rows, count):
+    """The croissant (the seed's demo prompt) and count - 1 other concepts in a stable order
+    that does not follow the hexcodes (the first hexcodes are all keycaps and symbols)."""
+    import emoji_data
+    names = sorted({r["concept"] for r in rows if r["concept"] != "shapes"})
+    first = [CROISSANT] if CROISSANT in names else []
+    others = sorted((n for n in names if n != CROISSANT),
+                    key=lambda n: emoji_data.stable_fraction("train-subset", n))
+    return sorted(first + others[:count - len(first)])
 
 
 def load_images(dataset, rows):
@@ -307,6 +319,9 @@ def stage_export(run):
                                             "scaling_factor", "tokenizer_of")}
     record.update(seed=run.args.seed, batch=run.args.batch, lr=run.args.lr,
                   concepts=run.args.concepts or "all", clean_only=run.args.clean_only)
+    if run.args.concepts:
+        rows = load_rows(run.args.dataset, run.args.concepts)
+        record["concept_list"] = sorted({r["concept"] for r in rows if r["concept"] != "shapes"})
     (pathlib.Path(run.args.out) / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     return True
 
@@ -364,6 +379,9 @@ def main(argv):
     run = Run(args)
     if args.init:
         init_from(run, args.init)
+    if args.vae_from and "vae" not in run.state:
+        other = torch.load(args.vae_from, map_location="cpu")
+        run.state.update(vae=other["vae"], vae_step=other["vae_step"])
     rows = load_rows(args.dataset, args.concepts, args.clean_only)
     if not rows:
         raise SystemExit(f"train_sd: no training rows in {args.dataset}/manifest.jsonl")
