@@ -510,22 +510,25 @@ def compare_state_dicts(a, b):
     return report
 
 
-def encode_text(paths, ids, clip_skip, out_file):
+def encode_text(paths, ids, clip_skip, out_file, dtype="f32"):
     """transformers' CLIPTextModel of the folder on `ids` ([[int]]), clip_skip counted as
     A1111 does (1 = last layer; k = diffusers' clip_skip k-1: hidden_states[-k] then the final
-    layer norm), written as "hidden" to out_file."""
+    layer norm), written as "hidden" (float32) to out_file; dtype "bf16" runs the model in
+    bfloat16, as diffusers' torch_dtype=torch.bfloat16 loads it."""
     import torch
     from safetensors.torch import save_file
     from transformers import CLIPTextModel
     model = CLIPTextModel.from_pretrained(pathlib.Path(paths["folder"]) / "text_encoder",
                                           local_files_only=True).eval()
+    if dtype == "bf16":
+        model = model.to(torch.bfloat16)
     with torch.no_grad():
         out = model(torch.tensor(ids, dtype=torch.long), output_hidden_states=True)
         if clip_skip == 1:
             hidden = out.last_hidden_state
         else:
             hidden = model.text_model.final_layer_norm(out.hidden_states[-clip_skip])
-    save_file({"hidden": hidden.contiguous()}, out_file)
+    save_file({"hidden": hidden.float().contiguous()}, out_file)
     return {"shape": list(hidden.shape)}
 
 
@@ -571,6 +574,7 @@ def main(argv):
     encode.add_argument("ids", help="JSON [[id, ...], ...]")
     encode.add_argument("clip_skip", type=int)
     encode.add_argument("result")
+    encode.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
     dump = sub.add_parser("dump", help="the folder's weights as diffusers loads them")
     dump.add_argument("out")
     dump.add_argument("result")
@@ -587,7 +591,8 @@ def main(argv):
     elif args.command == "roundtrip":
         print(json.dumps(compare_state_dicts(load_folder(paths), load_single_file(paths))))
     elif args.command == "encode":
-        print(json.dumps(encode_text(paths, json.loads(args.ids), args.clip_skip, args.result)))
+        print(json.dumps(encode_text(paths, json.loads(args.ids), args.clip_skip, args.result,
+                                     args.dtype)))
     elif args.command == "dump":
         print(json.dumps(dump_state(paths, args.result)))
     else:

@@ -32,13 +32,25 @@ def _missing():
 pytestmark = pytest.mark.skipif(bool(_missing()), reason=str(_missing()))
 
 
-def train(work, *args):
+def train(work, *args, status=0):
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     proc = subprocess.run([str(sd_reference.reference_python()), str(TRAIN), "--dataset",
                            str(DATASET), "--work", str(work), *SMALL, *args],
                           capture_output=True, text=True, timeout=900, env=env)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    assert proc.returncode == status, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]) if status == 0 else None
+
+
+def same_tensors(a, b, keys):
+    """Runs the reference Python to compare state.pt entries tensor for tensor."""
+    code = (
+        "import sys, torch\n"
+        "a = torch.load(sys.argv[1]); b = torch.load(sys.argv[2])\n"
+        "bad = [(n, k) for n in sys.argv[3:] for k in a[n] if not torch.equal(a[n][k], b[n][k])]\n"
+        "print(bad[:5]); sys.exit(1 if bad else 0)\n")
+    proc = subprocess.run([str(sd_reference.reference_python()), "-c", code, str(a), str(b),
+                           *keys], capture_output=True, text=True, timeout=300)
+    return proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +93,23 @@ def test_native_size_is_the_default(exported, tmp_path):
     assert json.loads(r.stdout)["width"] == 64
 
 
+def test_words_outside_the_training_captions_are_reported(exported, tmp_path):
+    """training.json lists the training captions' words; a prompt's other words come back in
+    `warnings` (as the bundled model reports its unknown words) and the image is still made."""
+    words = json.loads((exported / "training.json").read_text())["words"]
+    assert "croissant" in words and "bilde" in words and "zqxv" not in words
+
+    def warnings(prompt, *extra):
+        r = sdp.run_cli("generate", prompt, "--model", f"sd:{exported}", "--steps", "1",
+                        "--out", str(tmp_path / "w.png"), "--store", f"file://{tmp_path}/s",
+                        *extra, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout).get("warnings", [])
+
+    assert not [w for w in warnings("Et BILDE av croissant") if "unknown word" in w]
+    assert warnings("a croissant, a zqxv; zqxv!") == ['unknown word: "zqxv"']
+
+
 def test_tokenizer_is_learnt_from_training_captions_only(exported):
     rows = [json.loads(line) for line in (DATASET / "manifest.jsonl").open()]
     merges = (exported / "tokenizer/merges.txt").read_text().splitlines()[1:]
@@ -101,16 +130,8 @@ def test_a_resumed_run_equals_an_unbroken_one(tmp_path):
     train(tmp_path / "once", "--vae-steps", "6", "--until", "vae")
     train(tmp_path / "twice", "--vae-steps", "3", "--until", "vae")
     train(tmp_path / "twice", "--vae-steps", "6", "--until", "vae")
-    code = (
-        "import sys, torch\n"
-        "a = torch.load(sys.argv[1]); b = torch.load(sys.argv[2])\n"
-        "assert a['vae_step'] == b['vae_step'] == 6, (a['vae_step'], b['vae_step'])\n"
-        "bad = [k for k in a['vae'] if not torch.equal(a['vae'][k], b['vae'][k])]\n"
-        "print(len(a['vae']), bad[:5]); sys.exit(1 if bad else 0)\n")
-    proc = subprocess.run([str(sd_reference.reference_python()), "-c", code,
-                           str(tmp_path / "once/state.pt"), str(tmp_path / "twice/state.pt")],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    ok, why = same_tensors(tmp_path / "once/state.pt", tmp_path / "twice/state.pt", ["vae"])
+    assert ok, why
 
 
 def test_a_new_machine_continues_from_the_exported_weights(exported, tmp_path):
@@ -132,3 +153,28 @@ def test_a_new_machine_continues_from_the_exported_weights(exported, tmp_path):
     case = dict(sdp.BASE, prompt="a croissant", negative="", family="emoji", folder=str(model),
                 sampler="euler", steps=4, size=64)
     sdp.compare(case, tmp_path)
+
+
+def test_averaged_cosine_training_resumes_exactly_and_exports_the_average(tmp_path):
+    """--ema keeps an average of the weights in the state and export writes it; --lr-schedule
+    cosine decays to the run's end; a run stopped (--stop-at) and resumed equals the unbroken
+    one, average included."""
+    common = ("--vae-steps", "2", "--unet-steps", "6", "--ema", "0.5", "--lr-schedule", "cosine")
+    train(tmp_path / "once", *common, "--until", "export", "--out", str(tmp_path / "model"))
+    train(tmp_path / "twice", *common, "--stop-at", "3", status=3)
+    train(tmp_path / "twice", *common)
+    ok, why = same_tensors(tmp_path / "once/state.pt", tmp_path / "twice/state.pt",
+                           ["unet", "text", "unet_ema", "text_ema"])
+    assert ok, why
+    record = json.loads((tmp_path / "model/training.json").read_text())
+    assert record["ema"] == 0.5 and record["lr_schedule"] == "cosine" and record["lr_from"] == 0
+    code = (
+        "import sys, torch; from safetensors.torch import load_file\n"
+        "s = torch.load(sys.argv[1]); w = load_file(sys.argv[2])\n"
+        "k = 'conv_in.weight'\n"
+        "print(torch.equal(w[k], s['unet_ema'][k]), torch.equal(w[k], s['unet'][k]))\n")
+    proc = subprocess.run([str(sd_reference.reference_python()), "-c", code,
+                           str(tmp_path / "once/state.pt"),
+                           str(tmp_path / "model/unet/diffusion_pytorch_model.safetensors")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.stdout.split() == ["True", "False"], proc.stdout + proc.stderr[-2000:]

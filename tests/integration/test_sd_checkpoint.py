@@ -218,6 +218,30 @@ def test_text_encoder_matches_transformers(pipelines, family, clip_skip, tmp_pat
     assert float(np.abs(theirs).max()) > 0.1  # not a degenerate all-zero output
 
 
+@pytest.mark.parametrize("family", ["sd1", "sd2"])
+def test_bf16_text_encoder_is_as_close_to_float32_as_transformers_bf16(pipelines, family,
+                                                                        tmp_path):
+    """--precision bf16 against transformers' float32 hidden states, measured by how far
+    transformers' own bfloat16 run lands from them (the same yardstick as the UNet's and
+    VAE's, test_sd_nets.py): bf16 rounding depends on the order of operations."""
+    paths = pipelines[family]
+    ids = random_ids(np.random.default_rng(11), 3, 49407, 49407 if family == "sd1" else 0)
+    inspect(single_file(paths, tmp_path), "--ids", json.dumps(ids), "--precision", "bf16",
+            "--out", tmp_path / "ours.safetensors")
+    folder = pathlib.Path(paths["folder"]).parent
+    for dtype in ("f32", "bf16"):
+        sd_reference.run_reference("encode", folder, json.dumps(ids), 1,
+                                   tmp_path / f"{dtype}.safetensors", "--dtype", dtype)
+    exact = load_tensors(tmp_path / "f32.safetensors")["hidden"]
+    ours = np.abs(load_tensors(tmp_path / "ours.safetensors")["hidden"] - exact)
+    theirs = np.abs(load_tensors(tmp_path / "bf16.safetensors")["hidden"] - exact)
+    print(f"{family} bf16 text encoder vs f32: imagegen mean {ours.mean():.3g} max "
+          f"{ours.max():.3g}; transformers bf16 mean {theirs.mean():.3g} max {theirs.max():.3g}")
+    assert theirs.mean() > TEXT_TOLERANCE and ours.mean() > TEXT_TOLERANCE  # bf16 ran
+    assert ours.mean() <= 1.5 * theirs.mean()
+    assert ours.max() <= 2.0 * theirs.max()
+
+
 def test_long_prompt_in_chunks(pipelines, tmp_path):
     if not os.access(TOKENIZE, os.X_OK):
         pytest.skip(f"{TOKENIZE} is not built")

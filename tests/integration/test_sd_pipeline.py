@@ -221,8 +221,8 @@ def test_single_file_checkpoint_gives_the_folders_image(pipelines, tmp_path):
 @pytest.mark.parametrize("layout", ["folder", "single_file"])
 def test_bf16_precision_draws_diffusers_float32_image_within_bf16_rounding(pipelines, tmp_path,
                                                                           layout):
-    """--precision bf16 (UNet and VAE in bfloat16, weights converted at load from either
-    layout): not equal to the float32 image, but within a few 8-bit levels of it."""
+    """--precision bf16 (text encoder, UNet and VAE in bfloat16, weights converted at load
+    from either layout): not equal to the float32 image, but within a few 8-bit levels of it."""
     paths = pipelines("sd1")
     case = dict(BASE, family="sd1", folder=paths["folder"], sampler="euler",
                 out=str(tmp_path / "reference.npy"))

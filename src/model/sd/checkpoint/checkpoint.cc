@@ -105,7 +105,16 @@ Result<torch::Tensor> MakeTensor(const TensorEntry& entry, const WeightSource& s
   if (static_cast<size_t>(count) * SafetensorsDtypeSize(entry.dtype) != bytes->size()) {
     return Invalid("tensor " + source.key + " does not fit the shape its component needs");
   }
-  torch::Tensor stored = torch::empty(source.shape, torch::TensorOptions().dtype(type));
+  const auto stored_as = torch::TensorOptions().dtype(type);
+  const bool aligned =
+      reinterpret_cast<uintptr_t>(bytes->data()) % SafetensorsDtypeSize(entry.dtype) == 0;
+  if (type != target && aligned && !bytes->empty()) {
+    // Converted straight out of the mapping: a stored-type copy first would be a transient as
+    // large as the tensor, whose freed blocks fragment the heap (the peak RSS it left behind).
+    void* mapped = const_cast<char*>(bytes->data());  // read only: to() writes a new tensor
+    return torch::from_blob(mapped, source.shape, stored_as).to(target);
+  }
+  torch::Tensor stored = torch::empty(source.shape, stored_as);
   if (!bytes->empty()) std::memcpy(stored.data_ptr(), bytes->data(), bytes->size());
   return type == target ? stored : stored.to(target);
 }
@@ -182,11 +191,6 @@ std::string ModernVaeName(std::string name) {
   return name;
 }
 
-// The text encoder stays float32 (it is small, and its output conditions every step).
-torch::ScalarType WeightType(ComponentKind kind, const LoadOptions& options) {
-  return kind == ComponentKind::kTextEncoder ? torch::kFloat : options.weight_type;
-}
-
 Result<Component> LoadFolderComponent(const fs::path& folder, const std::string& name,
                                       ComponentKind kind, const LoadOptions& options,
                                       OpenedFiles& files) {
@@ -214,7 +218,7 @@ Result<Component> LoadFolderComponent(const fs::path& folder, const std::string&
   if (auto checked = CheckComponentShapes(kind, *config, shapes); !checked) {
     return Invalid(dir.string() + ": " + checked.error().message);
   }
-  auto tensors = Materialise(weights, WeightType(kind, options));
+  auto tensors = Materialise(weights, options.weight_type);
   if (!tensors) return tensors.error();
   return Component{std::move(*config), std::move(*tensors)};
 }
@@ -305,7 +309,7 @@ Result<Checkpoint> LoadSingleFile(const fs::path& path, const LoadOptions& optio
   for (const auto& [part, target, kind] : parts) {
     std::map<std::string, Located> weights;
     for (auto& [name, source] : part->weights) weights[name] = Located{*opened, source};
-    auto tensors = Materialise(weights, WeightType(kind, options));
+    auto tensors = Materialise(weights, options.weight_type);
     if (!tensors) return tensors.error();
     *target = Component{std::move(part->config), std::move(*tensors)};
   }

@@ -34,8 +34,8 @@ struct LoadOptions {
   std::filesystem::path tokenizer_dir;  // overrides where the tokenizer files are
   std::string prediction_type;          // "epsilon" | "v_prediction"; "" from the checkpoint
   std::string variant;  // "fp16": prefer *.fp16.safetensors in folders; "": the full files first
-  // The UNet's and VAE's weights are made in this type (kFloat or kBFloat16, the precision
-  // they will compute in); the text encoder's are always kFloat.
+  // Every component's weights are made in this type (kFloat or kBFloat16, the precision the
+  // networks will compute in), straight from the stored type.
   torch::ScalarType weight_type = torch::kFloat;
 };
 

@@ -119,6 +119,7 @@ imagegen::Result<torch::Tensor> ParseIds(const std::string& text) {
 int main(int argc, char** argv) {
   CLI::App app{"Loads a Stable Diffusion checkpoint and reports it as JSON"};
   std::string path, ids_json, prompt, out_path, dump_path, tokenizer, prediction, variant;
+  std::string precision = "f32";
   int clip_skip = 1;
   int threads = 0;
   app.add_option("checkpoint", path, "diffusers folder or single-file .safetensors")->required();
@@ -131,18 +132,21 @@ int main(int argc, char** argv) {
   app.add_option("--out", out_path, "safetensors file for the encoder's outputs");
   app.add_option("--dump-weights", dump_path, "safetensors file for every loaded weight");
   app.add_option("--threads", threads, "intra-op threads (0: LibTorch's default)");
+  app.add_option("--precision", precision, "weights and text encoder in f32 (default) or bf16");
   CLI11_PARSE(app, argc, argv);
+  auto compute = sd::ComputeTypeNamed(precision);
+  if (!compute) return Fail(compute.error());
   if (threads > 0) torch::set_num_threads(threads);
 
   const auto start = std::chrono::steady_clock::now();
-  auto ck = sd::LoadCheckpoint(path, sd::LoadOptions{tokenizer, prediction, variant});
+  auto ck = sd::LoadCheckpoint(path, sd::LoadOptions{tokenizer, prediction, variant, *compute});
   if (!ck) return Fail(ck.error());
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   std::vector<std::pair<std::string, torch::Tensor>> outputs;
   if (!ids_json.empty() || !prompt.empty()) {
-    auto encoder = sd::ClipTextEncoder::Create(ck->text_encoder);
+    auto encoder = sd::ClipTextEncoder::Create(ck->text_encoder, *compute);
     if (!encoder) return Fail(encoder.error());
     if (clip_skip < 1 || clip_skip > encoder->layers()) {
       return Fail(Error::Invalid("clip_skip",

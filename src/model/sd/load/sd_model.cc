@@ -1,6 +1,12 @@
 #include "model/sd/load/sd_model.h"
 
+#include <malloc.h>
+
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
 
 #include "model/sd/checkpoint/checkpoint.h"
 #include "model/sd/model/sd_pipeline.h"
@@ -74,6 +80,37 @@ Result<T> Named(Result<T> result, const std::string& what) {
   return e;
 }
 
+// imagegen's own models (tools/emoji/train_sd.py) list the words of their training captions
+// in training.json; other checkpoints have no such list, and their unknown words go unreported.
+Result<std::set<std::string>> KnownWords(const std::string& path) {
+  const fs::path record = fs::path(path) / "training.json";
+  std::error_code ec;
+  if (!fs::is_regular_file(record, ec)) return std::set<std::string>{};
+  std::ifstream in(record);
+  auto json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded() || !json.is_object()) {
+    return Error::Invalid("model", record.string() + " is not a JSON object");
+  }
+  std::set<std::string> words;
+  auto list = json.find("words");
+  if (list == json.end()) return words;
+  if (!list->is_array()) return Error::Invalid("model", record.string() + ": words is not a list");
+  for (const auto& word : *list) {
+    if (!word.is_string()) return Error::Invalid("model", record.string() + ": a word is not text");
+    words.insert(word.get<std::string>());
+  }
+  return words;
+}
+
+// Loading frees many tensor-sized blocks (q/k/v before they are joined, the checkpoint's
+// map); glibc keeps freed heap memory mapped, which would count in the peak RSS of every
+// generation after. malloc_trim hands the free pages back.
+void ReturnFreedHeapToTheSystem() {
+#ifdef __GLIBC__
+  ::malloc_trim(0);
+#endif
+}
+
 std::string ModelName(const std::string& path) {
   fs::path p = fs::path(path).lexically_normal();
   if (!p.has_filename()) p = p.parent_path();
@@ -94,14 +131,22 @@ Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int thr
     if (!checkpoint) return checkpoint.error();
     auto family = FamilyOf(*checkpoint);
     if (!family) return family.error();
+    auto known_words = KnownWords(path);
+    if (!known_words) return known_words.error();
     auto tokenizer = Named(sd::ClipTokenizer::LoadFolder(checkpoint->tokenizer_dir), "tokenizer");
     if (!tokenizer) return tokenizer.error();
-    auto text = Named(sd::ClipTextEncoder::Create(checkpoint->text_encoder), "text_encoder");
+    auto text =
+        Named(sd::ClipTextEncoder::Create(checkpoint->text_encoder, *compute), "text_encoder");
     if (!text) return text.error();
+    // Each network keeps what it uses; the rest (q, k and v before they are joined) is freed
+    // as each is made, not at the end, so it never adds to the peak.
+    checkpoint->text_encoder.weights.clear();
     auto unet = Named(sd::Unet::Create(checkpoint->unet, *compute), "unet");
     if (!unet) return unet.error();
+    checkpoint->unet.weights.clear();
     auto vae = Named(sd::Vae::Create(checkpoint->vae, *compute), "vae");
     if (!vae) return vae.error();
+    checkpoint->vae.weights.clear();
     sd::SdModelSpec spec;
     spec.name = ModelName(path);
     spec.family = *family;
@@ -110,7 +155,10 @@ Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int thr
         std::move(text).value(), std::move(unet).value(), std::move(vae).value());
     spec.scheduler_config = checkpoint->scheduler_config;
     spec.prediction_type = checkpoint->prediction_type;
-    return sd::MakeSdModel(std::move(spec));
+    spec.known_words = std::move(known_words).value();
+    auto model = sd::MakeSdModel(std::move(spec));
+    ReturnFreedHeapToTheSystem();
+    return model;
   } catch (const std::exception& e) {
     return Error::Make(ErrorCode::kInternal, std::string("sd model: ") + e.what());
   }

@@ -16,8 +16,10 @@ namespace imagegen {
 // (process-wide). Errors: kNotFound for a missing path; kInvalidRequest naming the problem for
 // a checkpoint that cannot be read or whose family is not SD 1.x, 2.x or SD-Turbo (SDXL is
 // refused).
-// `precision`: "f32" (diffusers' float32 numbers) or "bf16" (the UNet and VAE in bfloat16; the
-// text encoder and the sampler stay float32); anything else is kInvalidRequest.
+// `precision`: "f32" (diffusers' float32 numbers) or "bf16" (the text encoder, UNet and VAE in
+// bfloat16, as diffusers' torch_dtype=torch.bfloat16; the sampler stays float32); anything else
+// is kInvalidRequest. A model folder's training.json "words" (imagegen's own models) lists the
+// words its prompts are checked against (unknown ones are reported in warnings).
 Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int threads,
                                                 const std::string& precision = "f32");
 

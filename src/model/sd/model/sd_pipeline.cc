@@ -7,6 +7,8 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "image/codec.h"
@@ -197,6 +199,7 @@ class SdModel final : public ImageModel {
       e.field = field;
       return e;
     }
+    ReportUnknownWords(text, field, warnings);
     if (chunks->size() > 1) {
       warnings->push_back(field + " is longer than 75 tokens: encoded in " +
                           std::to_string(chunks->size()) + " chunks of 75 (A1111's way)");
@@ -208,6 +211,20 @@ class SdModel final : public ImageModel {
       states.push_back(spec_.networks->EncodeText(tensor));
     }
     return torch::cat(states, 1);
+  }
+
+  void ReportUnknownWords(const std::string& text, const std::string& field,
+                          std::vector<std::string>* warnings) const {
+    if (spec_.known_words.empty()) return;
+    auto words = spec_.tokenizer->Words(text);
+    if (!words) return;  // EncodeChunks has refused the same text already
+    const std::string what =
+        field == "prompt" ? "unknown word: \"" : "unknown word in " + field + ": \"";
+    std::set<std::string> reported;
+    for (const std::string& word : *words) {
+      if (spec_.known_words.contains(word) || !reported.insert(word).second) continue;
+      warnings->push_back(what + word + "\"");
+    }
   }
 
   // (uncond, cond) as one batch; the one with fewer chunks is padded with the empty prompt's

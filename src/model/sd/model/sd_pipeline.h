@@ -27,6 +27,7 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "model/image_model.h"
@@ -54,6 +55,10 @@ struct SdModelSpec {
   std::unique_ptr<SdNetworks> networks;
   nlohmann::json scheduler_config;  // scheduler/scheduler_config.json
   std::string prediction_type;      // overrides the scheduler config's when not empty
+  // The words the model was trained on (ClipTokenizer::Words of its captions), for models that
+  // list them (imagegen's own, in training.json): a prompt word outside it is reported in the
+  // output's warnings, as the bundled model reports its unknown words. Empty: not reported.
+  std::set<std::string> known_words;
 };
 
 // kInvalidRequest when the scheduler configuration is one the samplers do not implement.

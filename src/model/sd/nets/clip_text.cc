@@ -15,14 +15,14 @@ Error Invalid(const std::string& message) {
 }
 
 Result<torch::Tensor> Weight(const TensorMap& weights, const std::string& name,
-                             std::vector<int64_t> shape) {
+                             std::vector<int64_t> shape, torch::ScalarType type) {
   auto it = weights.find(name);
   if (it == weights.end()) return Invalid("missing weight " + name);
   if (it->second.sizes() != c10::IntArrayRef(shape)) {
     return Invalid("weight " + name + " has shape " + c10::str(it->second.sizes()) + ", expected " +
                    c10::str(c10::IntArrayRef(shape)));
   }
-  return it->second.to(torch::kFloat).contiguous();
+  return it->second.to(type).contiguous();
 }
 
 Result<int64_t> PositiveInt(const nlohmann::json& config, const char* name) {
@@ -35,7 +35,8 @@ Result<int64_t> PositiveInt(const nlohmann::json& config, const char* name) {
 
 }  // namespace
 
-Result<ClipTextEncoder> ClipTextEncoder::Create(const Component& component) {
+Result<ClipTextEncoder> ClipTextEncoder::Create(const Component& component,
+                                                torch::ScalarType compute) {
   const auto& config = component.config;
   auto hidden = PositiveInt(config, "hidden_size");
   auto heads = PositiveInt(config, "num_attention_heads");
@@ -52,6 +53,7 @@ Result<ClipTextEncoder> ClipTextEncoder::Create(const Component& component) {
     return Invalid("hidden_act '" + act + "' is not supported (quick_gelu, gelu)");
   }
   ClipTextEncoder e;
+  e.type_ = compute;
   e.hidden_ = *hidden;
   e.heads_ = *heads;
   e.quick_gelu_ = act == "quick_gelu";
@@ -66,10 +68,10 @@ Result<ClipTextEncoder> ClipTextEncoder::Create(const Component& component) {
       positions->second.size(1) != h) {
     return Invalid("token and position embeddings must be [*, hidden_size]");
   }
-  e.token_embedding_ = tokens->second.to(torch::kFloat).contiguous();
-  e.position_embedding_ = positions->second.to(torch::kFloat).contiguous();
-  auto norm_w = Weight(w, "text_model.final_layer_norm.weight", {h});
-  auto norm_b = Weight(w, "text_model.final_layer_norm.bias", {h});
+  e.token_embedding_ = tokens->second.to(compute).contiguous();
+  e.position_embedding_ = positions->second.to(compute).contiguous();
+  auto norm_w = Weight(w, "text_model.final_layer_norm.weight", {h}, compute);
+  auto norm_b = Weight(w, "text_model.final_layer_norm.bias", {h}, compute);
   if (!norm_w) return norm_w.error();
   if (!norm_b) return norm_b.error();
   e.final_norm_ = {*norm_w, *norm_b};
@@ -101,7 +103,7 @@ Result<ClipTextEncoder> ClipTextEncoder::Create(const Component& component) {
                           {&layer.fc2.weight, "mlp.fc2.weight", {h, m}},
                           {&layer.fc2.bias, "mlp.fc2.bias", {h}}};
     for (const auto& want : wants) {
-      auto t = Weight(w, p + want.name, want.shape);
+      auto t = Weight(w, p + want.name, want.shape, compute);
       if (!t) return t.error();
       *want.into = *t;
     }
@@ -150,9 +152,12 @@ torch::Tensor ClipTextEncoder::Encode(const torch::Tensor& ids, int clip_skip) c
   torch::Tensor x = token_embedding_.index_select(0, ids.reshape({-1})).view({b, t, hidden_}) +
                     position_embedding_.narrow(0, 0, t);
   // Causal: a token sees itself and the tokens before it (transformers fills with the float
-  // minimum, not -inf; softmax gives the same since every row keeps its diagonal).
-  const torch::Tensor mask =
-      torch::full({t, t}, std::numeric_limits<float>::lowest()).triu(1).view({1, 1, t, t});
+  // minimum, not -inf; softmax gives the same since every row keeps its diagonal; in bfloat16
+  // the float minimum rounds to -inf, with the same result).
+  const torch::Tensor mask = torch::full({t, t}, std::numeric_limits<float>::lowest())
+                                 .triu(1)
+                                 .view({1, 1, t, t})
+                                 .to(type_);
   const int run = layers() - (clip_skip - 1);
   for (int i = 0; i < run; ++i) {
     const Layer& layer = layers_[static_cast<size_t>(i)];
@@ -161,7 +166,8 @@ torch::Tensor ClipTextEncoder::Encode(const torch::Tensor& ids, int clip_skip) c
                       mask);
     x = x + Mlp(layer, torch::layer_norm(x, {hidden_}, layer.norm2.weight, layer.norm2.bias, eps_));
   }
-  return torch::layer_norm(x, {hidden_}, final_norm_.weight, final_norm_.bias, eps_);
+  return torch::layer_norm(x, {hidden_}, final_norm_.weight, final_norm_.bias, eps_)
+      .to(torch::kFloat);
 }
 
 Result<torch::Tensor> EncodePrompt(const ClipTokenizer& tokenizer, const ClipTextEncoder& encoder,

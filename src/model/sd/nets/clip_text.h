@@ -22,8 +22,11 @@ class ClipTokenizer;
 
 class ClipTextEncoder {
  public:
-  // kInvalidRequest naming the missing weight, wrong shape or unsupported activation.
-  static Result<ClipTextEncoder> Create(const Component& component);
+  // kInvalidRequest naming the missing weight, wrong shape or unsupported activation. The
+  // weights and the computation in `compute` (kFloat, or kBFloat16 as diffusers' torch_dtype
+  // puts the whole pipeline in bfloat16); Encode's output is float32 either way.
+  static Result<ClipTextEncoder> Create(const Component& component,
+                                        torch::ScalarType compute = torch::kFloat);
 
   // ids [B, T] int64 (T <= max_positions(), each id < vocab_size()) -> hidden states
   // [B, T, hidden_size()], float32. clip_skip counts as A1111 does: 1 = the last layer, 2 = the
@@ -60,6 +63,7 @@ class ClipTextEncoder {
   int64_t hidden_ = 0, heads_ = 0;
   double eps_ = 1e-5;
   bool quick_gelu_ = true;
+  torch::ScalarType type_ = torch::kFloat;
 };
 
 // A1111-style long prompts: ClipTokenizer::EncodeChunks, each chunk of 77 ids encoded, the

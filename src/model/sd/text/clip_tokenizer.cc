@@ -350,6 +350,27 @@ Result<std::vector<int32_t>> ClipTokenizer::Tokenize(std::string_view utf8) cons
   }
 }
 
+Result<std::vector<std::string>> ClipTokenizer::Words(std::string_view utf8) const {
+  std::optional<std::u32string> text = DecodeUtf8(utf8);
+  if (!text) return Error::Invalid("prompt", "the prompt is not valid UTF-8");
+  std::vector<std::string> words;
+  try {
+    for (const std::u32string& piece : CleanWords(*text)) {
+      size_t pos = 0;
+      while (pos < piece.size()) {
+        size_t end = pos;
+        while (end < piece.size() && IsLetter(piece[end])) ++end;
+        if (end > pos)
+          words.push_back(EncodeUtf8(std::u32string_view(piece).substr(pos, end - pos)));
+        pos = std::max(end, pos + 1);
+      }
+    }
+  } catch (const std::exception& e) {
+    return Error::Make(ErrorCode::kInternal, std::string("tokenizer: ") + e.what());
+  }
+  return words;
+}
+
 Result<std::vector<int32_t>> ClipTokenizer::Encode(std::string_view utf8) const {
   Result<std::vector<int32_t>> tokens = Tokenize(utf8);
   if (!tokens) return tokens.error();

@@ -82,6 +82,11 @@ class ClipTokenizer {
   Result<std::vector<std::vector<int32_t>>> EncodeChunks(std::string_view utf8,
                                                          const ChunkOptions& options = {}) const;
 
+  // The words of `utf8` as the pre-tokeniser sees them: the letter runs ([\p{L}]+) of the
+  // cleaned, lower-cased text, in order, as UTF-8 ("Et bilde av brød!" -> et, bilde, av, brød).
+  // For models that list the words they were trained on. kInvalidRequest as Tokenize.
+  Result<std::vector<std::string>> Words(std::string_view utf8) const;
+
   int32_t bos_id() const;
   int32_t eos_id() const;
   int32_t pad_id() const;

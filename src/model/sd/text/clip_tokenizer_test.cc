@@ -137,6 +137,22 @@ TEST(ClipTokenizer, CleansLowerCasesSplitsAndMerges) {
   EXPECT_EQ(*ids, (Ids{id("!"), id("!"), id(",</w>"), id("<|endoftext|>")}));
 }
 
+TEST(ClipTokenizer, WordsAreTheLowerCasedLetterRunsInUtf8) {
+  auto tokenizer = ClipTokenizer::FromFiles(TinyFiles());
+  ASSERT_TRUE(tokenizer.ok());
+  // Norwegian letters stay inside words; digits, apostrophes and punctuation split them.
+  auto words = tokenizer->Words(
+      "Et BILDE av br\xC3\xB8"
+      "d, 3 croissants!  it's");
+  ASSERT_TRUE(words.ok());
+  EXPECT_EQ(*words, (std::vector<std::string>{"et", "bilde", "av",
+                                              "br\xC3\xB8"
+                                              "d",
+                                              "croissants", "it", "s"}));
+  EXPECT_TRUE(tokenizer->Words("").value().empty());
+  EXPECT_FALSE(tokenizer->Words("\xFF").ok());  // not UTF-8
+}
+
 TEST(ClipTokenizer, SpecialTokensTypedInThePromptKeepTheirIds) {
   ClipTokenizerFiles files = TinyFiles();
   auto tokenizer = ClipTokenizer::FromFiles(files);
