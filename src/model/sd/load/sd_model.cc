@@ -113,7 +113,7 @@ void KeepLargeBlocksOutOfTheHeap() {
 #endif
 }
 
-// What loading freed while the heap still grew (before the threshold above applied to it).
+// The blocks under that threshold that loading freed (small tensors, configs, the JSON).
 void ReturnFreedHeapToTheSystem() {
 #ifdef __GLIBC__
   ::malloc_trim(0);
