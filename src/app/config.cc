@@ -252,6 +252,7 @@ Result<Config> ParseConfigEnv(const aws::EnvLookup& lookup) {
     }
     config.precision = v;
   }
+  if (auto v = env("IMAGEGEN_LORA_DIR"); !v.empty()) config.lora_dir = v;
   struct IntSetting {
     const char* name;
     int lo, hi;
@@ -359,7 +360,7 @@ Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, cons
                             "sd needs a checkpoint: sd:PATH (a diffusers folder or a "
                             "single-file .safetensors)");
     }
-    return LoadSdModel(spec.substr(3), config.threads, config.precision);
+    return LoadSdModel(spec.substr(3), config.threads, config.precision, config.lora_dir);
   }
 #endif
   if (scheme == "bedrock") {

@@ -53,6 +53,7 @@ struct Config {
   std::string queue = "sqlite://./data/queue.db";
   int threads = 0;                // model threads; 0: the engine's choice
   std::string precision = "f32";  // IMAGEGEN_PRECISION: sd: models' compute precision (f32, bf16)
+  std::string lora_dir;           // IMAGEGEN_LORA_DIR: where sd: prompts' <lora:NAME> files are
   std::string model_dir;  // IMAGEGEN_MODEL_DIR: the bundled model ("": found beside the binary)
   int presign_expiry_s = 3600;
   int64_t job_retention_s = 7 * 24 * 3600;  // IMAGEGEN_JOB_RETENTION: finished job records kept

@@ -59,6 +59,9 @@ void AddCommonFlags(CLI::App* command, Config* config) {
                    "Compute precision of sd: checkpoints: f32, or bf16 (about 2x faster on CPUs "
                    "with AVX512-BF16, half the memory) [env IMAGEGEN_PRECISION]")
       ->check(CLI::IsMember({"f32", "bf16"}));
+  command->add_option("--lora-dir", config->lora_dir,
+                      "Folder of LoRA *.safetensors files that sd: prompts name with "
+                      "<lora:NAME:SCALE> [env IMAGEGEN_LORA_DIR]");
 }
 
 int ReportError(const Error& error) {

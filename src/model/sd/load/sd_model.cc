@@ -9,6 +9,7 @@
 #include <string>
 
 #include "model/sd/checkpoint/checkpoint.h"
+#include "model/sd/lora/lora_weights.h"
 #include "model/sd/model/sd_pipeline.h"
 #include "model/sd/nets/clip_text.h"
 #include "model/sd/nets/unet.h"
@@ -25,10 +26,21 @@ using sd::SdFamily;
 constexpr int64_t kDecodeTile = 64;
 constexpr int64_t kDecodeOverlap = 16;
 
+// Where the text encoder's and the UNet's weights live, for LoRA updates; filled while the
+// networks are made, so it comes first.
+struct Targets {
+  sd::WeightTargets text, unet;
+};
+
 class CheckpointNetworks final : public sd::SdNetworks {
  public:
-  CheckpointNetworks(sd::ClipTextEncoder text, sd::Unet unet, sd::Vae vae)
-      : text_(std::move(text)), unet_(std::move(unet)), vae_(std::move(vae)) {}
+  CheckpointNetworks(sd::ClipTextEncoder text, sd::Unet unet, sd::Vae vae,
+                     std::unique_ptr<Targets> targets, const std::string& lora_dir)
+      : text_(std::move(text)),
+        unet_(std::move(unet)),
+        vae_(std::move(vae)),
+        targets_(std::move(targets)),
+        loras_(std::make_unique<sd::LoraWeights>(lora_dir, &targets_->text, &targets_->unet)) {}
 
   torch::Tensor EncodeText(const torch::Tensor& ids) const override { return text_.Encode(ids); }
   torch::Tensor Denoise(const torch::Tensor& sample, const torch::Tensor& timestep,
@@ -48,11 +60,18 @@ class CheckpointNetworks final : public sd::SdNetworks {
   int VaeDownscaleFactor() const override { return vae_.DownscaleFactor(); }
   int UnetSampleSize() const override { return unet_.SampleSize(); }
   int UnetSizeMultiple() const override { return unet_.SizeMultiple(); }
+  Result<std::shared_ptr<void>> UseLoras(const std::vector<sd::LoraUse>& loras) const override {
+    std::vector<sd::LoraChoice> choices;
+    for (const auto& use : loras) choices.push_back({use.name, use.scale});
+    return loras_->Use(choices);
+  }
 
  private:
   sd::ClipTextEncoder text_;
   sd::Unet unet_;
   sd::Vae vae_;
+  std::unique_ptr<Targets> targets_;
+  std::unique_ptr<sd::LoraWeights> loras_;  // changes weights in place, under its own lock
 };
 
 Result<SdFamily> FamilyOf(const sd::Checkpoint& checkpoint) {
@@ -129,7 +148,8 @@ std::string ModelName(const std::string& path) {
 }  // namespace
 
 Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int threads,
-                                                const std::string& precision) {
+                                                const std::string& precision,
+                                                const std::string& lora_dir) {
   auto compute = sd::ComputeTypeNamed(precision);
   if (!compute) return compute.error();
   if (threads > 0) torch::set_num_threads(threads);
@@ -145,13 +165,15 @@ Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int thr
     if (!known_words) return known_words.error();
     auto tokenizer = Named(sd::ClipTokenizer::LoadFolder(checkpoint->tokenizer_dir), "tokenizer");
     if (!tokenizer) return tokenizer.error();
+    auto targets = std::make_unique<Targets>();
     auto text =
-        Named(sd::ClipTextEncoder::Create(checkpoint->text_encoder, *compute), "text_encoder");
+        Named(sd::ClipTextEncoder::Create(checkpoint->text_encoder, *compute, &targets->text),
+              "text_encoder");
     if (!text) return text.error();
     // Each network keeps what it uses; the rest (q, k and v before they are joined) is freed
     // as each is made, not at the end, so it never adds to the peak.
     checkpoint->text_encoder.weights.clear();
-    auto unet = Named(sd::Unet::Create(checkpoint->unet, *compute), "unet");
+    auto unet = Named(sd::Unet::Create(checkpoint->unet, *compute, &targets->unet), "unet");
     if (!unet) return unet.error();
     checkpoint->unet.weights.clear();
     auto vae = Named(sd::Vae::Create(checkpoint->vae, *compute), "vae");
@@ -161,8 +183,9 @@ Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int thr
     spec.name = ModelName(path);
     spec.family = *family;
     spec.tokenizer = std::make_unique<sd::ClipTokenizer>(std::move(tokenizer).value());
-    spec.networks = std::make_unique<CheckpointNetworks>(
-        std::move(text).value(), std::move(unet).value(), std::move(vae).value());
+    spec.networks =
+        std::make_unique<CheckpointNetworks>(std::move(text).value(), std::move(unet).value(),
+                                             std::move(vae).value(), std::move(targets), lora_dir);
     spec.scheduler_config = checkpoint->scheduler_config;
     spec.prediction_type = checkpoint->prediction_type;
     spec.known_words = std::move(known_words).value();

@@ -20,7 +20,10 @@ namespace imagegen {
 // bfloat16, as diffusers' torch_dtype=torch.bfloat16; the sampler stays float32); anything else
 // is kInvalidRequest. A model folder's training.json "words" (imagegen's own models) lists the
 // words its prompts are checked against (unknown ones are reported in warnings).
+// `lora_dir`: the folder prompts' <lora:NAME:SCALE> tags find NAME.safetensors in ("": none;
+// model/sd/lora/lora_weights.h says how they are applied).
 Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int threads,
-                                                const std::string& precision = "f32");
+                                                const std::string& precision = "f32",
+                                                const std::string& lora_dir = "");
 
 }  // namespace imagegen

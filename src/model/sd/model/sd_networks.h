@@ -6,6 +6,12 @@
 #include <ATen/core/Generator.h>
 #include <torch/torch.h>
 
+#include <memory>
+#include <vector>
+
+#include "core/error.h"
+#include "model/sd/model/lora_tags.h"
+
 namespace imagegen::sd {
 
 class SdNetworks {
@@ -33,6 +39,15 @@ class SdNetworks {
   // family's default applies) and the multiple its latent sides must be.
   virtual int UnetSampleSize() const { return 0; }
   virtual int UnetSizeMultiple() const { return 8; }
+  // Holds the weights at the checkpoint's plus `loras` (empty: the checkpoint's own) for as long
+  // as the returned lease lives; a generation holds one from its first network call to its last.
+  // kInvalidRequest naming the LoRA when one cannot be used. Networks without LoRA support
+  // accept only the empty set.
+  virtual Result<std::shared_ptr<void>> UseLoras(const std::vector<LoraUse>& loras) const {
+    if (loras.empty()) return std::shared_ptr<void>();
+    return Error::Invalid("prompt",
+                          "this model takes no LoRAs (<lora:" + loras.front().name + ">)");
+  }
 };
 
 }  // namespace imagegen::sd

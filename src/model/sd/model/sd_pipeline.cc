@@ -151,7 +151,11 @@ class SdModel final : public ImageModel {
 
   Result<ModelOutput> GenerateImpl(const ValidRequest& request, const GenerateContext& ctx) {
     ModelOutput output;
-    auto job = PrepareJob(request, &output.warnings);
+    auto tagged = ExtractLoraTags(request.prompt);
+    if (!tagged) return tagged.error();
+    auto lease = spec_.networks->UseLoras(tagged->loras);
+    if (!lease) return lease.error();
+    auto job = PrepareJob(request, tagged->prompt, &output.warnings);
     if (!job) return job.error();
     for (int i = 0; i < request.count; ++i) {
       auto image = GenerateOne(request, *job, i, ctx);
@@ -162,7 +166,9 @@ class SdModel final : public ImageModel {
     return output;
   }
 
-  Result<Job> PrepareJob(const ValidRequest& request, std::vector<std::string>* warnings) const {
+  // `prompt`: the request's prompt without its LoRA tags.
+  Result<Job> PrepareJob(const ValidRequest& request, const std::string& prompt,
+                         std::vector<std::string>* warnings) const {
     Job job;
     const std::string& name = request.sampler.empty() ? limits_.samplers.front() : request.sampler;
     auto kind = SamplerFromName(name);
@@ -173,7 +179,7 @@ class SdModel final : public ImageModel {
     job.options = *options;
     // diffusers guides only above 1; SD-Turbo's few-step mode is trained without guidance.
     job.guided = request.guidance > 1.0 && job.sampler != SamplerKind::kTurbo;
-    auto cond = EncodePrompt(request.prompt, "prompt", warnings);
+    auto cond = EncodePrompt(prompt, "prompt", warnings);
     if (!cond) return cond.error();
     job.context = *cond;
     if (job.guided) {

@@ -72,7 +72,14 @@ torch::Tensor WeightSource::Take(const std::string& key, const std::vector<int64
     Fail("weight " + key + " has shape " + ShapeText(t.sizes()) + ", expected " + ShapeText(shape));
     return {};
   }
-  return t.to(type_).contiguous();
+  torch::Tensor out = t.to(type_).contiguous();
+  const bool matrix = out.dim() >= 2 && key.size() > 7 && key.ends_with(".weight");
+  if (matrix) Retarget(key, out);
+  return out;
+}
+
+void WeightSource::Retarget(const std::string& key, const torch::Tensor& weight, double factor) {
+  if (targets_ != nullptr && weight.defined()) targets_->Set(key, weight, factor);
 }
 
 void WeightSource::Fail(std::string message) {
@@ -203,8 +210,14 @@ Attention Attention::Load(WeightSource& w, const std::string& prefix, int64_t qu
   if (context_dim > 0) {
     a.q = q;
     a.kv = Linear{torch::cat({k.weight, v.weight}), cat_bias({k.bias, v.bias})};
+    w.Retarget(prefix + ".to_q.weight", a.q->weight, scale);
+    w.Retarget(prefix + ".to_k.weight", a.kv->weight.narrow(0, 0, inner));
+    w.Retarget(prefix + ".to_v.weight", a.kv->weight.narrow(0, inner, inner));
   } else {
     a.qkv = Linear{torch::cat({q.weight, k.weight, v.weight}), cat_bias({q.bias, k.bias, v.bias})};
+    w.Retarget(prefix + ".to_q.weight", a.qkv->weight.narrow(0, 0, inner), scale);
+    w.Retarget(prefix + ".to_k.weight", a.qkv->weight.narrow(0, inner, inner));
+    w.Retarget(prefix + ".to_v.weight", a.qkv->weight.narrow(0, 2 * inner, inner));
   }
   return a;
 }

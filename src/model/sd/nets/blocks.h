@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "model/sd/nets/component.h"
+#include "model/sd/nets/weight_targets.h"
 
 namespace imagegen::sd {
 
@@ -23,13 +24,20 @@ namespace imagegen::sd {
 class WeightSource {
  public:
   // `type`: the compute type every taken tensor is converted to (kFloat or kBFloat16).
-  explicit WeightSource(const TensorMap& weights, torch::ScalarType type = torch::kFloat)
-      : weights_(weights), type_(type) {}
+  // `targets` (optional): where each taken matrix or kernel (a ".weight" of 2 or more
+  // dimensions) ends up, for low-rank updates; layers that reshape or join weights re-record
+  // theirs with Retarget.
+  explicit WeightSource(const TensorMap& weights, torch::ScalarType type = torch::kFloat,
+                        WeightTargets* targets = nullptr)
+      : weights_(weights), type_(type), targets_(targets) {}
 
   // The tensor `key` as a contiguous tensor of the compute type and exactly `shape`; undefined
   // (with a recorded error) when it is missing, has another shape or is not floating point.
   torch::Tensor Take(const std::string& key, const std::vector<int64_t>& shape);
   bool Has(const std::string& key) const { return weights_.count(key) > 0; }
+  // Records that the weight `key` now lives in `weight` (a view the layer computes with),
+  // holding `factor` times the stored values. No-op without targets or for an undefined tensor.
+  void Retarget(const std::string& key, const torch::Tensor& weight, double factor = 1.0);
   // Records a problem found in the configuration (the field is named in the message).
   void Fail(std::string message);
   // OK when every taken tensor was right and every tensor in the map was taken: a tensor no
@@ -39,6 +47,7 @@ class WeightSource {
  private:
   const TensorMap& weights_;
   torch::ScalarType type_;
+  WeightTargets* targets_;
   std::set<std::string> taken_;
   std::optional<Error> error_;
 };

@@ -36,7 +36,7 @@ Result<int64_t> PositiveInt(const nlohmann::json& config, const char* name) {
 }  // namespace
 
 Result<ClipTextEncoder> ClipTextEncoder::Create(const Component& component,
-                                                torch::ScalarType compute) {
+                                                torch::ScalarType compute, WeightTargets* targets) {
   const auto& config = component.config;
   auto hidden = PositiveInt(config, "hidden_size");
   auto heads = PositiveInt(config, "num_attention_heads");
@@ -106,6 +106,7 @@ Result<ClipTextEncoder> ClipTextEncoder::Create(const Component& component,
       auto t = Weight(w, p + want.name, want.shape, compute);
       if (!t) return t.error();
       *want.into = *t;
+      if (targets != nullptr && want.shape.size() == 2) targets->Set(p + want.name, *t);
     }
     e.layers_.push_back(std::move(layer));
   }

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "model/sd/nets/component.h"
+#include "model/sd/nets/weight_targets.h"
 
 namespace imagegen::sd {
 
@@ -25,8 +26,11 @@ class ClipTextEncoder {
   // kInvalidRequest naming the missing weight, wrong shape or unsupported activation. The
   // weights and the computation in `compute` (kFloat, or kBFloat16 as diffusers' torch_dtype
   // puts the whole pipeline in bfloat16); Encode's output is float32 either way.
+  // `targets` (optional) records where each layer's matrices went (weight_targets.h), so that
+  // LoRA updates can change them in place.
   static Result<ClipTextEncoder> Create(const Component& component,
-                                        torch::ScalarType compute = torch::kFloat);
+                                        torch::ScalarType compute = torch::kFloat,
+                                        WeightTargets* targets = nullptr);
 
   // ids [B, T] int64 (T <= max_positions(), each id < vocab_size()) -> hidden states
   // [B, T, hidden_size()], float32. clip_skip counts as A1111 does: 1 = the last layer, 2 = the

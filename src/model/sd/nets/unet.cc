@@ -235,12 +235,13 @@ void Unet::Net::Load(WeightSource& w) {
   conv_out = Conv2d::Load(w, "conv_out", base, c.out_channels, 3);
 }
 
-Result<Unet> Unet::Create(const Component& component, torch::ScalarType compute) {
+Result<Unet> Unet::Create(const Component& component, torch::ScalarType compute,
+                          WeightTargets* targets) {
   auto config = ParseConfig(component.config);
   if (!config) return config.error();
   auto net = std::make_shared<Net>();
   net->config = std::move(*config);
-  WeightSource weights(component.weights, compute);
+  WeightSource weights(component.weights, compute, targets);
   try {
     torch::NoGradGuard no_grad;
     net->Load(weights);

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "model/sd/nets/component.h"
+#include "model/sd/nets/weight_targets.h"
 
 namespace imagegen::sd {
 
@@ -20,7 +21,10 @@ class Unet {
   // or the weights do not match it: a missing, mis-shaped or unexpected tensor. `compute`:
   // kFloat, or kBFloat16 (weights and activations; about 2x faster where the CPU has
   // AVX512-BF16, and half the memory), inputs and outputs staying float32 either way.
-  static Result<Unet> Create(const Component& component, torch::ScalarType compute = torch::kFloat);
+  // `targets` (optional) records where each matrix and kernel went (weight_targets.h), so that
+  // LoRA updates can change them in place.
+  static Result<Unet> Create(const Component& component, torch::ScalarType compute = torch::kFloat,
+                             WeightTargets* targets = nullptr);
 
   // The model output (noise or v, as trained) for sample [B, InChannels(), H, W] (any H
   // and W; where they are not multiples of 2^(levels-1) the up path resizes to the skip
