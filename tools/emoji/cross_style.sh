@@ -4,14 +4,22 @@
 # (top-1/top-5 beside raw-pixel nearest neighbour, steps, seconds). The two runs' weights stay
 # in .cache/emoji/checker-<style>/ (not shipped: the shipped checker trains on both styles).
 #   tools/emoji/cross_style.sh [STEPS]     (default 500; env PYTHON: the reference Python)
+# The two runs are independent and use one thread each, so they run side by side (one per core
+# of a 2-core machine); each writes its log to .cache/emoji/checker-<style>.log.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 python=${PYTHON:-${IMAGEGEN_REFERENCE_PYTHON:-.venv-ref/bin/python}}
 steps=${1:-500}
 export OPENBLAS_NUM_THREADS=1
+mkdir -p .cache/emoji
+pids=()
 for style in google twitter; do
   "$python" tools/emoji/train_checker.py --train-styles "$style" --steps "$steps" \
-    --out ".cache/emoji/checker-$style"
+    --out ".cache/emoji/checker-$style" > ".cache/emoji/checker-$style.log" 2>&1 &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do
+  wait "$pid" || { echo "cross_style: a training run failed (see .cache/emoji/checker-*.log)" >&2; exit 1; }
 done
 "$python" - <<'PY'
 import json
