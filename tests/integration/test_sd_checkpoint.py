@@ -9,7 +9,7 @@ from_single_file reads back exactly). The checks:
   identical (float32, bit for bit); the fp16 variant loads as float32(float16(w));
 - the text encoder's hidden states equal transformers' CLIPTextModel within 1e-5 absolute
   (clip_skip 1 and 2), long prompts in A1111 chunks;
-- pickled, truncated, corrupt, SDXL, mismatched, incomplete and unknown-layout checkpoints are
+- pickled, truncated, corrupt, SDXL refiner, mismatched, incomplete and unknown-layout checkpoints are
   refused with the reason in the message.
 """
 import json
@@ -45,6 +45,7 @@ EXPECTED = {  # family -> (single-file name that carries the hint, prediction ty
     "sd2": ("tiny-sd21-base.safetensors", "epsilon"),
     "sd2-v": ("tiny-sd21-768-v.safetensors", "v_prediction"),
     "sd-turbo": ("tiny-sd-turbo.safetensors", "epsilon"),
+    "sdxl": ("tiny-sdxl-base.safetensors", "epsilon"),
 }
 
 
@@ -60,12 +61,14 @@ def pipelines(tmp_path_factory):
 
 
 def single_file(paths, tmp_path, name=None):
-    """The pipeline's single file under its family's name, with its tokenizer/ beside it."""
+    """The pipeline's single file under its family's name, with its tokenizer/ (and SDXL's
+    tokenizer_2/) beside it."""
     family = paths["family"]
     target = tmp_path / (name or EXPECTED[family][0])
     shutil.copyfile(paths["single_file"], target)
-    if not (tmp_path / "tokenizer").exists():
-        shutil.copytree(paths["tokenizer"], tmp_path / "tokenizer")
+    for folder in ("tokenizer", "tokenizer_2"):
+        if paths.get(folder) and not (tmp_path / folder).exists():
+            shutil.copytree(paths[folder], tmp_path / folder)
     return target
 
 
@@ -100,6 +103,11 @@ ARCHITECTURE = {
     "vae": ["in_channels", "out_channels", "latent_channels", "block_out_channels",
             "layers_per_block", "down_block_types", "up_block_types", "scaling_factor"],
 }
+SDXL_ARCHITECTURE = {  # besides the above
+    "text_encoder_2": ARCHITECTURE["text_encoder"] + ["projection_dim"],
+    "unet": ["transformer_layers_per_block", "addition_embed_type", "addition_time_embed_dim",
+             "projection_class_embeddings_input_dim"],
+}
 
 
 def normalised(value):
@@ -119,7 +127,11 @@ def test_family_from_folder_and_single_file(pipelines, family, tmp_path):
         assert answer["unknown_keys"] == []
         assert answer["scheduler_config"]["prediction_type"] == prediction
     # The configs a single file's shapes imply are the folder's, field by field.
-    for component, fields in ARCHITECTURE.items():
+    checks = list(ARCHITECTURE.items())
+    if family == "sdxl":
+        checks += list(SDXL_ARCHITECTURE.items())
+        assert single["force_zeros_for_empty_prompt"] and folder["force_zeros_for_empty_prompt"]
+    for component, fields in checks:
         a = folder["components"][component]
         b = single["components"][component]
         assert (a["tensors"], a["parameters"]) == (b["tensors"], b["parameters"]), component
@@ -313,12 +325,13 @@ def test_refuses_truncated_and_corrupt_files(pipelines, tmp_path):
                                       expect_ok=False)[1]["error"]["message"]
 
 
-def test_refuses_sdxl_and_unknown_layouts(pipelines, tmp_path):
+def test_refuses_sdxl_refiners_and_unknown_layouts(pipelines, tmp_path):
     source = single_file(pipelines["sd1"], tmp_path, "good.safetensors")
-    sdxl = renamed(source, tmp_path / "sdxl.safetensors",
-                   lambda k: k.replace("cond_stage_model.transformer.",
-                                       "conditioner.embedders.1.model."))
-    assert "SDXL" in refused(sdxl) and "not supported yet" in refused(sdxl)
+    # One SDXL-style encoder alone is what an SDXL refiner file holds.
+    refiner = renamed(source, tmp_path / "refiner.safetensors",
+                      lambda k: k.replace("cond_stage_model.transformer.",
+                                          "conditioner.embedders.1.model."))
+    assert "SDXL" in refused(refiner) and "refiner" in refused(refiner)
     header, data = read_safetensors(source)
     header["model.diffusion_model.input_blocks.1.0.mystery.weight"] = \
         header.pop("model.diffusion_model.input_blocks.1.0.skip_connection.weight", None) or \

@@ -301,7 +301,10 @@ def test_config_and_weights_disagreeing_is_refused(reference, tmp_path):
     expect_refused(folder, "weight")
 
 
-@pytest.mark.parametrize("field,value", [("addition_embed_type", "text_time"),
+# "text" is Kandinsky's added embedding (SDXL's "text_time" is implemented; without its two
+# widths it is refused by name too).
+@pytest.mark.parametrize("field,value", [("addition_embed_type", "text"),
+                                         ("addition_embed_type", "text_time"),
                                          ("class_embed_type", "timestep"),
                                          ("time_cond_proj_dim", 256)])
 def test_unsupported_unet_variants_are_refused_by_field(reference, tmp_path, field, value):

@@ -91,8 +91,9 @@ Result<std::string_view> SourceBytes(const TensorEntry& entry, const WeightSourc
                             static_cast<size_t>(source.row_count) * stride);
 }
 
-Result<torch::Tensor> MakeTensor(const TensorEntry& entry, const WeightSource& source,
-                                 torch::ScalarType target) {
+Result<torch::Tensor> MakeStoredTensor(const TensorEntry& entry, const WeightSource& source,
+                                       const std::vector<int64_t>& shape,
+                                       torch::ScalarType target) {
   const torch::ScalarType type = StoredType(entry.dtype);
   if (type == torch::ScalarType::Undefined) {
     return Invalid("tensor " + source.key + " has dtype " + entry.dtype +
@@ -101,7 +102,7 @@ Result<torch::Tensor> MakeTensor(const TensorEntry& entry, const WeightSource& s
   auto bytes = SourceBytes(entry, source);
   if (!bytes) return bytes.error();
   int64_t count = 1;
-  for (int64_t d : source.shape) count *= d;
+  for (int64_t d : shape) count *= d;
   if (static_cast<size_t>(count) * SafetensorsDtypeSize(entry.dtype) != bytes->size()) {
     return Invalid("tensor " + source.key + " does not fit the shape its component needs");
   }
@@ -112,11 +113,20 @@ Result<torch::Tensor> MakeTensor(const TensorEntry& entry, const WeightSource& s
     // Converted straight out of the mapping: a stored-type copy first would be a transient as
     // large as the tensor, whose freed blocks fragment the heap (the peak RSS it left behind).
     void* mapped = const_cast<char*>(bytes->data());  // read only: to() writes a new tensor
-    return torch::from_blob(mapped, source.shape, stored_as).to(target);
+    return torch::from_blob(mapped, shape, stored_as).to(target);
   }
-  torch::Tensor stored = torch::empty(source.shape, stored_as);
+  torch::Tensor stored = torch::empty(shape, stored_as);
   if (!bytes->empty()) std::memcpy(stored.data_ptr(), bytes->data(), bytes->size());
   return type == target ? stored : stored.to(target);
+}
+
+Result<torch::Tensor> MakeTensor(const TensorEntry& entry, const WeightSource& source,
+                                 torch::ScalarType target) {
+  if (!source.transposed) return MakeStoredTensor(entry, source, source.shape, target);
+  std::vector<int64_t> stored(source.shape.rbegin(), source.shape.rend());
+  auto tensor = MakeStoredTensor(entry, source, stored, target);
+  if (!tensor) return tensor;
+  return tensor->t().contiguous();
 }
 
 struct Located {
@@ -235,42 +245,62 @@ Result<std::string> PredictionFrom(const LoadOptions& options, const json& sched
 
 Result<Family> FolderFamily(const json& text, const json& unet, const json& scheduler,
                             const std::string& prediction) {
+  const std::string spacing = StringField(scheduler, "timestep_spacing");
+  const std::string sampler = StringField(scheduler, "_class_name");
+  const bool turbo = spacing == "trailing" && sampler.starts_with("Euler");
+  if (unet.value("addition_embed_type", json()) == "text_time") {
+    return turbo ? Family::kSdxlTurbo : Family::kSdxl;
+  }
   const json context = unet.value("cross_attention_dim", json());
   bool open_clip = StringField(text, "hidden_act") != "quick_gelu";
   if (context == 768) open_clip = false;
   if (context == 1024) open_clip = true;
   if (!open_clip) return Family::kSd1;
-  const std::string spacing = StringField(scheduler, "timestep_spacing");
-  const std::string sampler = StringField(scheduler, "_class_name");
-  if (spacing == "trailing" && sampler.starts_with("Euler")) return Family::kSdTurbo;
+  if (turbo) return Family::kSdTurbo;
   return prediction == "v_prediction" ? Family::kSd2V : Family::kSd2;
+}
+
+// SDXL folders name a second text encoder and tokenizer; a refiner names only the second.
+Status CheckSdxlComponents(const json& index, const fs::path& folder) {
+  const bool second = index.contains("text_encoder_2") && !index["text_encoder_2"].is_null();
+  const bool first = index.contains("text_encoder") && !index["text_encoder"].is_null();
+  if (second && !first) {
+    return Invalid(folder.string() +
+                   ": an SDXL refiner (one text encoder, aesthetic-score "
+                   "conditioning) is not supported");
+  }
+  if (second && !fs::is_directory(folder / "text_encoder_2")) {
+    return Invalid("missing component text_encoder_2/ in " + folder.string());
+  }
+  return Status::Ok();
 }
 
 Result<Checkpoint> LoadFolder(const fs::path& folder, const LoadOptions& options) {
   auto index = ReadJson(folder / "model_index.json");
   if (!index) return Invalid(folder.string() + " is not a diffusers folder (no model_index.json)");
-  if (index->contains("text_encoder_2")) {
-    return Invalid("SDXL checkpoints (two text encoders) are not supported yet");
-  }
+  if (auto sdxl = CheckSdxlComponents(*index, folder); !sdxl) return sdxl.error();
+  const bool two_encoders = index->contains("text_encoder_2");
   Checkpoint ck;
   ck.format = "diffusers";
+  // diffusers' SDXL pipelines default to zeros for an empty negative prompt.
+  ck.force_zeros_for_empty_prompt = index->value("force_zeros_for_empty_prompt", two_encoders);
   auto scheduler = ReadJson(folder / "scheduler" / "scheduler_config.json");
   if (!scheduler) return Invalid("missing component scheduler/: " + scheduler.error().message);
   ck.scheduler_config = std::move(*scheduler);
   OpenedFiles files;
-  const std::pair<const char*, ComponentKind> parts[] = {
-      {"text_encoder", ComponentKind::kTextEncoder},
-      {"unet", ComponentKind::kUnet},
-      {"vae", ComponentKind::kVae}};
-  Component* targets[] = {&ck.text_encoder, &ck.unet, &ck.vae};
-  for (size_t i = 0; i < 3; ++i) {
-    auto component = LoadFolderComponent(folder, parts[i].first, parts[i].second, options, files);
-    if (!component) return component.error();
-    *targets[i] = std::move(*component);
-    files.clear();  // unmap what is copied
+  std::vector<std::tuple<const char*, ComponentKind, Component*>> parts = {
+      {"text_encoder", ComponentKind::kTextEncoder, &ck.text_encoder},
+      {"unet", ComponentKind::kUnet, &ck.unet},
+      {"vae", ComponentKind::kVae, &ck.vae}};
+  if (two_encoders) {
+    parts.insert(parts.begin() + 1,
+                 {"text_encoder_2", ComponentKind::kTextEncoder, &ck.text_encoder_2});
   }
-  if (ck.unet.config.value("addition_embed_type", json()) == "text_time") {
-    return Invalid("SDXL checkpoints (size-conditioned UNet) are not supported yet");
+  for (const auto& [name, kind, target] : parts) {
+    auto component = LoadFolderComponent(folder, name, kind, options, files);
+    if (!component) return component.error();
+    *target = std::move(*component);
+    files.clear();  // unmap what is copied
   }
   auto prediction = PredictionFrom(options, ck.scheduler_config);
   if (!prediction) return prediction.error();
@@ -279,7 +309,12 @@ Result<Checkpoint> LoadFolder(const fs::path& folder, const LoadOptions& options
       FolderFamily(ck.text_encoder.config, ck.unet.config, ck.scheduler_config, ck.prediction_type);
   if (!family) return family.error();
   ck.family = *family;
+  if (IsSdxl(ck.family) != two_encoders) {
+    return Invalid(folder.string() + (two_encoders ? ": two text encoders but no SDXL UNet"
+                                                   : ": an SDXL UNet needs text_encoder_2/"));
+  }
   ck.tokenizer_dir = options.tokenizer_dir.empty() ? folder / "tokenizer" : options.tokenizer_dir;
+  if (two_encoders) ck.tokenizer_2_dir = folder / "tokenizer_2";
   return ck;
 }
 
@@ -302,11 +337,12 @@ Result<Checkpoint> LoadSingleFile(const fs::path& path, const LoadOptions& optio
   ck.unknown_keys = plan->unknown_keys;
   ck.scheduler_config = DefaultSchedulerConfig(ck.family);
   ck.scheduler_config["prediction_type"] = ck.prediction_type;
-  const std::tuple<ComponentPlan*, Component*, ComponentKind> parts[] = {
-      {&plan->text_encoder, &ck.text_encoder, ComponentKind::kTextEncoder},
-      {&plan->unet, &ck.unet, ComponentKind::kUnet},
-      {&plan->vae, &ck.vae, ComponentKind::kVae}};
-  for (const auto& [part, target, kind] : parts) {
+  const std::pair<ComponentPlan*, Component*> parts[] = {
+      {&plan->text_encoder, &ck.text_encoder},
+      {&plan->text_encoder_2, &ck.text_encoder_2},
+      {&plan->unet, &ck.unet},
+      {&plan->vae, &ck.vae}};
+  for (const auto& [part, target] : parts) {
     std::map<std::string, Located> weights;
     for (auto& [name, source] : part->weights) weights[name] = Located{*opened, source};
     auto tensors = Materialise(weights, options.weight_type);
@@ -315,19 +351,44 @@ Result<Checkpoint> LoadSingleFile(const fs::path& path, const LoadOptions& optio
   }
   ck.tokenizer_dir =
       options.tokenizer_dir.empty() ? path.parent_path() / "tokenizer" : options.tokenizer_dir;
+  if (IsSdxl(ck.family)) {
+    ck.force_zeros_for_empty_prompt = true;
+    // SDXL's second tokenizer differs from the first only in its padding ("!").
+    ck.tokenizer_2_dir = ck.tokenizer_dir.parent_path() / "tokenizer_2";
+  }
   return ck;
 }
 
-Status CheckTokenizer(const Checkpoint& ck, const fs::path& path) {
+Status CheckTokenizerFolder(const fs::path& dir, const fs::path& path) {
   for (const char* file : {"vocab.json", "merges.txt"}) {
-    if (!fs::is_regular_file(ck.tokenizer_dir / file)) {
-      return Invalid("no tokenizer for " + path.string() + ": " +
-                     (ck.tokenizer_dir / file).string() +
-                     " is missing (a folder's tokenizer/, or for a single file a tokenizer/ "
-                     "folder beside it or --tokenizer DIR with vocab.json and merges.txt)");
+    if (!fs::is_regular_file(dir / file)) {
+      return Invalid("no tokenizer for " + path.string() + ": " + (dir / file).string() +
+                     " is missing (a folder's tokenizer/ and, for SDXL, tokenizer_2/; for a "
+                     "single file the same folders beside it, or --tokenizer DIR with "
+                     "vocab.json and merges.txt)");
     }
   }
   return Status::Ok();
+}
+
+Status CheckTokenizer(const Checkpoint& ck, const fs::path& path) {
+  if (auto first = CheckTokenizerFolder(ck.tokenizer_dir, path); !first) return first;
+  if (ck.tokenizer_2_dir.empty()) return Status::Ok();
+  return CheckTokenizerFolder(ck.tokenizer_2_dir, path);
+}
+
+// The UNet attends to the text encoders' hidden states side by side (SDXL: both).
+Status CheckContextWidth(const Checkpoint& ck, const fs::path& path) {
+  const json context = ck.unet.config.value("cross_attention_dim", json());
+  json width = ck.text_encoder.config.value("hidden_size", json());
+  if (!ck.text_encoder_2.config.is_null() && width.is_number_integer()) {
+    const json second = ck.text_encoder_2.config.value("hidden_size", json());
+    width =
+        second.is_number_integer() ? json(width.get<int64_t>() + second.get<int64_t>()) : json();
+  }
+  if (context == width) return Status::Ok();
+  return Invalid(path.string() + ": the UNet's cross_attention_dim (" + context.dump() +
+                 ") differs from the text encoders' hidden_size (" + width.dump() + ")");
 }
 
 }  // namespace
@@ -349,15 +410,9 @@ Result<Checkpoint> LoadCheckpoint(const fs::path& path, const LoadOptions& optio
   }
   if (!loaded) return loaded;
   Checkpoint& ck = *loaded;
-  if (ck.family == Family::kSdxl) return Invalid("SDXL checkpoints are not supported yet");
   ck.family_name = std::string(FamilyName(ck.family));
   ck.inpainting = ck.unet.config.value("in_channels", json()) == 9;
-  if (ck.unet.config.value("cross_attention_dim", json()) !=
-      ck.text_encoder.config.value("hidden_size", json())) {
-    return Invalid(path.string() +
-                   ": the UNet's cross_attention_dim differs from the text "
-                   "encoder's hidden_size");
-  }
+  if (auto width = CheckContextWidth(ck, path); !width) return width.error();
   if (auto tokenizer = CheckTokenizer(ck, path); !tokenizer) return tokenizer.error();
   return loaded;
 }

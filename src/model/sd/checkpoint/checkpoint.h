@@ -2,7 +2,8 @@
 // (diffusers state_dict names and configs, float32 on the CPU; see nets/component.h).
 //
 // Formats:
-//  - a diffusers folder: model_index.json, text_encoder/ tokenizer/ unet/ vae/ scheduler/, each
+//  - a diffusers folder: model_index.json, text_encoder/ tokenizer/ unet/ vae/ scheduler/ (SDXL:
+//    also text_encoder_2/ tokenizer_2/), each
 //    weight set a *.safetensors file (model.safetensors, diffusion_pytorch_model.safetensors),
 //    its variant (*.fp16.safetensors) or a sharded *.safetensors.index.json;
 //  - a single-file original-layout checkpoint (*.safetensors with the ldm key names; see
@@ -16,7 +17,8 @@
 //
 // Where the tokenizer comes from: a folder's tokenizer/; for a single file
 // LoadOptions::tokenizer_dir, else a tokenizer/ folder beside the file (vocab.json and
-// merges.txt, optionally tokenizer_config.json; SD 2.x pads with "!", say so in that config).
+// merges.txt, optionally tokenizer_config.json; SD 2.x pads with "!", say so in that config);
+// SDXL's second tokenizer from tokenizer_2/ beside that folder.
 #pragma once
 
 #include <cstddef>
@@ -41,12 +43,15 @@ struct LoadOptions {
 
 struct Checkpoint {
   Family family = Family::kSd1;
-  std::string family_name;                // "sd1", "sd2", "sd2-v", "sd-turbo"
+  std::string family_name;                // "sd1", "sd2", "sd2-v", "sd-turbo", "sdxl", ...
   std::string format;                     // "diffusers" or "single-file"
   Component text_encoder, unet, vae;      // diffusers names and configs (see weight_type)
+  Component text_encoder_2;               // SDXL's OpenCLIP with projection; empty otherwise
   nlohmann::json scheduler_config;        // scheduler/scheduler_config.json (synthesised for files)
   std::filesystem::path tokenizer_dir;    // vocab.json + merges.txt (+ configs)
-  std::string prediction_type;            // "epsilon" | "v_prediction"
+  std::filesystem::path tokenizer_2_dir;  // SDXL's second tokenizer; empty otherwise
+  bool force_zeros_for_empty_prompt = false;  // SDXL: no negative prompt = zero conditioning
+  std::string prediction_type;                // "epsilon" | "v_prediction"
   bool inpainting = false;                // the UNet takes 9 channels (latents, mask, masked image)
   size_t ignored_keys = 0;                // tensors known and not needed (EMA, buffers, ...)
   std::vector<std::string> unknown_keys;  // tensors outside every component, not known
@@ -54,8 +59,8 @@ struct Checkpoint {
 
 // Loads `path` (a folder or a file, told apart by the file system). Errors: kNotFound for a
 // path that does not exist; kInvalidRequest with one message for everything else (pickled or
-// unknown format, truncated or corrupt safetensors, SDXL, a missing component or tokenizer,
-// shapes that contradict the config, a layout not understood).
+// unknown format, truncated or corrupt safetensors, an SDXL refiner, a missing component or
+// tokenizer, shapes that contradict the config, a layout not understood).
 Result<Checkpoint> LoadCheckpoint(const std::filesystem::path& path,
                                   const LoadOptions& options = {});
 

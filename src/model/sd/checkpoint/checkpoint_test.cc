@@ -57,12 +57,17 @@ TEST(MappedFile, MissingFileIsNotFound) {
   EXPECT_EQ(file.error().code, ErrorCode::kNotFound);
 }
 
-TEST(PlanSingleFile, RefusesSdxlAndFilesWithoutAUnet) {
-  ShapeMap sdxl = {{"conditioner.embedders.1.model.token_embedding.weight", {10, 64}},
-                   {"model.diffusion_model.input_blocks.0.0.weight", {32, 4, 3, 3}}};
-  auto plan = PlanSingleFile(sdxl, {});
+TEST(PlanSingleFile, RefusesSdxlRefinersAndFilesWithoutAUnet) {
+  ShapeMap refiner = {{"conditioner.embedders.0.model.token_embedding.weight", {10, 64}},
+                      {"model.diffusion_model.input_blocks.0.0.weight", {32, 4, 3, 3}},
+                      {"first_stage_model.encoder.conv_in.weight", {32, 3, 3, 3}}};
+  auto plan = PlanSingleFile(refiner, {});
   ASSERT_FALSE(plan.ok());
-  EXPECT_NE(plan.error().message.find("SDXL"), std::string::npos);
+  EXPECT_NE(plan.error().message.find("SDXL refiner"), std::string::npos);
+  refiner.erase("first_stage_model.encoder.conv_in.weight");
+  plan = PlanSingleFile(refiner, {});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.error().message.find("first_stage_model"), std::string::npos);
   ShapeMap text_only = {{"cond_stage_model.transformer.text_model.x", {1}}};
   plan = PlanSingleFile(text_only, {});
   ASSERT_FALSE(plan.ok());

@@ -14,6 +14,8 @@ std::string_view FamilyName(Family family) {
       return "sd-turbo";
     case Family::kSdxl:
       return "sdxl";
+    case Family::kSdxlTurbo:
+      return "sdxl-turbo";
   }
   return "sd1";
 }
@@ -29,6 +31,16 @@ nlohmann::json DefaultSchedulerConfig(Family family) {
       config["timestep_spacing"] = "trailing";
       config["interpolation_type"] = "linear";
       config["use_karras_sigmas"] = false;
+      break;
+    case Family::kSdxl:
+    case Family::kSdxlTurbo:
+      config["_class_name"] =
+          family == Family::kSdxl ? "EulerDiscreteScheduler" : "EulerAncestralDiscreteScheduler";
+      config["timestep_spacing"] = family == Family::kSdxl ? "leading" : "trailing";
+      config["interpolation_type"] = "linear";
+      config["use_karras_sigmas"] = false;
+      config["clip_sample"] = false;  // as SDXL base's scheduler_config.json (read by DDIM)
+      config["set_alpha_to_one"] = false;
       break;
     case Family::kSd2V:
       config["_class_name"] = "DDIMScheduler";

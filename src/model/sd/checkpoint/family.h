@@ -8,21 +8,27 @@
 
 namespace imagegen::sd {
 
-// kSdxl is recognised so that it can be refused with a clear message; it does not load yet.
-enum class Family { kSd1, kSd2, kSd2V, kSdTurbo, kSdxl };
+enum class Family { kSd1, kSd2, kSd2V, kSdTurbo, kSdxl, kSdxlTurbo };
 
-// "sd1", "sd2", "sd2-v", "sd-turbo", "sdxl".
+// "sd1", "sd2", "sd2-v", "sd-turbo", "sdxl", "sdxl-turbo".
 std::string_view FamilyName(Family family);
 
-// OpenAI CLIP (SD 1.x, quick_gelu) or OpenCLIP (SD 2.x and SD-Turbo, gelu).
-inline bool UsesOpenClip(Family family) { return family != Family::kSd1; }
+// Two text encoders, pooled text and size conditioning (SDXL base and SDXL-Turbo).
+inline bool IsSdxl(Family family) {
+  return family == Family::kSdxl || family == Family::kSdxlTurbo;
+}
+
+// OpenCLIP alone (SD 2.x and SD-Turbo, gelu), as opposed to OpenAI CLIP (SD 1.x) or SDXL's
+// pair.
+inline bool UsesOpenClip(Family family) { return family != Family::kSd1 && !IsSdxl(family); }
 
 inline std::string_view PredictionTypeOf(Family family) {
   return family == Family::kSd2V ? "v_prediction" : "epsilon";
 }
 
 // The scheduler_config.json the family's released diffusers folders ship: PNDM (sd1, sd2),
-// DDIM with v_prediction (sd2-v), Euler with trailing spacing (sd-turbo); all with SD's
+// DDIM with v_prediction (sd2-v), Euler with trailing spacing (sd-turbo), Euler with leading
+// spacing (sdxl), Euler ancestral with trailing spacing (sdxl-turbo); all with SD's
 // scaled_linear betas 0.00085..0.012 over 1000 steps and steps_offset 1.
 nlohmann::json DefaultSchedulerConfig(Family family);
 

@@ -18,6 +18,8 @@ constexpr std::string_view kUnetRoot = "model.diffusion_model.";
 constexpr std::string_view kVaeRoot = "first_stage_model.";
 constexpr std::string_view kClipRoot = "cond_stage_model.transformer.";
 constexpr std::string_view kOpenClipRoot = "cond_stage_model.model.";
+constexpr std::string_view kSdxlClipRoot = "conditioner.embedders.0.transformer.";
+constexpr std::string_view kSdxlOpenClipRoot = "conditioner.embedders.1.model.";
 
 const Renames& UnetResnet() {
   static const Renames r = {
@@ -181,7 +183,9 @@ std::vector<PrefixRule> UnetRules(const UnetShape& u) {
                                    {"out.2", "conv_out"},
                                    {"middle_block.0", "mid_block.resnets.0", &UnetResnet()},
                                    {"middle_block.1", "mid_block.attentions.0"},
-                                   {"middle_block.2", "mid_block.resnets.1", &UnetResnet()}};
+                                   {"middle_block.2", "mid_block.resnets.1", &UnetResnet()},
+                                   {"label_emb.0.0", "add_embedding.linear_1"},
+                                   {"label_emb.0.2", "add_embedding.linear_2"}};
   for (int i = 0; i < u.levels; ++i) {
     const std::string down = "down_blocks." + std::to_string(i);
     for (int j = 0; j < l; ++j) {
@@ -213,7 +217,7 @@ std::vector<PrefixRule> UnetRules(const UnetShape& u) {
 }
 
 Result<json> UnetHeads(Family family, const std::vector<int64_t>& channels) {
-  if (!UsesOpenClip(family)) {
+  if (family == Family::kSd1) {
     for (int64_t c : channels) {
       if (c % 8 != 0) return Invalid("SD 1.x UNet channels must split into 8 heads");
     }
@@ -221,7 +225,9 @@ Result<json> UnetHeads(Family family, const std::vector<int64_t>& channels) {
   }
   json heads = json::array();
   for (int64_t c : channels) {
-    if (c % 64 != 0) return Invalid("SD 2.x UNet channels must be multiples of 64 (per head)");
+    if (c % 64 != 0) {
+      return Invalid("SD 2.x and SDXL UNet channels must be multiples of 64 (per head)");
+    }
     heads.push_back(c / 64);
   }
   return heads;
@@ -232,7 +238,7 @@ Result<json> UnetHeads(Family family, const std::vector<int64_t>& channels) {
 struct AttentionShape {
   int64_t context = 0;
   bool linear = false;
-  int depth = 0;
+  int depth = 0;  // the middle block's
 };
 
 Result<AttentionShape> MeasureAttention(const ShapeMap& shapes) {
@@ -245,7 +251,61 @@ Result<AttentionShape> MeasureAttention(const ShapeMap& shapes) {
                         CountIndexed(shapes, mid + "transformer_blocks.")};
 }
 
-Result<ComponentPlan> PlanUnet(const ShapeMap& shapes, Family family) {
+// Transformer blocks per level (SDXL: 1, 2, 10): counted in each level's first attention; a
+// level without attention gets 1 as diffusers' configs write it, except the last: diffusers
+// gives the middle block the last level's depth.
+Result<json> TransformerDepths(const ShapeMap& shapes, const UnetShape& u, int mid_depth) {
+  json depths = json::array();
+  for (int i = 0; i < u.levels; ++i) {
+    if (!u.attention[static_cast<size_t>(i)]) {
+      depths.push_back(i + 1 == u.levels ? mid_depth : 1);
+      continue;
+    }
+    const std::string block = std::string(kUnetRoot) + "input_blocks." +
+                              std::to_string(1 + i * (u.layers + 1)) + ".1.transformer_blocks.";
+    depths.push_back(CountIndexed(shapes, block));
+  }
+  if (depths.back() != mid_depth) {
+    return Invalid("the UNet's middle block has " + std::to_string(mid_depth) +
+                   " transformer blocks and its last level " + depths.back().dump());
+  }
+  return depths;
+}
+
+// SDXL's added embedding (label_emb): the pooled text and six size ids, each embedded
+// sinusoidally in (input - pooled) / 6 channels.
+Status AddTextTimeEmbedding(const ShapeMap& shapes, int64_t pooled_dim, json& config) {
+  const std::string key = std::string(kUnetRoot) + "label_emb.0.0.weight";
+  if (pooled_dim == 0) {
+    if (shapes.count(key) == 0) return Status::Ok();
+    return Invalid("the UNet has an added embedding (label_emb) but the checkpoint no pooled text");
+  }
+  auto label = ShapeOf(shapes, key, 2);
+  if (!label) return label.error();
+  const int64_t input = (*label)[1];
+  if (input <= pooled_dim || (input - pooled_dim) % 6 != 0) {
+    return Invalid("the UNet's label_emb takes " + std::to_string(input) +
+                   " inputs: not the pooled text (" + std::to_string(pooled_dim) +
+                   ") and six size embeddings");
+  }
+  config["addition_embed_type"] = "text_time";
+  config["addition_time_embed_dim"] = (input - pooled_dim) / 6;
+  config["projection_class_embeddings_input_dim"] = input;
+  return Status::Ok();
+}
+
+int NativeLatent(Family family) {
+  switch (family) {
+    case Family::kSd2V:
+      return 96;
+    case Family::kSdxl:  // 1024x1024; SDXL-Turbo was trained at 512x512
+      return 128;
+    default:
+      return 64;
+  }
+}
+
+Result<ComponentPlan> PlanUnet(const ShapeMap& shapes, Family family, int64_t pooled_dim) {
   auto u = MeasureUnet(shapes);
   if (!u) return u.error();
   auto conv_in = ShapeOf(shapes, std::string(kUnetRoot) + "input_blocks.0.0.weight", 4);
@@ -256,6 +316,8 @@ Result<ComponentPlan> PlanUnet(const ShapeMap& shapes, Family family) {
   if (!attention) return attention.error();
   auto heads = UnetHeads(family, u->channels);
   if (!heads) return heads.error();
+  auto depths = TransformerDepths(shapes, *u, attention->depth);
+  if (!depths) return depths.error();
   json down = json::array(), up = json::array();
   for (int i = 0; i < u->levels; ++i) {
     down.push_back(u->attention[static_cast<size_t>(i)] ? "CrossAttnDownBlock2D" : "DownBlock2D");
@@ -264,7 +326,7 @@ Result<ComponentPlan> PlanUnet(const ShapeMap& shapes, Family family) {
   }
   ComponentPlan plan;
   plan.config = {{"_class_name", "UNet2DConditionModel"},
-                 {"sample_size", family == Family::kSd2V ? 96 : 64},
+                 {"sample_size", NativeLatent(family)},
                  {"in_channels", (*conv_in)[1]},
                  {"out_channels", (*conv_out)[0]},
                  {"block_out_channels", u->channels},
@@ -275,7 +337,7 @@ Result<ComponentPlan> PlanUnet(const ShapeMap& shapes, Family family) {
                  {"cross_attention_dim", attention->context},
                  {"attention_head_dim", *heads},
                  {"use_linear_projection", attention->linear},
-                 {"transformer_layers_per_block", attention->depth},
+                 {"transformer_layers_per_block", *depths},
                  {"norm_num_groups", 32},
                  {"norm_eps", 1e-5},
                  {"act_fn", "silu"},
@@ -283,6 +345,9 @@ Result<ComponentPlan> PlanUnet(const ShapeMap& shapes, Family family) {
                  {"freq_shift", 0},
                  {"center_input_sample", false},
                  {"upcast_attention", false}};
+  if (auto added = AddTextTimeEmbedding(shapes, pooled_dim, plan.config); !added) {
+    return added.error();
+  }
   std::vector<std::string> unmapped;
   ApplyRules(shapes, kUnetRoot, UnetRules(*u), plan, unmapped);
   if (auto refused = RefuseUnmapped(unmapped, "UNet"); !refused) return refused.error();
@@ -322,8 +387,8 @@ Result<ComponentPlan> PlanVae(const ShapeMap& shapes, Family family) {
                  {"up_block_types", json::array()},
                  {"act_fn", "silu"},
                  {"norm_num_groups", 32},
-                 {"sample_size", family == Family::kSd2V ? 768 : 512},
-                 {"scaling_factor", 0.18215},
+                 {"sample_size", NativeLatent(family) * 8},
+                 {"scaling_factor", IsSdxl(family) ? 0.13025 : 0.18215},
                  {"force_upcast", true}};
   std::vector<PrefixRule> rules;
   for (std::string side : {"encoder", "decoder"}) {
@@ -378,9 +443,12 @@ Result<int64_t> TextHeads(int64_t hidden) {
   return hidden / 64;
 }
 
+// `projection`: the text projection's width (CLIPTextModelWithProjection, SDXL's second
+// encoder); 0 for a CLIPTextModel.
 json TextConfig(int64_t vocab, int64_t hidden, int64_t intermediate, int64_t heads, int layers,
-                int64_t positions, bool open_clip) {
-  return {{"architectures", {"CLIPTextModel"}},
+                int64_t positions, bool open_clip, int64_t projection = 0) {
+  const int64_t released_projection = open_clip ? 1024 : 768;
+  return {{"architectures", {projection > 0 ? "CLIPTextModelWithProjection" : "CLIPTextModel"}},
           {"model_type", "clip_text_model"},
           {"vocab_size", vocab},
           {"hidden_size", hidden},
@@ -394,13 +462,14 @@ json TextConfig(int64_t vocab, int64_t hidden, int64_t intermediate, int64_t hea
           {"bos_token_id", 49406},
           {"eos_token_id", 49407},
           {"pad_token_id", 1},
-          {"projection_dim", open_clip ? 1024 : 768}};
+          {"projection_dim", projection > 0 ? projection : released_projection}};
 }
 
-Result<ComponentPlan> PlanClipText(const ShapeMap& shapes, size_t& ignored) {
+// OpenAI CLIP in transformers' names under `base` (SD 1.x's, or SDXL's first encoder).
+Result<ComponentPlan> PlanClipText(const ShapeMap& shapes, std::string_view base, size_t& ignored) {
   // Older files put transformers' CLIPTextModel names right under the root.
-  const bool nested = HasPrefix(shapes, std::string(kClipRoot) + "text_model.");
-  const std::string root = std::string(kClipRoot) + (nested ? "text_model." : "");
+  const bool nested = HasPrefix(shapes, std::string(base) + "text_model.");
+  const std::string root = std::string(base) + (nested ? "text_model." : "");
   auto tokens = ShapeOf(shapes, root + "embeddings.token_embedding.weight", 2);
   auto positions = ShapeOf(shapes, root + "embeddings.position_embedding.weight", 2);
   auto fc1 = ShapeOf(shapes, root + "encoder.layers.0.mlp.fc1.weight", 2);
@@ -458,8 +527,12 @@ Status PlanOpenClipLayer(const ShapeMap& shapes, const std::string& from, const 
   return Status::Ok();
 }
 
-Result<ComponentPlan> PlanOpenClipText(const ShapeMap& shapes, size_t& ignored) {
-  const std::string root(kOpenClipRoot);
+// OpenCLIP under `root`. SD 2.x (`sdxl` false) conditions on the penultimate layer, so the text
+// encoder gets all layers but the last, and the projection is not used; SDXL's second encoder
+// is the whole model with its projection (CLIPTextModelWithProjection: the pooled output).
+Result<ComponentPlan> PlanOpenClipText(const ShapeMap& shapes, std::string_view root_view,
+                                       bool sdxl, size_t& ignored) {
+  const std::string root(root_view);
   auto tokens = ShapeOf(shapes, root + "token_embedding.weight", 2);
   auto positions = ShapeOf(shapes, root + "positional_embedding", 2);
   auto fc = ShapeOf(shapes, root + "transformer.resblocks.0.mlp.c_fc.weight", 2);
@@ -471,9 +544,20 @@ Result<ComponentPlan> PlanOpenClipText(const ShapeMap& shapes, size_t& ignored) 
   if (!heads) return heads.error();
   const int blocks = CountIndexed(shapes, root + "transformer.resblocks.");
   if (blocks < 2) return Invalid("an OpenCLIP text encoder needs at least 2 layers");
-  const int layers = blocks - 1;  // SD 2.x conditions on the penultimate layer
+  const int layers = sdxl ? blocks : blocks - 1;
+  int64_t projection = 0;
   ComponentPlan plan;
-  plan.config = TextConfig((*tokens)[0], hidden, (*fc)[0], *heads, layers, (*positions)[0], true);
+  if (sdxl) {
+    auto shape = ShapeOf(shapes, root + "text_projection", 2);
+    if (!shape) return shape.error();
+    if ((*shape)[0] != hidden) return Invalid(root + "text_projection is not [hidden, projection]");
+    projection = (*shape)[1];
+    // OpenCLIP multiplies by it on the right (x @ P); transformers' Linear holds P transposed.
+    plan.weights["text_projection.weight"] =
+        WeightSource{root + "text_projection", 0, -1, {projection, hidden}, /*transposed=*/true};
+  }
+  plan.config =
+      TextConfig((*tokens)[0], hidden, (*fc)[0], *heads, layers, (*positions)[0], true, projection);
   plan.weights["text_model.embeddings.token_embedding.weight"] =
       WeightSource{root + "token_embedding.weight", 0, -1, *tokens};
   plan.weights["text_model.embeddings.position_embedding.weight"] =
@@ -512,13 +596,31 @@ bool NameSays(const std::string& stem, std::initializer_list<std::string_view> w
                      [&](std::string_view w) { return lower.find(w) != std::string::npos; });
 }
 
+Status CheckPredictionHint(const SingleFileHints& hints) {
+  if (hints.prediction_type.empty() || hints.prediction_type == "epsilon" ||
+      hints.prediction_type == "v_prediction") {
+    return Status::Ok();
+  }
+  return Invalid("prediction type must be epsilon or v_prediction, not '" + hints.prediction_type +
+                 "'");
+}
+
+// SDXL base files carry OpenAI CLIP ViT-L and OpenCLIP ViT-bigG side by side; the refiner has
+// only the second (and aesthetic-score conditioning), which these networks do not compute.
+Result<Family> DetectSdxl(const ShapeMap& shapes, const SingleFileHints& hints,
+                          std::string& prediction) {
+  if (!HasPrefix(shapes, std::string(kSdxlClipRoot)) ||
+      !HasPrefix(shapes, std::string(kSdxlOpenClipRoot))) {
+    return Invalid(
+        "an SDXL checkpoint needs both text encoders (conditioner.embedders.0.transformer.* and "
+        "conditioner.embedders.1.model.*); SDXL refiner files are not supported");
+  }
+  prediction = hints.prediction_type.empty() ? "epsilon" : hints.prediction_type;
+  return NameSays(hints.file_stem, {"turbo"}) ? Family::kSdxlTurbo : Family::kSdxl;
+}
+
 Result<Family> DetectFamily(const ShapeMap& shapes, const SingleFileHints& hints,
                             std::string& prediction) {
-  if (HasPrefix(shapes, "conditioner.embedders.")) {
-    return Invalid(
-        "SDXL checkpoints (two text encoders, conditioner.embedders.*) are not "
-        "supported yet");
-  }
   if (!HasPrefix(shapes, std::string(kUnetRoot))) {
     return Invalid(
         "not a Stable Diffusion single-file checkpoint: no model.diffusion_model.* "
@@ -527,17 +629,14 @@ Result<Family> DetectFamily(const ShapeMap& shapes, const SingleFileHints& hints
   if (!HasPrefix(shapes, std::string(kVaeRoot))) {
     return Invalid("the checkpoint has no first_stage_model.* (VAE) tensors");
   }
+  if (auto hint = CheckPredictionHint(hints); !hint) return hint.error();
+  if (HasPrefix(shapes, "conditioner.embedders.")) return DetectSdxl(shapes, hints, prediction);
   const bool clip = HasPrefix(shapes, std::string(kClipRoot));
   const bool open_clip = HasPrefix(shapes, std::string(kOpenClipRoot));
   if (clip == open_clip) {
     return Invalid(clip ? "the checkpoint has two text encoders (cond_stage_model.transformer "
                           "and .model)"
                         : "the checkpoint has no cond_stage_model.* (text encoder) tensors");
-  }
-  if (!hints.prediction_type.empty() && hints.prediction_type != "epsilon" &&
-      hints.prediction_type != "v_prediction") {
-    return Invalid("prediction type must be epsilon or v_prediction, not '" +
-                   hints.prediction_type + "'");
   }
   const bool v_by_name = NameSays(hints.file_stem, {"768-v", "-v-", "v-pred", "vpred", "v_pred"});
   prediction = !hints.prediction_type.empty() ? hints.prediction_type
@@ -549,15 +648,17 @@ Result<Family> DetectFamily(const ShapeMap& shapes, const SingleFileHints& hints
 }
 
 bool IsKnownExtra(const std::string& key) {
-  static const std::vector<std::string_view> kPrefixes = {"model_ema.",
-                                                          "betas",
-                                                          "alphas_cumprod",
-                                                          "sqrt_",
-                                                          "log_one_minus_alphas_cumprod",
-                                                          "posterior_",
-                                                          "lvlb_weights",
-                                                          "logvar",
-                                                          "cond_stage_model.model.logit_scale"};
+  static const std::vector<std::string_view> kPrefixes = {
+      "model_ema.",
+      "betas",
+      "alphas_cumprod",
+      "sqrt_",
+      "log_one_minus_alphas_cumprod",
+      "posterior_",
+      "lvlb_weights",
+      "logvar",
+      "cond_stage_model.model.logit_scale",
+      "conditioner.embedders.1.model.logit_scale"};
   return std::any_of(kPrefixes.begin(), kPrefixes.end(),
                      [&](std::string_view p) { return StartsWith(key, p); });
 }
@@ -632,6 +733,11 @@ Status CheckTextShapes(const json& config, const ShapeMap& shapes) {
     want.push_back({l + "self_attn.out_proj.weight", {*hidden, *hidden}});
     want.push_back({l + "mlp.fc1.weight", {*inner, *hidden}});
     want.push_back({l + "mlp.fc2.weight", {*hidden, *inner}});
+  }
+  if (shapes.count("text_projection.weight") != 0) {
+    auto projection = IntField(config, "projection_dim");
+    if (!projection) return projection.error();
+    want.push_back({"text_projection.weight", {*projection, *hidden}});
   }
   for (const auto& [key, shape] : want) {
     if (auto s = Expect(shapes, key, shape); !s) return s;
@@ -721,43 +827,79 @@ Status CheckComponentShapes(ComponentKind kind, const nlohmann::json& config,
   return Status::Ok();
 }
 
+namespace {
+
+// The text encoders by family: SD 1.x's CLIP, SD 2.x's OpenCLIP, or SDXL's two.
+Status PlanTextEncoders(const ShapeMap& shapes, SingleFilePlan& plan) {
+  Result<ComponentPlan> first = Invalid("");
+  if (IsSdxl(plan.family)) {
+    first = PlanClipText(shapes, kSdxlClipRoot, plan.ignored_keys);
+    auto second = PlanOpenClipText(shapes, kSdxlOpenClipRoot, /*sdxl=*/true, plan.ignored_keys);
+    if (!second) return second.error();
+    plan.text_encoder_2 = std::move(*second);
+  } else if (UsesOpenClip(plan.family)) {
+    first = PlanOpenClipText(shapes, kOpenClipRoot, /*sdxl=*/false, plan.ignored_keys);
+  } else {
+    first = PlanClipText(shapes, kClipRoot, plan.ignored_keys);
+  }
+  if (!first) return first.error();
+  plan.text_encoder = std::move(*first);
+  return Status::Ok();
+}
+
+int64_t ContextWidth(const SingleFilePlan& plan) {
+  int64_t width = plan.text_encoder.config["hidden_size"].get<int64_t>();
+  if (!plan.text_encoder_2.weights.empty()) {
+    width += plan.text_encoder_2.config["hidden_size"].get<int64_t>();
+  }
+  return width;
+}
+
+bool InAComponent(const std::string& key) {
+  for (std::string_view root :
+       {kUnetRoot, kVaeRoot, kClipRoot, kOpenClipRoot, kSdxlClipRoot, kSdxlOpenClipRoot}) {
+    if (StartsWith(key, root)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 Result<SingleFilePlan> PlanSingleFile(const ShapeMap& shapes, const SingleFileHints& hints) {
   SingleFilePlan plan;
   auto family = DetectFamily(shapes, hints, plan.prediction_type);
   if (!family) return family.error();
   plan.family = *family;
-  auto text = UsesOpenClip(plan.family) ? PlanOpenClipText(shapes, plan.ignored_keys)
-                                        : PlanClipText(shapes, plan.ignored_keys);
-  if (!text) return text.error();
-  auto unet = PlanUnet(shapes, plan.family);
+  if (auto text = PlanTextEncoders(shapes, plan); !text) return text.error();
+  const int64_t pooled = plan.text_encoder_2.weights.empty()
+                             ? 0
+                             : plan.text_encoder_2.config["projection_dim"].get<int64_t>();
+  auto unet = PlanUnet(shapes, plan.family, pooled);
   if (!unet) return unet.error();
   auto vae = PlanVae(shapes, plan.family);
   if (!vae) return vae.error();
-  if (unet->config["cross_attention_dim"] != text->config["hidden_size"]) {
+  if (unet->config["cross_attention_dim"] != ContextWidth(plan)) {
     return Invalid("the UNet attends to " + unet->config["cross_attention_dim"].dump() +
-                   "-wide text, the text encoder is " + text->config["hidden_size"].dump() +
-                   " wide");
+                   "-wide text, the text encoders give " + std::to_string(ContextWidth(plan)));
   }
   // The synthesised configs must describe the mapped weights, as a folder's would.
   const std::pair<ComponentKind, const ComponentPlan*> parts[] = {
-      {ComponentKind::kTextEncoder, &*text},
+      {ComponentKind::kTextEncoder, &plan.text_encoder},
+      {ComponentKind::kTextEncoder, &plan.text_encoder_2},
       {ComponentKind::kUnet, &*unet},
       {ComponentKind::kVae, &*vae}};
   for (const auto& [kind, part] : parts) {
+    if (part->weights.empty() && part == &plan.text_encoder_2) continue;
     ShapeMap mapped;
     for (const auto& [name, source] : part->weights) mapped[name] = source.shape;
     if (auto checked = CheckComponentShapes(kind, part->config, mapped); !checked) {
       return checked.error();
     }
   }
-  plan.text_encoder = std::move(*text);
   plan.unet = std::move(*unet);
   plan.vae = std::move(*vae);
   for (const auto& [key, shape] : shapes) {
-    if (StartsWith(key, kUnetRoot) || StartsWith(key, kVaeRoot) || StartsWith(key, kClipRoot) ||
-        StartsWith(key, kOpenClipRoot)) {
-      continue;
-    }
+    if (InAComponent(key)) continue;
     if (IsKnownExtra(key)) {
       ++plan.ignored_keys;
     } else {

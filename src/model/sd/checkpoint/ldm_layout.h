@@ -18,10 +18,14 @@
 //    positional_embedding, transformer.resblocks.k with fused attn.in_proj q/k/v, ln_1/ln_2,
 //    mlp.c_fc/c_proj, ln_final). SD 2.x conditions on the penultimate layer, so the last resblock
 //    is not used (the released ViT-H has 24; the text encoder gets 23).
-//  - conditioner.embedders.*: SDXL's two text encoders: recognised and refused for now.
-// What shapes cannot say comes from the family: SD 1.x UNets have 8 heads, SD 2.x 64 channels
-// per head (linear projections), CLIP text 64 channels per head; v-prediction and SD-Turbo from
-// the hints (see SingleFileHints).
+//  - conditioner.embedders.0.transformer.*: SDXL's OpenAI CLIP ViT-L (transformers' names);
+//    conditioner.embedders.1.model.*: its OpenCLIP ViT-bigG (the OpenCLIP layout, every layer
+//    used, and text_projection [hidden, projection] for the pooled output); the UNet's
+//    label_emb.0.0/.0.2 is diffusers' add_embedding.linear_1/2. SDXL refiners (one encoder)
+//    are refused.
+// What shapes cannot say comes from the family: SD 1.x UNets have 8 heads, SD 2.x and SDXL 64
+// channels per head (linear projections), CLIP text 64 channels per head; v-prediction,
+// SD-Turbo and SDXL-Turbo from the hints (see SingleFileHints).
 #pragma once
 
 #include <cstdint>
@@ -43,6 +47,7 @@ struct WeightSource {
   int64_t row_begin = 0;       // a slice of dimension 0 (OpenCLIP's fused q/k/v) ...
   int64_t row_count = -1;      // ... of this many rows; -1: the whole tensor
   std::vector<int64_t> shape;  // the diffusers shape (a 1x1 conv's weight seen as a Linear's)
+  bool transposed = false;     // a matrix stored as `shape` reversed (OpenCLIP's projection)
 };
 
 struct ComponentPlan {
@@ -62,11 +67,12 @@ struct SingleFilePlan {
   Family family = Family::kSd1;
   std::string prediction_type;
   ComponentPlan text_encoder, unet, vae;
+  ComponentPlan text_encoder_2;           // SDXL's second encoder; no weights otherwise
   size_t ignored_keys = 0;                // known and not needed: EMA, schedule buffers, ...
   std::vector<std::string> unknown_keys;  // outside every component and not known
 };
 
-// kInvalidRequest, with the reason, for: SDXL (not supported yet), no UNet / VAE / text
+// kInvalidRequest, with the reason, for: an SDXL refiner, no UNet / VAE / text
 // encoder, a layout whose tensors are not all understood, shapes that contradict each other
 // (e.g. the UNet's context width against the text encoder's), an invalid hint.
 Result<SingleFilePlan> PlanSingleFile(const ShapeMap& shapes, const SingleFileHints& hints);

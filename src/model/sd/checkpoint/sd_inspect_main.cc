@@ -78,20 +78,26 @@ json Describe(const sd::Component& component) {
 json Describe(const sd::Checkpoint& ck, double seconds) {
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
-  return {{"family", ck.family_name},
-          {"format", ck.format},
-          {"prediction_type", ck.prediction_type},
-          {"inpainting", ck.inpainting},
-          {"tokenizer_dir", ck.tokenizer_dir.string()},
-          {"scheduler_config", ck.scheduler_config},
-          {"ignored_keys", ck.ignored_keys},
-          {"unknown_keys", ck.unknown_keys},
-          {"components",
-           {{"text_encoder", Describe(ck.text_encoder)},
-            {"unet", Describe(ck.unet)},
-            {"vae", Describe(ck.vae)}}},
-          {"load_seconds", seconds},
-          {"peak_rss_kb", usage.ru_maxrss}};
+  json components = {{"text_encoder", Describe(ck.text_encoder)},
+                     {"unet", Describe(ck.unet)},
+                     {"vae", Describe(ck.vae)}};
+  json described = {{"family", ck.family_name},
+                    {"format", ck.format},
+                    {"prediction_type", ck.prediction_type},
+                    {"inpainting", ck.inpainting},
+                    {"tokenizer_dir", ck.tokenizer_dir.string()},
+                    {"scheduler_config", ck.scheduler_config},
+                    {"ignored_keys", ck.ignored_keys},
+                    {"unknown_keys", ck.unknown_keys},
+                    {"load_seconds", seconds},
+                    {"peak_rss_kb", usage.ru_maxrss}};
+  if (!ck.tokenizer_2_dir.empty()) {  // SDXL
+    components["text_encoder_2"] = Describe(ck.text_encoder_2);
+    described["tokenizer_2_dir"] = ck.tokenizer_2_dir.string();
+    described["force_zeros_for_empty_prompt"] = ck.force_zeros_for_empty_prompt;
+  }
+  described["components"] = std::move(components);
+  return described;
 }
 
 // --ids: a JSON array of equally long arrays of integers.

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -34,19 +35,30 @@ struct Targets {
 
 class CheckpointNetworks final : public sd::SdNetworks {
  public:
-  CheckpointNetworks(sd::ClipTextEncoder text, sd::Unet unet, sd::Vae vae,
-                     std::unique_ptr<Targets> targets, const std::string& lora_dir)
+  // `text_2`: SDXL's second text encoder (with its projection), or none.
+  CheckpointNetworks(sd::ClipTextEncoder text, std::optional<sd::ClipTextEncoder> text_2,
+                     sd::Unet unet, sd::Vae vae, std::unique_ptr<Targets> targets,
+                     const std::string& lora_dir)
       : text_(std::move(text)),
+        text_2_(std::move(text_2)),
         unet_(std::move(unet)),
         vae_(std::move(vae)),
         targets_(std::move(targets)),
         loras_(std::make_unique<sd::LoraWeights>(lora_dir, &targets_->text, &targets_->unet)) {}
 
-  torch::Tensor EncodeText(const torch::Tensor& ids) const override { return text_.Encode(ids); }
-  torch::Tensor Denoise(const torch::Tensor& sample, const torch::Tensor& timestep,
-                        const torch::Tensor& context) const override {
-    return unet_.Forward(sample, timestep, context);
+  sd::TextStates EncodeText(const torch::Tensor& ids, const torch::Tensor& ids_2) const override {
+    if (!text_2_) return {text_.Encode(ids), torch::Tensor()};
+    // diffusers' SDXL encode_prompt: both penultimate layers, un-normalised, side by side.
+    auto first = text_.EncodePenultimate(ids);
+    auto second = text_2_->EncodePenultimate(ids_2);
+    return {torch::cat({first.hidden, second.hidden}, -1), second.pooled};
   }
+  torch::Tensor Denoise(const torch::Tensor& sample, const torch::Tensor& timestep,
+                        const torch::Tensor& context, const torch::Tensor& pooled,
+                        const torch::Tensor& time_ids) const override {
+    return unet_.Forward(sample, timestep, context, sd::AddedConditions{pooled, time_ids});
+  }
+  bool SizeConditioned() const override { return text_2_.has_value(); }
   int UnetInChannels() const override { return unet_.InChannels(); }
   torch::Tensor DecodeLatents(const torch::Tensor& latents, bool tiled) const override {
     return tiled ? vae_.DecodeTiled(latents, kDecodeTile, kDecodeOverlap) : vae_.Decode(latents);
@@ -68,11 +80,20 @@ class CheckpointNetworks final : public sd::SdNetworks {
 
  private:
   sd::ClipTextEncoder text_;
+  std::optional<sd::ClipTextEncoder> text_2_;
   sd::Unet unet_;
   sd::Vae vae_;
   std::unique_ptr<Targets> targets_;
   std::unique_ptr<sd::LoraWeights> loras_;  // changes weights in place, under its own lock
 };
+
+template <typename T>
+Result<T> Named(Result<T> result, const std::string& what) {
+  if (result.ok()) return result;
+  Error e = result.error();
+  e.message = what + ": " + e.message;
+  return e;
+}
 
 Result<SdFamily> FamilyOf(const sd::Checkpoint& checkpoint) {
   switch (checkpoint.family) {
@@ -85,18 +106,45 @@ Result<SdFamily> FamilyOf(const sd::Checkpoint& checkpoint) {
     case sd::Family::kSdTurbo:
       return SdFamily::kSdTurbo;
     case sd::Family::kSdxl:
-      break;
+      return SdFamily::kSdxl;
+    case sd::Family::kSdxlTurbo:
+      return SdFamily::kSdxlTurbo;
   }
-  return Error::Invalid("model", "sd: the " + checkpoint.family_name +
-                                     " family is not supported (SD 1.x, 2.x and SD-Turbo are)");
+  return Error::Invalid("model", "sd: the " + checkpoint.family_name + " family is not supported");
 }
 
-template <typename T>
-Result<T> Named(Result<T> result, const std::string& what) {
-  if (result.ok()) return result;
-  Error e = result.error();
-  e.message = what + ": " + e.message;
-  return e;
+// SDXL's second text encoder, and its tokenizer; none for the other families.
+struct SecondText {
+  std::optional<sd::ClipTextEncoder> encoder;
+  std::unique_ptr<sd::ClipTokenizer> tokenizer;
+};
+
+Result<SecondText> LoadSecondText(sd::Checkpoint& checkpoint, torch::ScalarType compute) {
+  SecondText out;
+  if (checkpoint.tokenizer_2_dir.empty()) return out;
+  auto tokenizer = Named(sd::ClipTokenizer::LoadFolder(checkpoint.tokenizer_2_dir), "tokenizer_2");
+  if (!tokenizer) return tokenizer.error();
+  auto encoder =
+      Named(sd::ClipTextEncoder::Create(checkpoint.text_encoder_2, compute), "text_encoder_2");
+  if (!encoder) return encoder.error();
+  checkpoint.text_encoder_2.weights.clear();
+  if (encoder->projection_dim() == 0) {
+    return Error::Invalid("model",
+                          "text_encoder_2: SDXL's second text encoder needs its "
+                          "text_projection (CLIPTextModelWithProjection)");
+  }
+  out.tokenizer = std::make_unique<sd::ClipTokenizer>(std::move(tokenizer).value());
+  out.encoder = std::move(encoder).value();
+  return out;
+}
+
+// The UNet's added embedding takes exactly the second encoder's pooled width (none without it).
+Status CheckPooledWidth(const sd::Unet& unet, const SecondText& second) {
+  const int64_t pooled = second.encoder ? second.encoder->projection_dim() : 0;
+  if (unet.AddedTextDim() == pooled) return Status::Ok();
+  return Error::Invalid(
+      "model", "unet: its added embedding takes " + std::to_string(unet.AddedTextDim()) +
+                   " pooled text channels, the text encoders give " + std::to_string(pooled));
 }
 
 // imagegen's own models (tools/emoji/train_sd.py) list the words of their training captions
@@ -173,9 +221,12 @@ Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int thr
     // Each network keeps what it uses; the rest (q, k and v before they are joined) is freed
     // as each is made, not at the end, so it never adds to the peak.
     checkpoint->text_encoder.weights.clear();
+    auto second = LoadSecondText(*checkpoint, *compute);
+    if (!second) return second.error();
     auto unet = Named(sd::Unet::Create(checkpoint->unet, *compute, &targets->unet), "unet");
     if (!unet) return unet.error();
     checkpoint->unet.weights.clear();
+    if (auto pooled = CheckPooledWidth(*unet, *second); !pooled) return pooled.error();
     auto vae = Named(sd::Vae::Create(checkpoint->vae, *compute), "vae");
     if (!vae) return vae.error();
     checkpoint->vae.weights.clear();
@@ -183,9 +234,11 @@ Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int thr
     spec.name = ModelName(path);
     spec.family = *family;
     spec.tokenizer = std::make_unique<sd::ClipTokenizer>(std::move(tokenizer).value());
-    spec.networks =
-        std::make_unique<CheckpointNetworks>(std::move(text).value(), std::move(unet).value(),
-                                             std::move(vae).value(), std::move(targets), lora_dir);
+    spec.tokenizer_2 = std::move(second->tokenizer);
+    spec.zero_empty_negative = checkpoint->force_zeros_for_empty_prompt;
+    spec.networks = std::make_unique<CheckpointNetworks>(
+        std::move(text).value(), std::move(second->encoder), std::move(unet).value(),
+        std::move(vae).value(), std::move(targets), lora_dir);
     spec.scheduler_config = checkpoint->scheduler_config;
     spec.prediction_type = checkpoint->prediction_type;
     spec.known_words = std::move(known_words).value();

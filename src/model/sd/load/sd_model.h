@@ -14,8 +14,8 @@ namespace imagegen {
 // Loads the checkpoint at `path` once (weights on the CPU in the compute precision) and returns its
 // model, named "sd:<last component of path>". `threads` > 0 sets LibTorch's intra-op threads
 // (process-wide). Errors: kNotFound for a missing path; kInvalidRequest naming the problem for
-// a checkpoint that cannot be read or whose family is not SD 1.x, 2.x or SD-Turbo (SDXL is
-// refused).
+// a checkpoint that cannot be read or whose family is not SD 1.x, 2.x, SD-Turbo, SDXL or
+// SDXL-Turbo (SDXL refiners are refused).
 // `precision`: "f32" (diffusers' float32 numbers) or "bf16" (the text encoder, UNet and VAE in
 // bfloat16, as diffusers' torch_dtype=torch.bfloat16; the sampler stays float32); anything else
 // is kInvalidRequest. A model folder's training.json "words" (imagegen's own models) lists the

@@ -14,15 +14,27 @@
 
 namespace imagegen::sd {
 
+// A prompt's text conditioning, as the UNet takes it.
+struct TextStates {
+  torch::Tensor context;  // [B, T, D]: the hidden states the UNet attends to
+  torch::Tensor pooled;   // [B, P]: SDXL's pooled text (its second encoder); undefined otherwise
+};
+
 class SdNetworks {
  public:
   virtual ~SdNetworks() = default;
-  // The text encoder's hidden states ([B, T, D], clip-skip applied) for token ids [B, T] int64.
-  virtual torch::Tensor EncodeText(const torch::Tensor& ids) const = 0;
+  // The text encoders' states for token ids [B, T] int64 (clip-skip applied). SDXL: `ids_2`
+  // are the second tokenizer's ids of the same text, and the context is both encoders'
+  // penultimate states side by side; elsewhere `ids_2` is undefined and ignored.
+  virtual TextStates EncodeText(const torch::Tensor& ids, const torch::Tensor& ids_2) const = 0;
   // The UNet's output (noise or velocity, as the checkpoint predicts) for latents [B, C, h, w]
-  // (C = UnetInChannels()), timesteps [B] float and text context [B, T, D].
+  // (C = UnetInChannels()), timesteps [B] float, text context [B, T, D] and, for SDXL
+  // (SizeConditioned()), the pooled text [B, P] and size ids [B, 6] (undefined otherwise).
   virtual torch::Tensor Denoise(const torch::Tensor& sample, const torch::Tensor& timestep,
-                                const torch::Tensor& context) const = 0;
+                                const torch::Tensor& context, const torch::Tensor& pooled,
+                                const torch::Tensor& time_ids) const = 0;
+  // SDXL: two tokenizers and encoders, the UNet conditioned on pooled text and image sizes.
+  virtual bool SizeConditioned() const { return false; }
   // 4, or 9 for an inpainting UNet (latents + mask + masked-image latents).
   virtual int UnetInChannels() const = 0;
   // The VAE decoder: latents already divided by VaeScalingFactor() -> images [B, 3, f*h, f*w]

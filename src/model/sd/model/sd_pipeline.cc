@@ -41,7 +41,10 @@ SdFamilyDefaults DefaultsOf(SdFamily family) {
     case SdFamily::kSd2V:
       return {96, "dpmpp_2m_karras", 25, 7.5, 100};
     case SdFamily::kSdTurbo:
+    case SdFamily::kSdxlTurbo:
       return {64, "turbo", 1, 0.0, 10};
+    case SdFamily::kSdxl:
+      return {128, "dpmpp_2m_karras", 25, 7.5, 100};
     case SdFamily::kSd1:
     case SdFamily::kSd2:
       break;
@@ -145,7 +148,8 @@ class SdModel final : public ImageModel {
     SamplerKind sampler = SamplerKind::kEuler;
     SamplerOptions options;
     bool guided = false;
-    torch::Tensor context;  // [1 or 2, T, D]: (uncond, cond) when guided
+    TextStates text;         // [1 or 2, ...]: (uncond, cond) when guided
+    torch::Tensor time_ids;  // SDXL's [1 or 2, 6]; undefined otherwise
     std::optional<EditInputs> edit;
   };
 
@@ -181,12 +185,13 @@ class SdModel final : public ImageModel {
     job.guided = request.guidance > 1.0 && job.sampler != SamplerKind::kTurbo;
     auto cond = EncodePrompt(prompt, "prompt", warnings);
     if (!cond) return cond.error();
-    job.context = *cond;
+    job.text = *cond;
     if (job.guided) {
-      auto uncond = EncodePrompt(request.negative_prompt, "negative_prompt", warnings);
+      auto uncond = EncodeNegative(request.negative_prompt, *cond, warnings);
       if (!uncond) return uncond.error();
-      job.context = ConcatGuided(*uncond, *cond);
+      job.text = ConcatGuided(*uncond, *cond);
     }
+    if (spec_.networks->SizeConditioned()) job.time_ids = SizeIds(request, job.guided ? 2 : 1);
     if (!request.init_image.empty()) {
       auto edit = PrepareEdit(request, warnings);
       if (!edit) return edit.error();
@@ -195,15 +200,22 @@ class SdModel final : public ImageModel {
     return job;
   }
 
-  // The text encoder's states for `text`: one chunk of 77 ids per 75 tokens, concatenated
+  // The text encoders' states for `text`: one chunk of 77 ids per 75 tokens, concatenated
   // along the sequence (A1111's long prompts); for a short prompt exactly diffusers' input.
-  Result<torch::Tensor> EncodePrompt(const std::string& text, const std::string& field,
-                                     std::vector<std::string>* warnings) const {
-    auto chunks = spec_.tokenizer->EncodeChunks(text);
-    if (!chunks) {
-      Error e = chunks.error();
-      e.field = field;
-      return e;
+  // SDXL's pooled text comes from the first chunk, as A1111 takes it.
+  Result<TextStates> EncodePrompt(const std::string& text, const std::string& field,
+                                  std::vector<std::string>* warnings) const {
+    auto chunks = Chunks(*spec_.tokenizer, text, field);
+    if (!chunks) return chunks.error();
+    std::vector<std::vector<int32_t>> chunks_2;
+    if (spec_.tokenizer_2) {
+      auto second = Chunks(*spec_.tokenizer_2, text, field);
+      if (!second) return second.error();
+      if (second->size() != chunks->size()) {
+        return Error::Make(ErrorCode::kInternal,
+                           "the two tokenizers split " + field + " into different chunks");
+      }
+      chunks_2 = std::move(second).value();
     }
     ReportUnknownWords(text, field, warnings);
     if (chunks->size() > 1) {
@@ -211,12 +223,49 @@ class SdModel final : public ImageModel {
                           std::to_string(chunks->size()) + " chunks of 75 (A1111's way)");
     }
     std::vector<torch::Tensor> states;
-    for (const auto& ids : *chunks) {
-      std::vector<int64_t> wide(ids.begin(), ids.end());
-      auto tensor = torch::tensor(wide, torch::kInt64).view({1, -1});
-      states.push_back(spec_.networks->EncodeText(tensor));
+    TextStates out;
+    for (size_t i = 0; i < chunks->size(); ++i) {
+      auto encoded = spec_.networks->EncodeText(
+          IdsTensor((*chunks)[i]), chunks_2.empty() ? torch::Tensor() : IdsTensor(chunks_2[i]));
+      if (i == 0) out.pooled = encoded.pooled;
+      states.push_back(encoded.context);
     }
-    return torch::cat(states, 1);
+    out.context = torch::cat(states, 1);
+    return out;
+  }
+
+  static Result<std::vector<std::vector<int32_t>>> Chunks(const ClipTokenizer& tokenizer,
+                                                          const std::string& text,
+                                                          const std::string& field) {
+    auto chunks = tokenizer.EncodeChunks(text);
+    if (!chunks) {
+      Error e = chunks.error();
+      e.field = field;
+      return e;
+    }
+    return chunks;
+  }
+
+  static torch::Tensor IdsTensor(const std::vector<int32_t>& ids) {
+    std::vector<int64_t> wide(ids.begin(), ids.end());
+    return torch::tensor(wide, torch::kInt64).view({1, -1});
+  }
+
+  // The unconditional half: the negative prompt encoded, or for SDXL checkpoints that say so
+  // and an empty negative prompt, zeros shaped as the prompt's states.
+  Result<TextStates> EncodeNegative(const std::string& negative, const TextStates& cond,
+                                    std::vector<std::string>* warnings) const {
+    if (negative.empty() && spec_.zero_empty_negative) {
+      return TextStates{torch::zeros_like(cond.context),
+                        cond.pooled.defined() ? torch::zeros_like(cond.pooled) : torch::Tensor()};
+    }
+    return EncodePrompt(negative, "negative_prompt", warnings);
+  }
+
+  // SDXL's add_time_ids: original size, crop top-left, target size; (height, width) each.
+  static torch::Tensor SizeIds(const ValidRequest& request, int batch) {
+    const auto h = static_cast<float>(request.height), w = static_cast<float>(request.width);
+    return torch::tensor({h, w, 0.0f, 0.0f, h, w}).view({1, 6}).expand({batch, 6}).contiguous();
   }
 
   void ReportUnknownWords(const std::string& text, const std::string& field,
@@ -235,19 +284,23 @@ class SdModel final : public ImageModel {
 
   // (uncond, cond) as one batch; the one with fewer chunks is padded with the empty prompt's
   // chunk, as A1111 pads.
-  torch::Tensor ConcatGuided(torch::Tensor uncond, torch::Tensor cond) const {
-    if (uncond.size(1) != cond.size(1)) {
-      auto empty = spec_.networks->EncodeText(EmptyIds());
-      while (uncond.size(1) < cond.size(1)) uncond = torch::cat({uncond, empty}, 1);
-      while (cond.size(1) < uncond.size(1)) cond = torch::cat({cond, empty}, 1);
+  TextStates ConcatGuided(TextStates uncond, TextStates cond) const {
+    if (uncond.context.size(1) != cond.context.size(1)) {
+      auto empty = EncodeEmpty();
+      while (uncond.context.size(1) < cond.context.size(1))
+        uncond.context = torch::cat({uncond.context, empty}, 1);
+      while (cond.context.size(1) < uncond.context.size(1))
+        cond.context = torch::cat({cond.context, empty}, 1);
     }
-    return torch::cat({uncond, cond}, 0);
+    TextStates both{torch::cat({uncond.context, cond.context}, 0), torch::Tensor()};
+    if (cond.pooled.defined()) both.pooled = torch::cat({uncond.pooled, cond.pooled}, 0);
+    return both;
   }
 
-  torch::Tensor EmptyIds() const {
-    auto ids = spec_.tokenizer->Encode("");
-    std::vector<int64_t> wide(ids->begin(), ids->end());
-    return torch::tensor(wide, torch::kInt64).view({1, -1});
+  torch::Tensor EncodeEmpty() const {
+    auto ids = IdsTensor(*spec_.tokenizer->Encode(""));
+    auto ids_2 = spec_.tokenizer_2 ? IdsTensor(*spec_.tokenizer_2->Encode("")) : torch::Tensor();
+    return spec_.networks->EncodeText(ids, ids_2).context;
   }
 
   Result<EditInputs> PrepareEdit(const ValidRequest& request,
@@ -329,7 +382,7 @@ class SdModel final : public ImageModel {
                            1);
       }
       auto t = torch::full({batch}, sampler->Timestep(i), torch::kFloat32);
-      auto out = spec_.networks->Denoise(input, t, job.context);
+      auto out = spec_.networks->Denoise(input, t, job.text.context, job.text.pooled, job.time_ids);
       if (job.guided) {
         auto parts = out.chunk(2, 0);
         out = parts[0] + request.guidance * (parts[1] - parts[0]);
@@ -431,6 +484,9 @@ ModelLimits SdLimits(SdFamily family, int vae_factor, int native_latent, int mul
 Result<std::unique_ptr<ImageModel>> MakeSdModel(SdModelSpec spec) {
   if (!spec.tokenizer || !spec.networks) {
     return Error::Make(ErrorCode::kInternal, "sd model: tokenizer and networks are required");
+  }
+  if (spec.networks->SizeConditioned() != (spec.tokenizer_2 != nullptr)) {
+    return Error::Make(ErrorCode::kInternal, "sd model: SDXL networks need a second tokenizer");
   }
   nlohmann::json config = spec.scheduler_config;
   if (!spec.prediction_type.empty()) config["prediction_type"] = spec.prediction_type;

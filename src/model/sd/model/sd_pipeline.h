@@ -1,7 +1,11 @@
 // The Stable Diffusion model behind `--model sd:PATH` (an ImageModel), built from a tokenizer,
 // the three networks (sd_networks.h) and the checkpoint's scheduler configuration. It follows
-// diffusers' StableDiffusionPipeline / Img2Img / Inpaint pipelines (0.27.2) step for step, so a
-// seed gives diffusers' image:
+// diffusers' StableDiffusionPipeline / Img2Img / Inpaint pipelines (0.27.2; for SDXL
+// StableDiffusionXLPipeline) step for step, so a seed gives diffusers' image:
+//  - SDXL: each text goes through both tokenizers and encoders (their penultimate states side
+//    by side, the second's pooled output from the first chunk); the UNet also gets the size ids
+//    (height, width, 0, 0, height, width): the request's size as both original and target,
+//    uncropped; an empty negative prompt is zeros where the checkpoint says so;
 //  - prompts: CLIP ids padded to 77 (longer prompts in A1111's chunks of 75 tokens, their
 //    hidden states concatenated; the negative prompt padded to as many chunks); classifier-free
 //    guidance only where diffusers does it (guidance > 1, never for the turbo sampler), with the
@@ -37,12 +41,13 @@
 namespace imagegen::sd {
 
 // The families whose defaults differ (README "Using your own Stable Diffusion checkpoint").
-enum class SdFamily { kSd1, kSd2, kSd2V, kSdTurbo };
+enum class SdFamily { kSd1, kSd2, kSd2V, kSdTurbo, kSdxl, kSdxlTurbo };
 
 // sizes: latents of 32 to 128 pixels a side in steps of 8, i.e. for SD's VAE (vae_factor 8)
 // multiples of 64 from 256 to 1024 in both directions, the family's native square first (768
-// for SD 2.x 768-v, else 512); sampler, steps and guidance defaults per family:
-// dpmpp_2m_karras, 25 steps, 7.5 (SD 1.x/2.x); turbo, 1 step, guidance 0 (SD-Turbo).
+// for SD 2.x 768-v, 1024 for SDXL, else 512); sampler, steps and guidance defaults per family:
+// dpmpp_2m_karras, 25 steps, 7.5 (SD 1.x/2.x, SDXL); turbo, 1 step, guidance 0 (SD-Turbo,
+// SDXL-Turbo).
 // `native_latent`: the UNet's sample_size (0: the family's). Below SD's 32..128 latent grid
 // (small models trained at 16x16 latents, say) the sizes from half to twice it are added, in
 // steps of a quarter of it (at least `multiple`, the UNet's).
@@ -52,6 +57,10 @@ struct SdModelSpec {
   std::string name;  // as results report it: "sd:<basename of the path>"
   SdFamily family = SdFamily::kSd1;
   std::unique_ptr<ClipTokenizer> tokenizer;
+  std::unique_ptr<ClipTokenizer> tokenizer_2;  // SDXL's second (pads with "!"); else null
+  // SDXL: an empty negative prompt is zero conditioning, not the encoded empty text
+  // (diffusers' force_zeros_for_empty_prompt).
+  bool zero_empty_negative = false;
   std::unique_ptr<SdNetworks> networks;
   nlohmann::json scheduler_config;  // scheduler/scheduler_config.json
   std::string prediction_type;      // overrides the scheduler config's when not empty

@@ -28,13 +28,14 @@ struct Calls {
 class FakeNetworks final : public SdNetworks {
  public:
   FakeNetworks(Calls* calls, int in_channels) : calls_(calls), in_channels_(in_channels) {}
-  torch::Tensor EncodeText(const torch::Tensor& ids) const override {
+  TextStates EncodeText(const torch::Tensor& ids, const torch::Tensor&) const override {
     ++calls_->encodes;
     auto f = ids.to(torch::kFloat32).unsqueeze(2);  // [B, T, 1]
-    return torch::cat({torch::sin(f), torch::cos(f * 0.5)}, 2);
+    return {torch::cat({torch::sin(f), torch::cos(f * 0.5)}, 2), torch::Tensor()};
   }
   torch::Tensor Denoise(const torch::Tensor& sample, const torch::Tensor& timestep,
-                        const torch::Tensor& context) const override {
+                        const torch::Tensor& context, const torch::Tensor&,
+                        const torch::Tensor&) const override {
     calls_->denoise_batches.push_back(sample.size(0));
     calls_->denoise_channels.push_back(sample.size(1));
     calls_->timesteps.push_back(timestep[0].item<float>());

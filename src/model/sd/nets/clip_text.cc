@@ -75,6 +75,15 @@ Result<ClipTextEncoder> ClipTextEncoder::Create(const Component& component,
   if (!norm_w) return norm_w.error();
   if (!norm_b) return norm_b.error();
   e.final_norm_ = {*norm_w, *norm_b};
+  const auto eos_id = config.find("eos_token_id");  // transformers' default: the legacy 2
+  if (eos_id != config.end() && eos_id->is_number_integer()) e.eos_token_id_ = *eos_id;
+  if (w.count("text_projection.weight") != 0) {
+    auto projection = PositiveInt(config, "projection_dim");
+    if (!projection) return projection.error();
+    auto weight = Weight(w, "text_projection.weight", {*projection, h}, compute);
+    if (!weight) return weight.error();
+    e.projection_ = *weight;
+  }
   auto inner = w.find("text_model.encoder.layers.0.mlp.fc1.weight");
   if (inner == w.end() || inner->second.dim() != 2) return Invalid("missing the first MLP");
   const int64_t m = inner->second.size(0);
@@ -134,41 +143,82 @@ torch::Tensor ClipTextEncoder::Mlp(const Layer& layer, const torch::Tensor& x) c
   return torch::linear(y, layer.fc2.weight, layer.fc2.bias);
 }
 
-torch::Tensor ClipTextEncoder::Encode(const torch::Tensor& ids, int clip_skip) const {
+void ClipTextEncoder::CheckIds(const torch::Tensor& ids) const {
   if (ids.dim() != 2 || ids.scalar_type() != torch::kLong || ids.size(1) > max_positions() ||
       ids.size(1) < 1) {
-    throw std::invalid_argument("ClipTextEncoder::Encode: ids must be int64 [B, 1.." +
+    throw std::invalid_argument("ClipTextEncoder: ids must be int64 [B, 1.." +
                                 std::to_string(max_positions()) + "]");
   }
+  if (ids.numel() > 0 &&
+      (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= vocab_size())) {
+    throw std::invalid_argument("ClipTextEncoder: an id is outside the vocabulary");
+  }
+}
+
+torch::Tensor ClipTextEncoder::Embed(const torch::Tensor& ids) const {
+  const int64_t b = ids.size(0), t = ids.size(1);
+  return token_embedding_.index_select(0, ids.reshape({-1})).view({b, t, hidden_}) +
+         position_embedding_.narrow(0, 0, t);
+}
+
+// Causal: a token sees itself and the tokens before it (transformers fills with the float
+// minimum, not -inf; softmax gives the same since every row keeps its diagonal; in bfloat16
+// the float minimum rounds to -inf, with the same result).
+torch::Tensor ClipTextEncoder::CausalMask(int64_t tokens) const {
+  return torch::full({tokens, tokens}, std::numeric_limits<float>::lowest())
+      .triu(1)
+      .view({1, 1, tokens, tokens})
+      .to(type_);
+}
+
+torch::Tensor ClipTextEncoder::RunLayer(int index, const torch::Tensor& x,
+                                        const torch::Tensor& mask) const {
+  const Layer& layer = layers_[static_cast<size_t>(index)];
+  auto y =
+      x + Attention(layer,
+                    torch::layer_norm(x, {hidden_}, layer.norm1.weight, layer.norm1.bias, eps_),
+                    mask);
+  return y +
+         Mlp(layer, torch::layer_norm(y, {hidden_}, layer.norm2.weight, layer.norm2.bias, eps_));
+}
+
+torch::Tensor ClipTextEncoder::Encode(const torch::Tensor& ids, int clip_skip) const {
+  CheckIds(ids);
   if (clip_skip < 1 || clip_skip > layers()) {
     throw std::invalid_argument("ClipTextEncoder::Encode: clip_skip must be 1.." +
                                 std::to_string(layers()));
   }
-  if (ids.numel() > 0 &&
-      (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= vocab_size())) {
-    throw std::invalid_argument("ClipTextEncoder::Encode: an id is outside the vocabulary");
-  }
   torch::NoGradGuard no_grad;
-  const int64_t b = ids.size(0), t = ids.size(1);
-  torch::Tensor x = token_embedding_.index_select(0, ids.reshape({-1})).view({b, t, hidden_}) +
-                    position_embedding_.narrow(0, 0, t);
-  // Causal: a token sees itself and the tokens before it (transformers fills with the float
-  // minimum, not -inf; softmax gives the same since every row keeps its diagonal; in bfloat16
-  // the float minimum rounds to -inf, with the same result).
-  const torch::Tensor mask = torch::full({t, t}, std::numeric_limits<float>::lowest())
-                                 .triu(1)
-                                 .view({1, 1, t, t})
-                                 .to(type_);
+  torch::Tensor x = Embed(ids);
+  const torch::Tensor mask = CausalMask(ids.size(1));
   const int run = layers() - (clip_skip - 1);
-  for (int i = 0; i < run; ++i) {
-    const Layer& layer = layers_[static_cast<size_t>(i)];
-    x = x + Attention(layer,
-                      torch::layer_norm(x, {hidden_}, layer.norm1.weight, layer.norm1.bias, eps_),
-                      mask);
-    x = x + Mlp(layer, torch::layer_norm(x, {hidden_}, layer.norm2.weight, layer.norm2.bias, eps_));
-  }
+  for (int i = 0; i < run; ++i) x = RunLayer(i, x, mask);
   return torch::layer_norm(x, {hidden_}, final_norm_.weight, final_norm_.bias, eps_)
       .to(torch::kFloat);
+}
+
+ClipTextEncoder::Conditioning ClipTextEncoder::EncodePenultimate(const torch::Tensor& ids,
+                                                                 int clip_skip) const {
+  CheckIds(ids);
+  if (clip_skip < 1 || clip_skip >= layers()) {
+    throw std::invalid_argument("ClipTextEncoder::EncodePenultimate: clip_skip must be 1.." +
+                                std::to_string(layers() - 1));
+  }
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = Embed(ids);
+  const torch::Tensor mask = CausalMask(ids.size(1));
+  Conditioning out;
+  for (int i = 0; i < layers(); ++i) {
+    if (i == layers() - clip_skip) out.hidden = x.to(torch::kFloat);
+    if (i == layers() - clip_skip && !projection_.defined()) return out;
+    x = RunLayer(i, x, mask);
+  }
+  const auto last = torch::layer_norm(x, {hidden_}, final_norm_.weight, final_norm_.bias, eps_);
+  const auto eos =
+      eos_token_id_ == 2 ? ids.argmax(-1) : (ids == eos_token_id_).to(torch::kInt).argmax(-1);
+  const auto rows = torch::arange(ids.size(0), torch::kLong);
+  out.pooled = torch::linear(last.index({rows, eos}), projection_).to(torch::kFloat);
+  return out;
 }
 
 Result<torch::Tensor> EncodePrompt(const ClipTokenizer& tokenizer, const ClipTextEncoder& encoder,

@@ -40,10 +40,25 @@ class ClipTextEncoder {
   // std::invalid_argument otherwise, like a bad id).
   torch::Tensor Encode(const torch::Tensor& ids, int clip_skip = 1) const;
 
+  // What SDXL conditions on (diffusers' StableDiffusionXLPipeline.encode_prompt): the hidden
+  // states of layer layers() - clip_skip WITHOUT the final layer norm (clip_skip 1:
+  // hidden_states[-2], the penultimate layer) and, where the model has a text projection
+  // (CLIPTextModelWithProjection), the pooled output: the last layer, final layer norm, at
+  // the first end-of-text token (the largest id where the config's eos_token_id is the
+  // legacy 2), times the projection. `pooled` is undefined without a projection.
+  // REQUIRES: 1 <= clip_skip < layers() (std::invalid_argument otherwise), ids as in Encode.
+  struct Conditioning {
+    torch::Tensor hidden;  // [B, T, hidden_size()]
+    torch::Tensor pooled;  // [B, projection_dim()]
+  };
+  Conditioning EncodePenultimate(const torch::Tensor& ids, int clip_skip = 1) const;
+
   int64_t hidden_size() const { return hidden_; }
   int64_t vocab_size() const { return token_embedding_.size(0); }
   int64_t max_positions() const { return position_embedding_.size(0); }
   int layers() const { return static_cast<int>(layers_.size()); }
+  // text_projection's output width; 0 where the weights have none (CLIPTextModel).
+  int64_t projection_dim() const { return projection_.defined() ? projection_.size(0) : 0; }
 
  private:
   struct Linear {
@@ -60,9 +75,15 @@ class ClipTextEncoder {
   torch::Tensor Attention(const Layer& layer, const torch::Tensor& x,
                           const torch::Tensor& mask) const;
   torch::Tensor Mlp(const Layer& layer, const torch::Tensor& x) const;
+  void CheckIds(const torch::Tensor& ids) const;
+  torch::Tensor Embed(const torch::Tensor& ids) const;
+  torch::Tensor RunLayer(int index, const torch::Tensor& x, const torch::Tensor& mask) const;
+  torch::Tensor CausalMask(int64_t tokens) const;
 
   torch::Tensor token_embedding_, position_embedding_;
   Norm final_norm_;
+  torch::Tensor projection_;  // [projection_dim, hidden] or undefined
+  int64_t eos_token_id_ = 2;
   std::vector<Layer> layers_;
   int64_t hidden_ = 0, heads_ = 0;
   double eps_ = 1e-5;

@@ -1,5 +1,6 @@
 #include "model/sd/nets/unet.h"
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct UnetConfig {
   bool linear_projection = false, flip_sin_to_cos = true;
   double freq_shift = 0;
   int time_embed_dim = 0;
+  // SDXL's "text_time" added conditioning: the pooled text embedding and the six size ids
+  // (each as a sinusoidal embedding of this width) -> a second time-embedding MLP; 0: none.
+  int added_time_dim = 0, added_input_dim = 0;
 };
 
 // What SD 1.x/2.x UNets leave at diffusers' defaults; other values select SDXL, LCM, class-
@@ -31,7 +35,6 @@ struct UnetConfig {
 const std::vector<RequiredDefault>& UnetDefaults() {
   static const std::vector<RequiredDefault> fields = {
       {"act_fn", "silu"},
-      {"addition_embed_type", nullptr},
       {"attention_type", "default"},
       {"center_input_sample", false},
       {"class_embed_type", nullptr},
@@ -78,6 +81,26 @@ Result<std::vector<bool>> BlockKinds(const json& config, const std::string& key,
     }
   }
   return kinds;
+}
+
+// SDXL's added conditioning: addition_embed_type "text_time" with its two widths.
+Status ReadAddedEmbedding(const json& config, UnetConfig& c) {
+  const json type = config.value("addition_embed_type", json());
+  if (type.is_null()) return Status::Ok();
+  if (type != "text_time") {
+    return ConfigError(kComponent, "addition_embed_type " + type.dump() + " (only text_time)");
+  }
+  const json time_dim = config.value("addition_time_embed_dim", json());
+  const json input_dim = config.value("projection_class_embeddings_input_dim", json());
+  if (!time_dim.is_number_integer() || !input_dim.is_number_integer() || time_dim <= 0 ||
+      input_dim <= 6 * time_dim.get<int>() || input_dim > 1 << 20) {
+    return ConfigError(kComponent,
+                       "addition_embed_type text_time needs addition_time_embed_dim and a "
+                       "larger projection_class_embeddings_input_dim");
+  }
+  c.added_time_dim = time_dim.get<int>();
+  c.added_input_dim = input_dim.get<int>();
+  return Status::Ok();
 }
 
 Status CheckOnlyCrossAttentionOff(const json& config) {
@@ -148,6 +171,7 @@ Result<UnetConfig> ParseConfig(const json& config) {
   }
   if (c.time_embed_dim == 0) c.time_embed_dim = 4 * c.block_out[0];
   if (auto s = ReadPerBlock(config, c); !s) return s.error();
+  if (auto s = ReadAddedEmbedding(config, c); !s) return s.error();
   return c;
 }
 
@@ -162,6 +186,7 @@ struct Block {
 struct Unet::Net {
   UnetConfig config;
   Linear time_1, time_2;
+  std::optional<Linear> added_1, added_2;  // SDXL's add_embedding
   Conv2d conv_in, conv_out;
   std::vector<Block> down, up;
   ResnetBlock2D mid_first, mid_second;
@@ -171,6 +196,7 @@ struct Unet::Net {
   void Load(WeightSource& w);
   Block LoadDown(WeightSource& w, size_t i) const;
   Block LoadUp(WeightSource& w, size_t i) const;
+  torch::Tensor AddedEmbedding(const AddedConditions& added, torch::ScalarType type) const;
   Transformer2D LoadTransformer(WeightSource& w, const std::string& prefix, int channels,
                                 size_t level) const {
     return Transformer2D::Load(w, prefix, channels, config.cross_dim[level], config.heads[level],
@@ -223,6 +249,10 @@ void Unet::Net::Load(WeightSource& w) {
   const int base = c.block_out[0], top = c.block_out.back();
   time_1 = Linear::Load(w, "time_embedding.linear_1", base, c.time_embed_dim);
   time_2 = Linear::Load(w, "time_embedding.linear_2", c.time_embed_dim, c.time_embed_dim);
+  if (c.added_time_dim > 0) {
+    added_1 = Linear::Load(w, "add_embedding.linear_1", c.added_input_dim, c.time_embed_dim);
+    added_2 = Linear::Load(w, "add_embedding.linear_2", c.time_embed_dim, c.time_embed_dim);
+  }
   conv_in = Conv2d::Load(w, "conv_in", c.in_channels, base, 3);
   for (size_t i = 0; i < c.block_out.size(); ++i) down.push_back(LoadDown(w, i));
   mid_first =
@@ -252,8 +282,27 @@ Result<Unet> Unet::Create(const Component& component, torch::ScalarType compute,
   return Unet(std::move(net));
 }
 
+// diffusers' "text_time": the six size ids each embedded sinusoidally, after the pooled text
+// embedding, through add_embedding; added to the time embedding.
+torch::Tensor Unet::Net::AddedEmbedding(const AddedConditions& added,
+                                        torch::ScalarType type) const {
+  const auto& c = config;
+  if (!added.text_embeds.defined() || !added.time_ids.defined() || added.time_ids.size(-1) != 6 ||
+      added.text_embeds.size(-1) + 6 * c.added_time_dim != c.added_input_dim) {
+    throw std::invalid_argument("Unet::Forward: this UNet needs pooled text [B, " +
+                                std::to_string(c.added_input_dim - 6 * c.added_time_dim) +
+                                "] and size ids [B, 6]");
+  }
+  const int64_t batch = added.time_ids.size(0);
+  auto ids = TimestepEmbedding(added.time_ids.to(torch::kFloat).reshape({-1}), c.added_time_dim,
+                               c.flip_sin_to_cos, c.freq_shift)
+                 .reshape({batch, -1});
+  auto input = torch::cat({added.text_embeds.to(torch::kFloat), ids}, -1).to(type);
+  return added_2->Forward(SiluInPlace(added_1->Forward(input)));
+}
+
 torch::Tensor Unet::Forward(const torch::Tensor& sample, const torch::Tensor& timestep,
-                            const torch::Tensor& context) const {
+                            const torch::Tensor& context, const AddedConditions& added) const {
   c10::InferenceMode inference;
   const Net& n = *net_;
   const auto& c = n.config;
@@ -262,6 +311,7 @@ torch::Tensor Unet::Forward(const torch::Tensor& sample, const torch::Tensor& ti
   const auto type = n.conv_in.weight.scalar_type();  // the compute type Create was given
   auto temb = TimestepEmbedding(t, c.block_out[0], c.flip_sin_to_cos, c.freq_shift).to(type);
   temb = n.time_2.Forward(SiluInPlace(n.time_1.Forward(temb)));
+  if (n.added_1) temb = temb + n.AddedEmbedding(added, type);
   const auto temb_silu = at::silu(temb);  // every resnet applies SiLU before its projection
   const auto ctx = context.to(type).contiguous();
 
@@ -298,6 +348,10 @@ torch::Tensor Unet::Forward(const torch::Tensor& sample, const torch::Tensor& ti
 int Unet::InChannels() const { return net_->config.in_channels; }
 int Unet::OutChannels() const { return net_->config.out_channels; }
 int Unet::CrossAttentionDim() const { return net_->config.cross_dim[0]; }
+int Unet::AddedTextDim() const {
+  const auto& c = net_->config;
+  return c.added_time_dim > 0 ? c.added_input_dim - 6 * c.added_time_dim : 0;
+}
 int Unet::SampleSize() const { return net_->config.sample_size; }
 int Unet::SizeMultiple() const {
   return 1 << (static_cast<int>(net_->config.block_out.size()) - 1);
