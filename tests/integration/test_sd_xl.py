@@ -2,6 +2,7 @@
 StableDiffusionXLPipeline on the tiny random SDXL checkpoint sd_reference.py builds (two text
 encoders, the pooled text and the size ids in the UNet's added embedding), per sampler, with a
 negative prompt and without one (diffusers then conditions on zeros, force_zeros_for_empty_prompt);
+image-to-image and 4-channel inpainting against StableDiffusionXLImg2ImgPipeline / InpaintPipeline;
 the single file our writer makes, read back by diffusers' from_single_file, equal to the folder;
 the single file's image equal to the folder's; SDXL-Turbo's one step without guidance; a prompt
 longer than CLIP's 77 tokens; SDXL checkpoints without their second text encoder refused.
@@ -50,6 +51,7 @@ needs_engine = pytest.mark.skipif(bool(ENGINE_MISSING), reason=str(ENGINE_MISSIN
 REFERENCE = r"""
 import json, sys
 import numpy as np, torch, diffusers
+from PIL import Image
 
 def scheduler(config, name):
     if name == "euler":
@@ -65,16 +67,25 @@ def scheduler(config, name):
     return diffusers.DDIMScheduler.from_config(config)
 
 case = json.loads(sys.stdin.read())
-pipe = diffusers.StableDiffusionXLPipeline.from_pretrained(case["folder"], local_files_only=True,
-                                                           add_watermarker=False)
+mode = case.get("mode", "txt2img")
+kind = {"txt2img": diffusers.StableDiffusionXLPipeline,
+        "img2img": diffusers.StableDiffusionXLImg2ImgPipeline,
+        "inpaint": diffusers.StableDiffusionXLInpaintPipeline}[mode]
+pipe = kind.from_pretrained(case["folder"], local_files_only=True, add_watermarker=False)
 pipe.scheduler = scheduler(pipe.scheduler.config, case["sampler"])
 pipe.set_progress_bar_config(disable=True)
+args = dict(prompt=case["prompt"], negative_prompt=case["negative"] or None,
+            num_inference_steps=case["steps"], guidance_scale=case["guidance"],
+            generator=torch.Generator().manual_seed(case["seed"]), output_type="np")
+if mode == "txt2img":
+    args.update(height=case["height"], width=case["width"])
+else:
+    args.update(image=Image.open(case["init_image"]).convert("RGB"), strength=case["strength"])
+if mode == "inpaint":
+    args.update(mask_image=Image.open(case["mask"]).convert("RGB"), height=case["height"],
+                width=case["width"])
 with torch.no_grad():
-    image = pipe(prompt=case["prompt"], negative_prompt=case["negative"] or None,
-                 num_inference_steps=case["steps"], guidance_scale=case["guidance"],
-                 height=case["height"], width=case["width"],
-                 generator=torch.Generator().manual_seed(case["seed"]),
-                 output_type="np").images[0]
+    image = pipe(**args).images[0]
 np.save(case["out"], image.astype(np.float32))
 print(json.dumps({"shape": list(image.shape)}))
 """
@@ -111,6 +122,10 @@ def ours(case, tmp_path):
             "--steps", str(case["steps"]), "--guidance", str(case["guidance"])]
     if case["negative"]:
         args += ["--negative", case["negative"]]
+    if case.get("mode", "txt2img") != "txt2img":
+        args += ["--init-image", case["init_image"], "--strength", str(case["strength"])]
+    if case.get("mode") == "inpaint":
+        args += ["--mask", case["mask"]]
     r = generate(case["prompt"], case["folder"], tmp_path, out, *args, width=case["width"],
                  height=case["height"])
     assert r.returncode == 0, r.stderr[-3000:]
@@ -124,7 +139,8 @@ def compare(case, tmp_path):
     got, result = ours(case, tmp_path)
     assert got.shape == want.shape
     diff = np.abs(got - np.round(want))
-    print(f"\nsdxl {case['sampler']} {case['width']}x{case['height']} negative "
+    print(f"\nsdxl {case.get('mode', 'txt2img')} {case['sampler']} {case['width']}x"
+          f"{case['height']} negative "
           f"{case['negative']!r}: max {diff.max():.3f} mean {diff.mean():.4f} (8-bit levels); "
           f"image std {want.std():.2f}")
     assert diff.max() <= TOLERANCE and diff.mean() <= MEAN_TOLERANCE, \
@@ -178,6 +194,34 @@ def test_turbo_one_step_without_guidance_equals_diffusers(sdxl, tmp_path):
     config_path.write_text(json.dumps(config))
     compare(dict(BASE, folder=str(folder), sampler="turbo", steps=1, guidance=0.0, negative=""),
             tmp_path)
+
+
+def source_images(tmp_path):
+    """A smooth colour source and a mask repainting its right half (test_sd_pipeline.py's)."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE]
+    rgb = np.stack([x, y, (x + y) // 2], axis=2).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "init.png")
+    mask = np.zeros((SIZE, SIZE, 3), np.uint8)
+    mask[:, SIZE // 2:] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    return str(tmp_path / "init.png"), str(tmp_path / "mask.png")
+
+
+@needs_engine
+@pytest.mark.parametrize("sampler", ["euler_a", "dpmpp_2m_karras"])
+def test_sdxl_img2img_equals_diffusers(sdxl, tmp_path, sampler):
+    """StableDiffusionXLImg2ImgPipeline (no aesthetic score: the base model's size ids)."""
+    init, _ = source_images(tmp_path)
+    compare(dict(BASE, folder=sdxl["folder"], sampler=sampler, mode="img2img", init_image=init,
+                 strength=0.6, steps=5), tmp_path)
+
+
+@needs_engine
+def test_sdxl_inpainting_equals_diffusers(sdxl, tmp_path):
+    """StableDiffusionXLInpaintPipeline's 4-channel path: the known half blended back."""
+    init, mask = source_images(tmp_path)
+    compare(dict(BASE, folder=sdxl["folder"], sampler="euler", mode="inpaint", init_image=init,
+                 mask=mask, strength=1.0, steps=4), tmp_path)
 
 
 @needs_engine
