@@ -1,9 +1,17 @@
-"""One SD 1.5-shaped UNet step with guidance: imagegen-sd-nets vs diffusers on the same torch
-(batch 2), and stable-diffusion.cpp's CLI on the same weights, in one run, per thread count.
+"""One SD 1.5-shaped (or SDXL-shaped) UNet step with guidance: imagegen-sd-nets vs diffusers on
+the same torch (batch 2), and stable-diffusion.cpp's CLI on the same weights, in one run, per
+thread count.
 
   IMAGEGEN_REFERENCE_PYTHON=.venv-ref/bin/python .venv-ref/bin/python bench/sd/unet_bench.py
       BUILD_DIR [--compare-build DIR ...] [--size 256] [--threads 1 2] [--repeat 2] [--work DIR]
       [--sdcpp PATH/sd-cli] [--sdcpp-types f32 f16 q8_0] [--precisions f32 bf16]
+      [--family sd15|sdxl]
+
+--family sdxl measures SDXL base's UNet instead (2.57 G parameters: channels 320/640/1280,
+transformer depths 1/2/10, 2048-wide context, the text_time added embedding; the same UNet as
+SDXL-Turbo's), diffusers' init under manual_seed(0), float32 (10.3 GB in --work), with the
+pooled text [2, 1280] and the size ids of a --size square; no sd.cpp column (it reads the
+SD 1.5 checkpoint only).
 
 --precisions runs imagegen (--precision) and diffusers (torch_dtype, inputs cast) at each
 compute precision; every output is compared with diffusers' float32 one.
@@ -40,17 +48,32 @@ sys.path.insert(0, str(HERE.parents[2] / "tests" / "integration"))
 import make_sd1_checkpoint  # noqa: E402  (test side: no torch)
 
 MAKE = r"""
-import sys, torch
+import sys, diffusers, torch
 sys.path.insert(0, sys.argv[3])
 from make_sd1_checkpoint import sd15_unet
 from safetensors.torch import save_file
-work, size = sys.argv[1], int(sys.argv[2])
-unet = sd15_unet(0).half().float()  # the checkpoint's float16 values, in float32
+work, size, family = sys.argv[1], int(sys.argv[2]), sys.argv[4]
+SDXL_UNET = dict(sample_size=128, in_channels=4, out_channels=4, layers_per_block=2,
+                 block_out_channels=[320, 640, 1280], cross_attention_dim=2048,
+                 attention_head_dim=[5, 10, 20], transformer_layers_per_block=[1, 2, 10],
+                 use_linear_projection=True, addition_embed_type="text_time",
+                 addition_time_embed_dim=256, projection_class_embeddings_input_dim=2816,
+                 down_block_types=["DownBlock2D"] + ["CrossAttnDownBlock2D"] * 2,
+                 up_block_types=["CrossAttnUpBlock2D"] * 2 + ["UpBlock2D"])
+if family == "sdxl":
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DConditionModel(**SDXL_UNET).eval()
+else:
+    unet = sd15_unet(0).half().float()  # the checkpoint's float16 values, in float32
 unet.save_pretrained(work + "/unet", safe_serialization=True)
 g = torch.Generator().manual_seed(1)
-save_file({"sample": torch.randn([2, 4, size // 8, size // 8], generator=g),
-           "timestep": torch.tensor([500.0, 500.0]),
-           "context": torch.randn([2, 77, 768], generator=g)}, work + "/inputs.safetensors")
+inputs = {"sample": torch.randn([2, 4, size // 8, size // 8], generator=g),
+          "timestep": torch.tensor([500.0, 500.0]),
+          "context": torch.randn([2, 77, unet.config.cross_attention_dim], generator=g)}
+if family == "sdxl":
+    inputs["text_embeds"] = torch.randn([2, 1280], generator=g)
+    inputs["time_ids"] = torch.tensor([[size, size, 0, 0, size, size]] * 2, dtype=torch.float32)
+save_file(inputs, work + "/inputs.safetensors")
 """
 
 DIFFUSERS = r"""
@@ -65,11 +88,13 @@ unet = diffusers.UNet2DConditionModel.from_pretrained(work + "/unet", local_file
                                                       torch_dtype=dtype).eval()
 load = time.perf_counter() - start
 x = {k: v if k == "timestep" else v.to(dtype) for k, v in load_file(work + "/inputs.safetensors").items()}
+added = {k: x[k] for k in ("text_embeds", "time_ids") if k in x} or None  # SDXL
 seconds, cpu_seconds = [], []
 with torch.inference_mode():
     for _ in range(repeat):
         start, cpu_start = time.perf_counter(), time.process_time()
-        out = unet(x["sample"], x["timestep"], encoder_hidden_states=x["context"]).sample
+        out = unet(x["sample"], x["timestep"], encoder_hidden_states=x["context"],
+                   added_cond_kwargs=added).sample
         seconds.append(time.perf_counter() - start)
         cpu_seconds.append(time.process_time() - cpu_start)
 save_file({"out": out.float().contiguous()}, work + "/" + out_name)
@@ -264,7 +289,10 @@ def main():
     parser.add_argument("--sdcpp-types", nargs="+", default=["f32", "f16", "q8_0"])
     parser.add_argument("--precisions", nargs="+", default=["f32", "bf16"],
                         choices=["f32", "bf16"], help="imagegen and diffusers at each")
+    parser.add_argument("--family", choices=["sd15", "sdxl"], default="sd15")
     args = parser.parse_args()
+    if args.family == "sdxl" and args.sdcpp:
+        raise SystemExit("--sdcpp runs the SD 1.5 checkpoint only; leave it out for sdxl")
     python = os.environ.get("IMAGEGEN_REFERENCE_PYTHON", sys.executable)
     builds = [args.build] + args.compare_build
     for build in builds:
@@ -283,7 +311,8 @@ def main():
     try:
         if not (pathlib.Path(work) / "unet").exists():
             subprocess.run([python, "-c", MAKE, work, str(args.size),
-                            str(HERE.parents[2] / "tests" / "integration")], check=True)
+                            str(HERE.parents[2] / "tests" / "integration"), args.family],
+                           check=True, env=thread_env(2))
         models = {}
         if args.sdcpp:
             checkpoint = make_sd1_checkpoint.cached_checkpoint()

@@ -2,7 +2,8 @@
 // component folder on tensors from a safetensors file, for parity tests against diffusers and
 // for timing. Usage:
 //   imagegen-sd-nets unet --component DIR --inputs in.safetensors --out out.safetensors
-//     inputs: sample [B,C,H,W], timestep [B], context [B,T,D]
+//     inputs: sample [B,C,H,W], timestep [B], context [B,T,D]; for an SDXL UNet also
+//     text_embeds [B,P] (pooled text) and time_ids [B,6]
 //   imagegen-sd-nets vae-decode ... inputs: latents (already divided by the scaling factor);
 //     --tile T --overlap O decodes in tiles of T latent pixels
 //   imagegen-sd-nets vae-encode ... inputs: images in [-1, 1]; writes the latent mean
@@ -135,8 +136,17 @@ Result<Run> Prepare(const Options& options, const TensorMap& inputs) {
                                           " sample channels and a context of width " +
                                           std::to_string(unet->CrossAttentionDim()));
     }
-    return Run(
-        [unet = *unet, s = *sample, t = *timestep, c = *context] { return unet.Forward(s, t, c); });
+    imagegen::sd::AddedConditions added;  // SDXL: the pooled text and the size ids
+    if (unet->AddedTextDim() > 0) {
+      auto text_embeds = Input(inputs, "text_embeds", 2);
+      if (!text_embeds) return text_embeds.error();
+      auto time_ids = Input(inputs, "time_ids", 2);
+      if (!time_ids) return time_ids.error();
+      added = {*text_embeds, *time_ids};
+    }
+    return Run([unet = *unet, s = *sample, t = *timestep, c = *context, added] {
+      return unet.Forward(s, t, c, added);
+    });
   }
   auto vae = imagegen::sd::Vae::Create(*component, *compute);
   if (!vae) return vae.error();
