@@ -172,9 +172,6 @@ def run_check(*paths):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped checker reads 94.1% of the dataset (94.3% of "
-                   "this sample) top-1, short of the 95% asked: it needs a further training stage "
-                   "(models/emoji/CARD.md); strict, so this mark must go once it passes")
 def test_checker_reads_its_own_training_images(dataset):
     images = sorted((dataset / "images").rglob("*.png"))
     code, out, err = run_check(*images)

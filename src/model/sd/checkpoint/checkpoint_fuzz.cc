@@ -36,13 +36,20 @@ bool ShapesFromJson(std::string_view text, ShapeMap& shapes) {
 void CheckPlan(const ShapeMap& shapes, const SingleFileHints& hints) {
   auto plan = PlanSingleFile(shapes, hints);
   if (!plan) return;
-  // Every planned source must name a tensor of the file with room for its rows.
-  for (const ComponentPlan* part : {&plan->text_encoder, &plan->unet, &plan->vae}) {
+  // Every planned source must name a tensor of the file with room for its rows; a transposed
+  // one (SDXL's projection) must be the file's matrix turned around.
+  for (const ComponentPlan* part :
+       {&plan->text_encoder, &plan->text_encoder_2, &plan->unet, &plan->vae}) {
     for (const auto& [name, source] : part->weights) {
       auto it = shapes.find(source.key);
       if (it == shapes.end()) __builtin_trap();
       if (source.row_count >= 0 &&
           (it->second.empty() || source.row_begin + source.row_count > it->second[0])) {
+        __builtin_trap();
+      }
+      if (source.transposed &&
+          (source.shape.size() != 2 ||
+           std::vector<int64_t>(source.shape.rbegin(), source.shape.rend()) != it->second)) {
         __builtin_trap();
       }
     }
