@@ -27,10 +27,10 @@ using sd::SdFamily;
 constexpr int64_t kDecodeTile = 64;
 constexpr int64_t kDecodeOverlap = 16;
 
-// Where the text encoder's and the UNet's weights live, for LoRA updates; filled while the
-// networks are made, so it comes first.
+// Where the text encoders' and the UNet's weights live, for LoRA updates; filled while the
+// networks are made, so it comes first. `text_2`: SDXL's second encoder's (empty otherwise).
 struct Targets {
-  sd::WeightTargets text, unet;
+  sd::WeightTargets text, text_2, unet;
 };
 
 class CheckpointNetworks final : public sd::SdNetworks {
@@ -44,7 +44,8 @@ class CheckpointNetworks final : public sd::SdNetworks {
         unet_(std::move(unet)),
         vae_(std::move(vae)),
         targets_(std::move(targets)),
-        loras_(std::make_unique<sd::LoraWeights>(lora_dir, &targets_->text, &targets_->unet)) {}
+        loras_(std::make_unique<sd::LoraWeights>(lora_dir, &targets_->text, &targets_->unet,
+                                                 text_2_ ? &targets_->text_2 : nullptr)) {}
 
   sd::TextStates EncodeText(const torch::Tensor& ids, const torch::Tensor& ids_2) const override {
     if (!text_2_) return {text_.Encode(ids), torch::Tensor()};
@@ -119,13 +120,14 @@ struct SecondText {
   std::unique_ptr<sd::ClipTokenizer> tokenizer;
 };
 
-Result<SecondText> LoadSecondText(sd::Checkpoint& checkpoint, torch::ScalarType compute) {
+Result<SecondText> LoadSecondText(sd::Checkpoint& checkpoint, torch::ScalarType compute,
+                                  sd::WeightTargets* targets) {
   SecondText out;
   if (checkpoint.tokenizer_2_dir.empty()) return out;
   auto tokenizer = Named(sd::ClipTokenizer::LoadFolder(checkpoint.tokenizer_2_dir), "tokenizer_2");
   if (!tokenizer) return tokenizer.error();
-  auto encoder =
-      Named(sd::ClipTextEncoder::Create(checkpoint.text_encoder_2, compute), "text_encoder_2");
+  auto encoder = Named(sd::ClipTextEncoder::Create(checkpoint.text_encoder_2, compute, targets),
+                       "text_encoder_2");
   if (!encoder) return encoder.error();
   checkpoint.text_encoder_2.weights.clear();
   if (encoder->projection_dim() == 0) {
@@ -221,7 +223,7 @@ Result<std::unique_ptr<ImageModel>> LoadSdModel(const std::string& path, int thr
     // Each network keeps what it uses; the rest (q, k and v before they are joined) is freed
     // as each is made, not at the end, so it never adds to the peak.
     checkpoint->text_encoder.weights.clear();
-    auto second = LoadSecondText(*checkpoint, *compute);
+    auto second = LoadSecondText(*checkpoint, *compute, &targets->text_2);
     if (!second) return second.error();
     auto unet = Named(sd::Unet::Create(checkpoint->unet, *compute, &targets->unet), "unet");
     if (!unet) return unet.error();

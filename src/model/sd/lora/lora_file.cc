@@ -19,6 +19,7 @@ struct ParsedKey {
   LoraNetwork network = LoraNetwork::kUnet;
   std::string module;
   bool underscored = false;
+  std::string prefix;
   Part part = Part::kDown;
 };
 
@@ -54,6 +55,40 @@ std::string ProcessorModule(std::string module, LoraNetwork network) {
   return {};
 }
 
+// kohya's prefix of `key` and the network it names, or none.
+std::optional<std::pair<std::string_view, LoraNetwork>> KohyaPrefix(const std::string& key) {
+  static const std::pair<std::string_view, LoraNetwork> kPrefixes[] = {
+      {"lora_unet_", LoraNetwork::kUnet},
+      {"lora_te_", LoraNetwork::kTextEncoder},
+      {"lora_te1_", LoraNetwork::kTextEncoder},  // SDXL's first: the same CLIP as SD 1.x's
+      {"lora_te2_", LoraNetwork::kTextEncoder2}};
+  for (const auto& entry : kPrefixes) {
+    if (key.starts_with(entry.first)) return entry;
+  }
+  return std::nullopt;
+}
+
+std::optional<ParsedKey> ParseKohyaKey(std::string key, std::string_view prefix,
+                                       LoraNetwork network, std::string* why) {
+  ParsedKey k;
+  k.network = network;
+  k.underscored = true;
+  k.prefix = prefix;
+  StripPrefix(key, prefix);
+  if (StripSuffix(key, ".lora_down.weight")) {
+    k.part = Part::kDown;
+  } else if (StripSuffix(key, ".lora_up.weight")) {
+    k.part = Part::kUp;
+  } else if (StripSuffix(key, ".alpha")) {
+    k.part = Part::kAlpha;
+  } else {
+    *why = "key not understood: " + std::string(prefix) + key;
+    return std::nullopt;
+  }
+  k.module = key;
+  return k;
+}
+
 // What the key of one tensor says, or an error message (empty optional + `why`).
 std::optional<ParsedKey> ParseKey(std::string key, std::string* why) {
   ParsedKey k;
@@ -61,33 +96,17 @@ std::optional<ParsedKey> ParseKey(std::string key, std::string* why) {
     *why = "LyCORIS LoHa/LoKr layers are not supported (only LoRA's down/up pairs): " + key;
     return std::nullopt;
   }
-  if (key.starts_with("lora_te1_") || key.starts_with("lora_te2_") ||
-      key.starts_with("text_encoder_2.")) {
-    *why = "it is an SDXL LoRA (two text encoders: " + key + "); SDXL is not supported";
-    return std::nullopt;
-  }
-  const bool kohya_unet = StripPrefix(key, "lora_unet_");
-  const bool kohya_text = !kohya_unet && StripPrefix(key, "lora_te_");
-  if (kohya_unet || kohya_text) {
-    k.network = kohya_text ? LoraNetwork::kTextEncoder : LoraNetwork::kUnet;
-    k.underscored = true;
-    if (StripSuffix(key, ".lora_down.weight")) {
-      k.part = Part::kDown;
-    } else if (StripSuffix(key, ".lora_up.weight")) {
-      k.part = Part::kUp;
-    } else if (StripSuffix(key, ".alpha")) {
-      k.part = Part::kAlpha;
-    } else {
-      *why = std::string("key not understood: lora_") + (kohya_text ? "te_" : "unet_") + key;
-      return std::nullopt;
-    }
-    k.module = key;
-    return k;
-  }
-  if (StripPrefix(key, "text_encoder.")) {
-    k.network = LoraNetwork::kTextEncoder;
-  } else {
-    StripPrefix(key, "unet.");  // the oldest files name the UNet's modules without a prefix
+  if (auto kohya = KohyaPrefix(key)) return ParseKohyaKey(key, kohya->first, kohya->second, why);
+  static const std::pair<std::string_view, LoraNetwork> kPrefixes[] = {
+      {"text_encoder.", LoraNetwork::kTextEncoder},
+      {"text_encoder_2.", LoraNetwork::kTextEncoder2},
+      {"unet.", LoraNetwork::kUnet}};
+  // The oldest files name the UNet's modules without a prefix: the UNet is what is left.
+  for (const auto& [prefix, network] : kPrefixes) {
+    if (!StripPrefix(key, prefix)) continue;
+    k.network = network;
+    k.prefix = prefix;
+    break;
   }
   static const std::pair<const char*, Part> kSuffixes[] = {
       {".lora_A.weight", Part::kDown},
@@ -184,6 +203,7 @@ Result<LoraFile> ReadLoraFile(const fs::path& path) {
     layer.network = key->network;
     layer.module = key->module;
     layer.underscored = key->underscored;
+    layer.prefix = key->prefix;
     if (key->part == Part::kAlpha) {
       if (tensor->numel() != 1) return invalid("alpha " + name + " is not one number");
       layer.alpha = tensor->item<double>();

@@ -35,6 +35,15 @@ std::map<std::string, std::string> UnderscoredKeys(const WeightTargets& targets)
   return keys;
 }
 
+// Whether the update of `layer` has the out size and the number of elements of a weight shaped
+// `shape` (a 1x1 kernel's update may be stored as a matrix, and the reverse).
+bool Fits(const LoraLayer& layer, const std::vector<int64_t>& shape) {
+  int64_t numel = 1;
+  for (int64_t d : shape) numel *= d;
+  const int64_t update_numel = layer.up.size(0) * layer.down.numel() / layer.down.size(0);
+  return !shape.empty() && shape[0] == layer.up.size(0) && numel == update_numel;
+}
+
 }  // namespace
 
 Result<LoraWeights::Lease> LoraWeights::Use(const std::vector<LoraChoice>& choices) {
@@ -62,8 +71,8 @@ Result<LoraWeights::Lease> LoraWeights::Use(const std::vector<LoraChoice>& choic
 Status LoraWeights::Switch(const std::vector<LoraChoice>& choices,
                            const std::vector<std::shared_ptr<const Loaded>>& loras) {
   torch::NoGradGuard no_grad;
-  text_->RestoreAll();
-  unet_->RestoreAll();
+  const auto all = AllTargets();
+  for (auto* targets : all) targets->RestoreAll();
   current_.clear();
   std::map<std::pair<WeightTargets*, std::string>, torch::Tensor> sums;
   for (size_t i = 0; i < choices.size(); ++i) {
@@ -76,8 +85,7 @@ Status LoraWeights::Switch(const std::vector<LoraChoice>& choices,
   }
   for (const auto& [target, delta] : sums) {
     if (auto s = target.first->Add(target.second, delta); !s) {
-      text_->RestoreAll();
-      unet_->RestoreAll();
+      for (auto* targets : all) targets->RestoreAll();
       return s;
     }
   }
@@ -127,37 +135,63 @@ Result<std::shared_ptr<const LoraWeights::Loaded>> LoraWeights::Read(const std::
   return std::shared_ptr<const Loaded>(std::move(loaded));
 }
 
+Status LoraWeights::NeedsSecondEncoder(const std::string& name,
+                                       const std::vector<LoraLayer>& layers) const {
+  if (text_2_ != nullptr) return Status::Ok();
+  auto second = std::find_if(layers.begin(), layers.end(), [](const LoraLayer& layer) {
+    return layer.network == LoraNetwork::kTextEncoder2;
+  });
+  if (second == layers.end()) return Status::Ok();
+  return PromptError("LoRA \"" + name + "\" is an SDXL LoRA (its layer " + second->prefix +
+                     second->module +
+                     " is for SDXL's second text encoder); this model has one text encoder");
+}
+
+std::vector<WeightTargets*> LoraWeights::AllTargets() const {
+  std::vector<WeightTargets*> all = {text_, unet_};
+  if (text_2_ != nullptr) all.push_back(text_2_);
+  return all;
+}
+
 // Finds each layer's weight in this model and checks the update's shape against it.
 Status LoraWeights::Match(const std::string& name, Loaded& loaded) const {
-  const auto text_keys = UnderscoredKeys(*text_);
-  const auto unet_keys = UnderscoredKeys(*unet_);
-  for (const auto& layer : loaded.file.layers) {
-    const bool text = layer.network == LoraNetwork::kTextEncoder;
-    WeightTargets* targets = text ? text_ : unet_;
-    const auto& by_underscore = text ? text_keys : unet_keys;
+  const auto& layers = loaded.file.layers;
+  // Said first: its other layers may fit the first encoder and the UNet, or fit in part.
+  if (auto s = NeedsSecondEncoder(name, layers); !s) return s;
+  std::map<const WeightTargets*, std::map<std::string, std::string>> underscored;
+  for (const auto& layer : layers) {
+    const Network network = NetworkOf(layer.network);
     std::string key = layer.module + ".weight";
     if (layer.underscored) {
-      auto it = by_underscore.find(layer.module);
-      key = it == by_underscore.end() ? "" : it->second;
+      auto [keys, fresh] = underscored.try_emplace(network.targets);
+      if (fresh) keys->second = UnderscoredKeys(*network.targets);
+      auto it = keys->second.find(layer.module);
+      key = it == keys->second.end() ? "" : it->second;
     }
-    const std::string shown =
-        (layer.underscored ? (text ? "lora_te_" : "lora_unet_") : "") + layer.module;
-    if (key.empty() || !targets->Has(key)) {
+    const std::string shown = layer.prefix + layer.module;
+    if (key.empty() || !network.targets->Has(key)) {
       return PromptError("LoRA \"" + name + "\": its layer " + shown + " matches no weight of " +
-                         (text ? "the text encoder" : "the UNet") +
-                         " of this model (a LoRA for another model family?)");
+                         network.what + " of this model (a LoRA for another model family?)");
     }
-    const auto shape = targets->ShapeOf(key);
-    int64_t numel = 1;
-    for (int64_t d : shape) numel *= d;
-    const int64_t update_numel = layer.up.size(0) * layer.down.numel() / layer.down.size(0);
-    if (shape.empty() || shape[0] != layer.up.size(0) || numel != update_numel) {
+    if (!Fits(layer, network.targets->ShapeOf(key))) {
       return PromptError("LoRA \"" + name + "\": its layer " + shown +
                          " does not fit the shape of " + key + " (a LoRA for another model?)");
     }
-    loaded.updates.push_back({targets, key, &layer});
+    loaded.updates.push_back({network.targets, key, &layer});
   }
   return Status::Ok();
+}
+
+LoraWeights::Network LoraWeights::NetworkOf(LoraNetwork network) const {
+  switch (network) {
+    case LoraNetwork::kTextEncoder:
+      return {text_, "the text encoder"};
+    case LoraNetwork::kTextEncoder2:
+      return {text_2_, "the second text encoder"};
+    case LoraNetwork::kUnet:
+      break;
+  }
+  return {unet_, "the UNet"};
 }
 
 }  // namespace imagegen::sd

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -35,6 +36,11 @@ void WriteSafetensors(const fs::path& path, const std::map<std::string, torch::T
   for (int i = 0; i < 8; ++i)
     out[static_cast<size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
   std::ofstream(path, std::ios::binary) << out << text << data;
+}
+
+std::string Underscored(std::string s) {
+  std::replace(s.begin(), s.end(), '.', '_');
+  return s;
 }
 
 class LoraWeightsTest : public ::testing::Test {
@@ -133,7 +139,17 @@ TEST_F(LoraWeightsTest, RefusesWhatItCannotUseAndLeavesTheWeights) {
   WriteSafetensors(dir_ / "other.safetensors",
                    {{"lora_unet_input_blocks_1_1_proj_in.lora_down.weight", down_},
                     {"lora_unet_input_blocks_1_1_proj_in.lora_up.weight", up_}});
-  WriteSafetensors(dir_ / "xl.safetensors", {{"lora_te1_text_model_x.lora_down.weight", down_}});
+  // SDXL LoRAs for a model with one text encoder, each with a layer for the second.
+  WriteSafetensors(
+      dir_ / "xl.safetensors",
+      {{"lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight", tdown_},
+       {"lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight", tup_},
+       {"lora_te2_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight", tdown_},
+       {"lora_te2_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight", tup_}});
+  WriteSafetensors(
+      dir_ / "xl_peft.safetensors",
+      {{"text_encoder_2.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight", tdown_},
+       {"text_encoder_2.text_model.encoder.layers.0.self_attn.q_proj.lora_B.weight", tup_}});
   WriteSafetensors(dir_ / "loha.safetensors", {{"lora_unet_x.hada_w1_a", down_}});
   WriteSafetensors(dir_ / "half.safetensors",
                    {{"unet.down_blocks.0.attentions.0.proj_in.lora_A.weight", down_}});
@@ -145,7 +161,8 @@ TEST_F(LoraWeightsTest, RefusesWhatItCannotUseAndLeavesTheWeights) {
   std::ofstream(dir_ / "pickled.pt") << "x";
   LoraWeights loras(dir_, &text_, &unet_);
   const std::map<std::string, std::string> cases = {{"other", "matches no weight"},
-                                                    {"xl", "SDXL"},
+                                                    {"xl", "is an SDXL LoRA"},
+                                                    {"xl_peft", "is an SDXL LoRA"},
                                                     {"loha", "LoHa"},
                                                     {"half", "without its up"},
                                                     {"wide", "does not fit"},
@@ -167,6 +184,68 @@ TEST_F(LoraWeightsTest, RefusesWhatItCannotUseAndLeavesTheWeights) {
   EXPECT_TRUE(LoraWeights("", &text_, &unet_).Use({}).ok());
   EXPECT_NE(ReadLoraFile(dir_ / "pickled.pt").error().message.find("unpickling"),
             std::string::npos);
+}
+
+TEST_F(LoraWeightsTest, SdxlLayoutsReachBothTextEncodersAndTheUnet) {
+  // SDXL's second encoder (here 3 wide) beside the first and the UNet.
+  auto text_2_storage = torch::randn({3, 5});
+  WeightTargets text_2;
+  text_2.Set("text_model.encoder.layers.0.self_attn.q_proj.weight", text_2_storage);
+  const auto down_2 = torch::randn({2, 5});
+  const auto up_2 = torch::randn({3, 2});
+  const std::string q = "text_model.encoder.layers.0.self_attn.q_proj";
+  const std::string uq = "text_model_encoder_layers_0_self_attn_q_proj";
+  const std::string to_q = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q";
+  WriteSafetensors(dir_ / "k.safetensors",
+                   {{"lora_unet_" + Underscored(to_q) + ".lora_down.weight", down_},
+                    {"lora_unet_" + Underscored(to_q) + ".lora_up.weight", up_},
+                    {"lora_te1_" + uq + ".lora_down.weight", tdown_},
+                    {"lora_te1_" + uq + ".lora_up.weight", tup_},
+                    {"lora_te2_" + uq + ".lora_down.weight", down_2},
+                    {"lora_te2_" + uq + ".lora_up.weight", up_2},
+                    {"lora_te2_" + uq + ".alpha", torch::tensor(1.0)}});
+  WriteSafetensors(dir_ / "d.safetensors",
+                   {{"unet." + to_q + ".lora_A.weight", down_},
+                    {"unet." + to_q + ".lora_B.weight", up_},
+                    {"text_encoder." + q + ".lora_A.weight", tdown_},
+                    {"text_encoder." + q + ".lora_B.weight", tup_},
+                    {"text_encoder_2." + q + ".lora_A.weight", down_2},
+                    {"text_encoder_2." + q + ".lora_B.weight", up_2},
+                    {"text_encoder_2." + q + ".alpha", torch::tensor(1.0)}});
+  // A layer the second encoder does not have.
+  WriteSafetensors(
+      dir_ / "deep.safetensors",
+      {{"lora_te2_text_model_encoder_layers_5_self_attn_q_proj.lora_down.weight", down_2},
+       {"lora_te2_text_model_encoder_layers_5_self_attn_q_proj.lora_up.weight", up_2}});
+  const auto unet_before = unet_storage_.clone();
+  const auto text_before = text_storage_.clone();
+  const auto text_2_before = text_2_storage.clone();
+  LoraWeights loras(dir_, &text_, &unet_, &text_2);
+  auto want_unet = unet_before.clone();
+  want_unet.narrow(0, 4, 4).add_(3.0 * 0.7 * torch::mm(up_, down_));
+  const auto want_text = text_before + 0.7 * torch::mm(tup_, tdown_);
+  const auto want_text_2 = text_2_before + 0.7 * 0.5 * torch::mm(up_2, down_2);  // alpha 1, rank 2
+  for (const char* name : {"k", "d"}) {
+    auto lease = loras.Use({{name, 0.7}});
+    ASSERT_TRUE(lease.ok()) << lease.error().message;
+    EXPECT_TRUE(torch::allclose(unet_storage_, want_unet, 1e-5, 1e-5)) << name;
+    EXPECT_TRUE(torch::allclose(text_storage_, want_text, 1e-5, 1e-5)) << name;
+    EXPECT_TRUE(torch::allclose(text_2_storage, want_text_2, 1e-5, 1e-5)) << name;
+  }
+  auto deep = loras.Use({{"deep", 1.0}});
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.error().message.find("lora_te2_text_model_encoder_layers_5_self_attn_q_proj "
+                                      "matches no weight of the second text encoder"),
+            std::string::npos)
+      << deep.error().message;
+  // A refused LoRA leaves the set in use as it was.
+  EXPECT_TRUE(torch::allclose(text_2_storage, want_text_2, 1e-5, 1e-5));
+  auto none = loras.Use({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(torch::equal(unet_storage_, unet_before));
+  EXPECT_TRUE(torch::equal(text_storage_, text_before));
+  EXPECT_TRUE(torch::equal(text_2_storage, text_2_before));
+  EXPECT_EQ(text_2.Changed(), 0u);
 }
 
 TEST_F(LoraWeightsTest, AnotherSetWaitsForTheLeasesOfTheFirst) {
