@@ -711,6 +711,23 @@ def pipeline_class(paths):
     return diffusers.StableDiffusionPipeline
 
 
+def scheduler_for(config, name):
+    """diffusers' scheduler that imagegen's sampler `name` steps as, over a folder's scheduler
+    config (the parity tests' reference pipelines swap it in)."""
+    import diffusers
+    if name == "euler":
+        return diffusers.EulerDiscreteScheduler.from_config(config)
+    if name in ("euler_a", "turbo"):
+        extra = {"timestep_spacing": "trailing"} if name == "turbo" else {}
+        return diffusers.EulerAncestralDiscreteScheduler.from_config(config, **extra)
+    if name.startswith("dpmpp_2m"):
+        return diffusers.DPMSolverMultistepScheduler.from_config(
+            config, algorithm_type="dpmsolver++", solver_order=2, solver_type="midpoint",
+            lower_order_final=True, final_sigmas_type="zero",
+            use_karras_sigmas=name == "dpmpp_2m_karras")
+    return diffusers.DDIMScheduler.from_config(config)
+
+
 def load_folder(paths):
     return pipeline_class(paths).from_pretrained(paths["folder"], local_files_only=True)
 

@@ -53,18 +53,7 @@ import json, sys
 import numpy as np, torch, diffusers
 from PIL import Image
 
-def scheduler(config, name):
-    if name == "euler":
-        return diffusers.EulerDiscreteScheduler.from_config(config)
-    if name in ("euler_a", "turbo"):
-        extra = {"timestep_spacing": "trailing"} if name == "turbo" else {}
-        return diffusers.EulerAncestralDiscreteScheduler.from_config(config, **extra)
-    if name.startswith("dpmpp_2m"):
-        return diffusers.DPMSolverMultistepScheduler.from_config(
-            config, algorithm_type="dpmsolver++", solver_order=2, solver_type="midpoint",
-            lower_order_final=True, final_sigmas_type="zero",
-            use_karras_sigmas=name == "dpmpp_2m_karras")
-    return diffusers.DDIMScheduler.from_config(config)
+from sd_reference import scheduler_for as scheduler
 
 case = json.loads(sys.stdin.read())
 kind = {"txt2img": diffusers.StableDiffusionPipeline,
