@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <numeric>
 #include <set>
 #include <sstream>
 #include <tuple>
 #include <utility>
 
+#include "model/sd/checkpoint/gguf_view.h"
 #include "model/sd/checkpoint/ldm_layout.h"
 #include "model/sd/checkpoint/safetensors_view.h"
 
@@ -22,7 +25,7 @@ Error Invalid(const std::string& message) {
   return Error::Make(ErrorCode::kInvalidRequest, message);
 }
 
-// A mapped safetensors file and its parsed header (whose views point into the mapping).
+// A mapped safetensors or GGUF file and its parsed header (whose views point into the mapping).
 struct OpenedFile {
   fs::path path;
   MappedFile map;
@@ -30,10 +33,12 @@ struct OpenedFile {
 };
 using OpenedFiles = std::vector<std::unique_ptr<OpenedFile>>;
 
-Result<const OpenedFile*> OpenSafetensors(const fs::path& path, OpenedFiles& files) {
+// GGUF by its magic or name (stable-diffusion.cpp's converted files), safetensors otherwise.
+Result<const OpenedFile*> OpenWeightFile(const fs::path& path, OpenedFiles& files) {
   auto map = MappedFile::Open(path);
   if (!map) return map.error();
-  auto view = ParseSafetensorsView(map->bytes());
+  const bool gguf = IsGguf(map->bytes()) || path.extension() == ".gguf";
+  auto view = gguf ? ParseGgufView(map->bytes()) : ParseSafetensorsView(map->bytes());
   if (!view) return Invalid(path.string() + ": " + view.error().message);
   files.push_back(
       std::make_unique<OpenedFile>(OpenedFile{path, std::move(*map), std::move(*view)}));
@@ -91,13 +96,40 @@ Result<std::string_view> SourceBytes(const TensorEntry& entry, const WeightSourc
                             static_cast<size_t>(source.row_count) * stride);
 }
 
+// GGUF's 8-bit blocks, dequantised straight out of the mapping into float32. A row block (q, k
+// or v of a joined projection) is cut from the whole dequantised tensor: blocks of 32 values
+// need not end where a row of a 1-D bias does.
+Result<torch::Tensor> Dequantized(const TensorEntry& entry, const WeightSource& source,
+                                  const std::vector<int64_t>& shape, torch::ScalarType target) {
+  int64_t count = 1;
+  for (int64_t d : entry.shape) count *= d;
+  torch::Tensor values = torch::empty(entry.shape, torch::kFloat);
+  if (StoredByteSize("Q8_0", static_cast<uint64_t>(count)) != entry.bytes.size()) {
+    return Invalid("tensor " + source.key + " has the wrong size for Q8_0");
+  }
+  DequantizeQ8_0(entry.bytes, values.data_ptr<float>());
+  if (source.row_count >= 0) {
+    const int64_t rows = entry.shape.empty() ? 0 : entry.shape[0];
+    if (rows <= 0 || source.row_begin < 0 || source.row_begin + source.row_count > rows) {
+      return Invalid("tensor " + source.key + " has too few rows for its q/k/v split");
+    }
+    values = values.narrow(0, source.row_begin, source.row_count);
+  }
+  if (values.numel() !=
+      std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<int64_t>())) {
+    return Invalid("tensor " + source.key + " does not fit the shape its component needs");
+  }
+  return values.reshape(shape).contiguous().to(target);
+}
+
 Result<torch::Tensor> MakeStoredTensor(const TensorEntry& entry, const WeightSource& source,
                                        const std::vector<int64_t>& shape,
                                        torch::ScalarType target) {
+  if (entry.dtype == "Q8_0") return Dequantized(entry, source, shape, target);
   const torch::ScalarType type = StoredType(entry.dtype);
   if (type == torch::ScalarType::Undefined) {
     return Invalid("tensor " + source.key + " has dtype " + entry.dtype +
-                   "; weights must be F32, F16, BF16 or F64");
+                   "; weights must be F32, F16, BF16, F64 or (GGUF) Q8_0");
   }
   auto bytes = SourceBytes(entry, source);
   if (!bytes) return bytes.error();
@@ -216,7 +248,7 @@ Result<Component> LoadFolderComponent(const fs::path& folder, const std::string&
   std::map<std::string, Located> weights;
   ShapeMap shapes;
   for (const auto& path : *paths) {
-    auto opened = OpenSafetensors(path, files);
+    auto opened = OpenWeightFile(path, files);
     if (!opened) return opened.error();
     for (const auto& [key, entry] : (*opened)->view.tensors) {
       if (key.ends_with("position_ids")) continue;  // a buffer, not a weight
@@ -322,7 +354,7 @@ Result<Checkpoint> LoadFolder(const fs::path& folder, const LoadOptions& options
 
 Result<Checkpoint> LoadSingleFile(const fs::path& path, const LoadOptions& options) {
   OpenedFiles files;
-  auto opened = OpenSafetensors(path, files);
+  auto opened = OpenWeightFile(path, files);
   if (!opened) return opened.error();
   ShapeMap shapes;
   for (const auto& [key, entry] : (*opened)->view.tensors) shapes[key] = entry.shape;
@@ -403,10 +435,11 @@ Result<Checkpoint> LoadCheckpoint(const fs::path& path, const LoadOptions& optio
     loaded = LoadFolder(path, options);
   } else if (IsPickleExtension(path)) {
     return PickleRefusal(path);
-  } else if (path.extension() == ".safetensors") {
+  } else if (path.extension() == ".safetensors" || path.extension() == ".gguf") {
     loaded = LoadSingleFile(path, options);
   } else {
-    return Invalid(path.string() + " is neither a diffusers folder nor a .safetensors file");
+    return Invalid(path.string() +
+                   " is neither a diffusers folder nor a .safetensors or .gguf file");
   }
   if (!loaded) return loaded;
   Checkpoint& ck = *loaded;

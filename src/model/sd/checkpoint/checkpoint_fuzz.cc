@@ -1,14 +1,15 @@
 // libFuzzer target for the checkpoint loader's parsing (-DIMAGEGEN_FUZZ=ON with the engine): the
-// input is a safetensors file. Its header is parsed in place; when it parses, its names and shapes
-// go through the single-file layout planner with a name hint taken from the metadata, and through
-// the shape checks of each component kind against a config from the metadata ("config").
-// An input starting with '{' is a JSON shape map instead (see ShapesFromJson). Every path must
-// end in a Result, never a crash, a hang or unbounded memory.
+// input is a safetensors or GGUF file (by its magic). Its header is parsed in place; when it
+// parses, its names and shapes go through the single-file layout planner with a name hint taken
+// from the metadata, and through the shape checks of each component kind against a config from the
+// metadata ("config"). An input starting with '{' is a JSON shape map instead (see ShapesFromJson).
+// Every path must end in a Result, never a crash, a hang or unbounded memory.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <vector>
 
+#include "model/sd/checkpoint/gguf_view.h"
 #include "model/sd/checkpoint/ldm_layout.h"
 #include "model/sd/checkpoint/safetensors_view.h"
 
@@ -65,8 +66,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (ShapesFromJson(input, shapes)) CheckPlan(shapes, {"tiny-768-v-turbo", ""});
     return 0;
   }
-  auto view = ParseSafetensorsView(input);
+  auto view = IsGguf(input) ? ParseGgufView(input) : ParseSafetensorsView(input);
   if (!view) return 0;
+  for (const auto& [name, entry] : view->tensors) {
+    // Every tensor's bytes are inside the input and exactly its shape's size.
+    uint64_t count = 1;
+    for (int64_t d : entry.shape) count *= static_cast<uint64_t>(d);
+    if (entry.bytes.data() < input.data() ||
+        entry.bytes.data() + entry.bytes.size() > input.data() + input.size() ||
+        StoredByteSize(entry.dtype, count) != entry.bytes.size()) {
+      __builtin_trap();
+    }
+  }
   ShapeMap shapes;
   for (const auto& [name, entry] : view->tensors) shapes[name] = entry.shape;
   SingleFileHints hints;
