@@ -10,6 +10,7 @@
 #include "core/strings.h"
 #include "model/bedrock/bedrock_model.h"
 #include "model/openai/openai_model.h"
+#include "model/routed/routed_model.h"
 #include "queue/sqlite_queue.h"
 #include "queue/sqs_queue.h"
 #include "store/file_store.h"
@@ -328,6 +329,7 @@ Result<std::string> NormalizeKeyPrefix(const std::string& prefix) {
 std::vector<std::string> ModelProviders() {
   std::vector<std::string> providers;
 #ifdef IMAGEGEN_HAS_ENGINE
+  providers.push_back("bundled");
   providers.push_back("local");
   providers.push_back("sd:PATH");
 #endif
@@ -339,11 +341,30 @@ std::vector<std::string> ModelProviders() {
   return providers;
 }
 
+#ifdef IMAGEGEN_HAS_ENGINE
+namespace {
+// The default: the shapes model (models/local, or IMAGEGEN_MODEL_DIR) and the emoji model
+// (models/emoji-64) behind one router; a prompt goes to the one that knows more of its words,
+// the shapes model on a tie (README, "Models").
+Result<std::unique_ptr<ImageModel>> MakeBundledModel(const Config& config) {
+  std::vector<std::unique_ptr<ImageModel>> members;
+  auto shapes = MakeImageModel("local", config);
+  if (!shapes.ok()) return shapes.error();
+  members.push_back(std::move(shapes).value());
+  auto emoji = LoadSdModel(BundledModelPath("emoji-64"), config.threads, config.precision, "");
+  if (!emoji.ok()) return emoji.error();
+  members.push_back(std::move(emoji).value());
+  return MakeRoutedModel("bundled", std::move(members));
+}
+}  // namespace
+#endif
+
 // The one place a model is chosen: by the scheme of `spec`.
 Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, const Config& config) {
   if (config.env_error) return *config.env_error;
   std::string scheme = SchemeOf(spec);
 #ifdef IMAGEGEN_HAS_ENGINE
+  if (spec == "bundled") return MakeBundledModel(config);
   if (scheme == "local") {
     std::string path = spec.size() > 6             ? spec.substr(6)
                        : !config.model_dir.empty() ? config.model_dir
@@ -376,7 +397,9 @@ Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, cons
 #endif
   std::string known;
   for (const auto& name : ModelProviders()) known += (known.empty() ? "" : ", ") + name;
-  std::string hint = scheme == "local" ? " (this build has no embedded engine)" : "";
+  std::string hint = scheme == "local" || scheme == "bundled" || scheme == "sd"
+                         ? " (this build has no embedded engine)"
+                         : "";
   return Error::Invalid("model", "unknown model \"" + spec + "\"" + hint + "; available: " + known);
 }
 

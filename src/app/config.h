@@ -6,7 +6,7 @@
 // non-empty wins:
 //   store  IMAGEGEN_STORE > BUCKET_NAME (s3://BUCKET) > IMAGEGEN_DEFAULT_STORE >
 //   file://./data/images queue  IMAGEGEN_QUEUE > SQS_QUEUE_URL > IMAGEGEN_DEFAULT_QUEUE >
-//   sqlite://./data/queue.db model  IMAGEGEN_MODEL > MODEL_ID (bedrock:MODEL_ID) > local
+//   sqlite://./data/queue.db model  IMAGEGEN_MODEL > MODEL_ID (bedrock:MODEL_ID) > bundled
 // IMAGEGEN_DEFAULT_* are for images and packagers: a container image bakes its embedded
 // defaults under those names, so the names a deployment gives it (BUCKET_NAME, SQS_QUEUE_URL)
 // always win over what was baked in. A job must never silently go to a local file when a
@@ -33,7 +33,7 @@ struct Config {
   std::string s3_region;
   bool s3_path_style = false;
   std::string key_prefix;  // owner prefix for image keys, e.g. "candidate-42/"
-  std::string model = "local";
+  std::string model = "bundled";
   // Where Bedrock is called (IMAGEGEN_BEDROCK_REGION); "": AWS_REGION, AWS_DEFAULT_REGION, the
   // profile. May differ from the bucket's: the Stability models are served in us-west-2 only.
   std::string bedrock_region;
@@ -105,10 +105,11 @@ Config ConfigFromEnv();
 // "" -> "", "a" -> "a/", "a/" -> "a/"; rejects what CheckKey would.
 Result<std::string> NormalizeKeyPrefix(const std::string& prefix);
 
-// The model schemes this build has: "local" (the embedded engine, when built), "bedrock",
-// "openai", "test" (dev builds).
+// The model schemes this build has: "bundled", "local" and "sd:PATH" (the embedded engine, when
+// built), "bedrock", "openai", "test" (dev builds).
 std::vector<std::string> ModelProviders();
-// The one place a model is chosen, by the scheme of `spec`: "local", "local:/path/to/model",
+// The one place a model is chosen, by the scheme of `spec`: "bundled" (the default: the shapes
+// model and the emoji model behind a router, model/routed), "local", "local:/path/to/model",
 // "bedrock:<model-id>", "openai:http://host:port[#model]", "test?delay_ms=5". An unknown scheme is
 // kInvalidRequest listing ModelProviders().
 Result<std::unique_ptr<ImageModel>> MakeImageModel(const std::string& spec, const Config& config);

@@ -18,7 +18,7 @@ TEST(ConfigFromEnv, DefaultsWithAnEmptyEnvironment) {
   ASSERT_TRUE(config.ok());
   EXPECT_EQ(config->store, "file://./data/images");
   EXPECT_EQ(config->queue, "sqlite://./data/queue.db");
-  EXPECT_EQ(config->model, "local");
+  EXPECT_EQ(config->model, "bundled");
   EXPECT_EQ(config->s3_region, "");
   EXPECT_EQ(config->bedrock_region, "");
 }

@@ -10,12 +10,10 @@ namespace {
 
 // Tries again before each generation until the store's location is known; an error, once
 // seen, is permanent (the configuration has to change).
-class LocationCheckedModel final : public ImageModel {
+class LocationCheckedModel final : public ModelDecorator {
  public:
   LocationCheckedModel(std::shared_ptr<ImageModel> model, std::shared_ptr<ObjectStore> store)
-      : model_(std::move(model)), store_(std::move(store)) {}
-  std::string Name() const override { return model_->Name(); }
-  const ModelLimits& Limits() const override { return model_->Limits(); }
+      : ModelDecorator(std::move(model)), store_(std::move(store)) {}
   Result<ModelOutput> Generate(const ValidRequest& request, const GenerateContext& ctx) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -29,11 +27,10 @@ class LocationCheckedModel final : public ImageModel {
         confirmed_ = checked.value();
       }
     }
-    return model_->Generate(request, ctx);
+    return inner().Generate(request, ctx);
   }
 
  private:
-  std::shared_ptr<ImageModel> model_;
   std::shared_ptr<ObjectStore> store_;
   std::mutex mu_;
   bool confirmed_ = false;      // GUARDED_BY(mu_)

@@ -37,7 +37,8 @@ void AddCommonFlags(CLI::App* command, Config* config) {
                       "Owner prefix for image keys [env IMAGEGEN_KEY_PREFIX, KEY_PREFIX]");
   command
       ->add_option("--model", config->model,
-                   "local | local:PATH | sd:PATH | bedrock:MODEL_ID | openai:BASE_URL[#MODEL] [env "
+                   "bundled | local | local:PATH | sd:PATH | bedrock:MODEL_ID | "
+                   "openai:BASE_URL[#MODEL] [env "
                    "IMAGEGEN_MODEL, MODEL_ID]")
       ->capture_default_str();
   command->add_option("--openai-model", config->openai_model,

@@ -57,15 +57,16 @@ void EmfWriter::Write(const std::string& line) {
 
 MeteredModel::MeteredModel(std::shared_ptr<ImageModel> inner, std::shared_ptr<EmfWriter> emf,
                            std::function<std::map<std::string, std::string>()> properties)
-    : inner_(std::move(inner)), emf_(std::move(emf)), properties_(std::move(properties)) {}
+    : ModelDecorator(std::move(inner)), emf_(std::move(emf)), properties_(std::move(properties)) {}
 
 Result<ModelOutput> MeteredModel::Generate(const ValidRequest& request,
                                            const GenerateContext& ctx) {
   auto start = Clock::now();
-  auto out = inner_->Generate(request, ctx);
+  auto out = inner().Generate(request, ctx);
   double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   if (out.ok()) {
-    emf_->Generation(inner_->Name(), ms, static_cast<int>(out->images.size()),
+    emf_->Generation(request.model.empty() ? Name() : request.model, ms,
+                     static_cast<int>(out->images.size()),
                      properties_ ? properties_() : std::map<std::string, std::string>{});
   }
   return out;

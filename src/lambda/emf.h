@@ -60,16 +60,13 @@ class EmfWriter {
 // EMF (the pipeline already keeps the same numbers in GlobalMetrics()). `properties` supplies
 // per-invocation context (the request id) for the line. Errors are recorded by the door, which
 // also sees the errors that never reach the model (validation, storage).
-class MeteredModel final : public ImageModel {
+class MeteredModel final : public ModelDecorator {
  public:
   MeteredModel(std::shared_ptr<ImageModel> inner, std::shared_ptr<EmfWriter> emf,
                std::function<std::map<std::string, std::string>()> properties);
-  std::string Name() const override { return inner_->Name(); }
-  const ModelLimits& Limits() const override { return inner_->Limits(); }
   Result<ModelOutput> Generate(const ValidRequest& request, const GenerateContext& ctx) override;
 
  private:
-  std::shared_ptr<ImageModel> inner_;
   std::shared_ptr<EmfWriter> emf_;
   std::function<std::map<std::string, std::string>()> properties_;
 };

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/context.h"
@@ -29,6 +31,45 @@ class ImageModel {
   virtual const ModelLimits& Limits() const = 0;
   // Thread-safe: may be called concurrently from several requests.
   virtual Result<ModelOutput> Generate(const ValidRequest& request, const GenerateContext& ctx) = 0;
+
+  // The model that serves a request naming `model` (empty: none) for `prompt`: this one when the
+  // name is empty or its own; a router (routed/) answers with one of its members. nullptr: the
+  // name is of no model here. The pipeline validates against the answer's Limits() and reports
+  // its Name() (in ValidRequest::model); generation still goes through this model's Generate().
+  virtual const ImageModel* Serving(const std::string& model, const std::string& prompt) const {
+    (void)prompt;
+    return model.empty() || model == Name() ? this : nullptr;
+  }
+  // Every name Serving() answers to: the model's own, and a router's members'.
+  virtual std::vector<std::string> ServedNames() const { return {Name()}; }
+  // How many of the prompt's words the model knows, for a model with a closed vocabulary (the
+  // models this project trains); nullopt where the model does not say. A router picks by it.
+  virtual std::optional<int> KnownWordCount(const std::string& prompt) const {
+    (void)prompt;
+    return std::nullopt;
+  }
+};
+
+// Base of decorators (metering, checks before generating): everything but Generate() answers as
+// the wrapped model does, so a decorated router still routes.
+class ModelDecorator : public ImageModel {
+ public:
+  explicit ModelDecorator(std::shared_ptr<ImageModel> inner) : inner_(std::move(inner)) {}
+  std::string Name() const override { return inner_->Name(); }
+  const ModelLimits& Limits() const override { return inner_->Limits(); }
+  const ImageModel* Serving(const std::string& model, const std::string& prompt) const override {
+    return inner_->Serving(model, prompt);
+  }
+  std::vector<std::string> ServedNames() const override { return inner_->ServedNames(); }
+  std::optional<int> KnownWordCount(const std::string& prompt) const override {
+    return inner_->KnownWordCount(prompt);
+  }
+
+ protected:
+  ImageModel& inner() { return *inner_; }
+
+ private:
+  std::shared_ptr<ImageModel> inner_;
 };
 
 }  // namespace imagegen

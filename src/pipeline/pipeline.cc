@@ -98,6 +98,15 @@ class InFlight {
   InFlight& operator=(const InFlight&) = delete;
 };
 
+// A request that names a model this server does not serve: say which it does.
+Error UnknownModel(const std::string& asked, const ImageModel& model) {
+  std::string served;
+  for (const auto& name : model.ServedNames()) {
+    served += (served.empty() ? "\"" : ", \"") + name + "\"";
+  }
+  return Error::Invalid("model", "unknown model \"" + asked + "\"; this server serves " + served);
+}
+
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> ProvenanceChunks(const ValidRequest& request,
@@ -149,22 +158,20 @@ std::string RequestHash(const ValidRequest& r) {
 }
 
 Result<ValidRequest> Pipeline::Check(const GenerateRequest& request) const {
-  if (!request.model.empty() && request.model != model_->Name()) {
-    return Error::Invalid("model", "unknown model \"" + request.model +
-                                       "\"; this server serves \"" + model_->Name() + "\"");
-  }
+  const ImageModel* serving = model_->Serving(request.model, request.prompt);
+  if (!serving) return UnknownModel(request.model, *model_);
   GenerateRequest resolved = request;
   if (!request.job_id.empty()) {
     if (auto s = CheckJobId(request.job_id); !s) return s.error();
     if (!resolved.seed) {
-      resolved.seed = DerivedSeed(request.owner, request.job_id, model_->Limits().max_seed);
+      resolved.seed = DerivedSeed(request.owner, request.job_id, serving->Limits().max_seed);
     }
   }
   if (!request.owner.empty()) {
     if (auto s = CheckJobId(request.owner); !s) return Error::Invalid("owner", "malformed owner");
   }
-  auto valid = Validate(resolved, model_->Limits());
-  if (valid.ok()) valid->model = model_->Name();
+  auto valid = Validate(resolved, serving->Limits());
+  if (valid.ok()) valid->model = serving->Name();
   return valid;
 }
 
@@ -364,7 +371,7 @@ Result<StoredImage> Pipeline::StoreImage(const ValidRequest& request, int index,
                                          int64_t seed, int64_t created_ms, GenerateResult* result) {
   Timings* timings = &result->timings;
   auto start = Clock::now();
-  auto encoded = EncodeImage(image, ProvenanceChunks(request, model_->Name(), seed), request.format,
+  auto encoded = EncodeImage(image, ProvenanceChunks(request, request.model, seed), request.format,
                              request.quality);
   timings->encode_ms += MsSince(start);
   if (!encoded.ok()) return encoded.error();
@@ -380,7 +387,7 @@ Result<StoredImage> Pipeline::StoreImage(const ValidRequest& request, int index,
   auto indexed = store_->Create(index_key, "", "application/x-imagegen-index", {});
   if (!indexed.ok()) return indexed.error();
   auto created = store_->Create(key, encoded->bytes, std::string(ImageMediaType(request.format)),
-                                ImageMetadata(request, model_->Name(), seed, created_ms, alpha));
+                                ImageMetadata(request, request.model, seed, created_ms, alpha));
   timings->store_ms += MsSince(start);
   if (!created.ok()) return created.error();
   if (created.value() == CreateOutcome::kExists) {
@@ -428,7 +435,7 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
     auto output = model_->Generate(req, ctx);
     result.timings.generate_ms = MsSince(gen_start);
     if (!output.ok()) return output.error();
-    GlobalMetrics().Observe("imagegen_generation_seconds", {{"model", model_->Name()}},
+    GlobalMetrics().Observe("imagegen_generation_seconds", {{"model", req.model}},
                             result.timings.generate_ms / 1000.0);
     for (auto& warning : output->warnings) AddWarning(std::move(warning), &result.warnings);
     for (int i = 0; i < static_cast<int>(output->images.size()); ++i) {
@@ -448,7 +455,7 @@ Result<GenerateResult> Pipeline::Run(const GenerateRequest& request, const Gener
     result.seed = result.images.empty() ? req.seed : result.images.front().seed;
   }
   result.job_id = req.job_id;
-  result.model = model_->Name();
+  result.model = req.model;
   result.prompt = req.prompt;
   result.negative_prompt = req.negative_prompt;
   result.width = req.width;

@@ -3,6 +3,7 @@
 #include <c10/core/InferenceMode.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -45,6 +46,12 @@ class LocalModel final : public ImageModel {
 
   std::string Name() const override { return "local"; }
   const ModelLimits& Limits() const override { return limits_; }
+
+  std::optional<int> KnownWordCount(const std::string& prompt) const override {
+    const local::Tokens tokens = local::Tokenize(config_, prompt);
+    return static_cast<int>(std::count_if(tokens.ids.begin() + 1, tokens.ids.end(),
+                                          [](int64_t id) { return id != 0; }));
+  }
 
   Result<ModelOutput> Generate(const ValidRequest& request, const GenerateContext& ctx) override {
     try {
@@ -203,20 +210,22 @@ Result<std::unique_ptr<ImageModel>> LoadLocalModel(const std::string& path, int 
   }
 }
 
-std::string DefaultLocalModelPath() {
+std::string BundledModelPath(const std::string& name) {
   std::error_code ec;
   fs::path exe_dir = fs::read_symlink("/proc/self/exe", ec).parent_path();
   std::vector<fs::path> candidates;
   if (!ec) {
-    candidates.push_back(exe_dir / ".." / "models" / "local");
-    candidates.push_back(exe_dir / "models" / "local");
+    candidates.push_back(exe_dir / ".." / "models" / name);
+    candidates.push_back(exe_dir / "models" / name);
   }
-  candidates.emplace_back("models/local");
-  candidates.emplace_back("/usr/share/imagegen/models/local");
+  candidates.emplace_back("models/" + name);
+  candidates.emplace_back("/usr/share/imagegen/models/" + name);
   for (const auto& c : candidates) {
-    if (fs::exists(c / "config.json", ec)) return fs::weakly_canonical(c, ec).string();
+    if (fs::is_directory(c, ec)) return fs::weakly_canonical(c, ec).string();
   }
   return candidates.back().string();
 }
+
+std::string DefaultLocalModelPath() { return BundledModelPath("local"); }
 
 }  // namespace imagegen

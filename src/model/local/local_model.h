@@ -35,9 +35,11 @@ void SetEngineThreads(int threads);
 // SetEngineThreads.
 Result<std::unique_ptr<ImageModel>> LoadLocalModel(const std::string& path, int threads);
 
-// Directory of the bundled model (app/config's IMAGEGEN_MODEL_DIR overrides it): the first
-// existing of <dir of /proc/self/exe>/../models/local, <exe dir>/models/local, ./models/local,
-// /usr/share/imagegen/models/local (the last one when none exists).
+// Directory of a model shipped in models/NAME: the first existing of <dir of
+// /proc/self/exe>/../models/NAME, <exe dir>/models/NAME, ./models/NAME,
+// /usr/share/imagegen/models/NAME (the last one when none exists).
+std::string BundledModelPath(const std::string& name);
+// BundledModelPath("local"), the shapes model (app/config's IMAGEGEN_MODEL_DIR overrides it).
 std::string DefaultLocalModelPath();
 
 }  // namespace imagegen

@@ -133,6 +133,16 @@ class SdModel final : public ImageModel {
   std::string Name() const override { return spec_.name; }
   const ModelLimits& Limits() const override { return limits_; }
 
+  // Only imagegen's own checkpoints list their training words (training.json).
+  std::optional<int> KnownWordCount(const std::string& prompt) const override {
+    if (spec_.known_words.empty()) return std::nullopt;
+    auto words = spec_.tokenizer->Words(prompt);
+    if (!words) return 0;
+    return static_cast<int>(std::count_if(words->begin(), words->end(), [&](const std::string& w) {
+      return spec_.known_words.contains(w);
+    }));
+  }
+
   Result<ModelOutput> Generate(const ValidRequest& request, const GenerateContext& ctx) override {
     try {
       c10::InferenceMode inference;
