@@ -697,6 +697,44 @@ def save_all(pipe, family, out_dir, inpainting=False, seed=0):
     return paths
 
 
+LORA_UNET = ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj",
+             "ff.net.2")
+LORA_TEXT = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+
+
+def lora_layers(model, leaves):
+    """(name, weight shape) of the model's linear and conv layers whose names end in a leaf."""
+    import torch
+    for name, module in model.named_modules():
+        if name.endswith(tuple("." + leaf for leaf in leaves)) and \
+                isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+            yield name, module.weight.shape
+
+
+def random_lora(towers, seed, kohya, std, rank=4):
+    """Random rank-`rank` LoRA factors (normal, times `std`) for `towers`, a list of (module,
+    leaves, kohya prefix, diffusers prefix): kohya-ss names (lora_down/lora_up, 1x1 kernels for
+    convolutions, alpha 2: scale alpha / rank = 1/2) or diffusers PEFT names (lora_A/lora_B),
+    drawn in the same order from a generator seeded with `seed`."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for model, leaves, kohya_prefix, diffusers_prefix in towers:
+        for name, shape in lora_layers(model, leaves):
+            kernel = tuple(shape[2:])
+            down = torch.randn((rank, shape[1]) + kernel, generator=g) * std
+            up = torch.randn((shape[0], rank) + (1,) * len(kernel), generator=g) * std
+            if kohya:
+                key = kohya_prefix + name.replace(".", "_")
+                out[key + ".lora_down.weight"] = down
+                out[key + ".lora_up.weight"] = up
+                out[key + ".alpha"] = torch.tensor(2.0)
+            else:
+                out[diffusers_prefix + name + ".lora_A.weight"] = down
+                out[diffusers_prefix + name + ".lora_B.weight"] = up
+    return out
+
+
 def networks(paths):
     """The pipeline's weighted components, in diffusers' names."""
     if family_traits(paths["family"])["sdxl"]:

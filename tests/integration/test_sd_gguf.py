@@ -4,10 +4,13 @@ stable-diffusion.cpp's q8_0 rule (gguf_reference.py), run by `imagegen generate 
 sd:FILE.gguf`. imagegen draws exactly the image of the same weights dequantised by `gguf` and
 saved as safetensors, and that image equals diffusers' from_single_file on those weights within
 the parity tests' tolerance. Truncated, corrupt and unsupported (Q4_0) files are refused in one
-line.
+line. With the peer built (marker `peer`), stable-diffusion.cpp's own q8_0 conversion of a
+full-size SD 1.5-shaped checkpoint runs too.
 """
 import json
 import os
+import pathlib
+import shutil
 import subprocess
 
 import numpy as np
@@ -16,6 +19,7 @@ from PIL import Image
 
 import sd_reference
 import test_sd_pipeline as sdp
+from test_openai_provider import sd1_checkpoint, sdcpp_server  # noqa: F401 (peer fixtures)
 from test_sd_pipeline import pipelines  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.skipif(bool(sdp._engine_missing()), reason=str(sdp._engine_missing()))
@@ -123,3 +127,43 @@ def test_broken_and_unsupported_gguf_files_are_refused_in_one_line(pipelines, tm
     q4, _ = write_gguf(paths, "q4_0")
     line = refused(q4, tmp_path)
     assert "Q4_0" in line and "Q8_0" in line, line
+
+
+# stable-diffusion.cpp's own converter as the maker of the file (marker `peer`, one command):
+#   SDCPP_SERVER=/path/to/sd-server scripts/test.sh peer
+# sd-cli is taken from beside sd-server (scripts/peers/sdcpp.sh builds both). The checkpoint is
+# make_sd1_checkpoint.py's random SD 1.5-shaped float16 file (2.1 GB, cached); `sd-cli -M convert
+# --type q8_0` writes the GGUF (cached beside it), which imagegen runs at 64x64, 2 steps, and
+# whose image must stay near the float16 file's: the same network with 8-bit weights.
+@pytest.mark.peer
+def test_stable_diffusion_cpps_own_q8_0_conversion_runs(sdcpp_server, sd1_checkpoint, tmp_path):
+    sd_cli = pathlib.Path(sdcpp_server).with_name("sd-cli")
+    assert os.access(sd_cli, os.X_OK), f"no sd-cli beside {sdcpp_server}"
+    folder = pathlib.Path(sd1_checkpoint).parent / "sd15-gguf"
+    (folder / "tokenizer").mkdir(parents=True, exist_ok=True)
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(sd_reference.REPO / ".tools" / "clip-vocab" / name, folder / "tokenizer")
+    converted = folder / (pathlib.Path(sd1_checkpoint).stem + ".q8_0.gguf")
+    if not converted.exists():
+        partial = converted.with_suffix(".partial")
+        r = subprocess.run([str(sd_cli), "-M", "convert", "-m", sd1_checkpoint, "-o",
+                            str(partial), "--type", "q8_0"], capture_output=True, text=True,
+                           timeout=1800)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        partial.rename(converted)
+    original = folder / "sd15.safetensors"
+    if not original.exists():
+        original.symlink_to(sd1_checkpoint)
+    images = {}
+    for name, model in (("q8_0", converted), ("f16", original)):
+        out = tmp_path / f"{name}.png"
+        r = sdp.run_cli("generate", "a photograph of a cat", "--model", f"sd:{model}",
+                        "--size", "64x64", "--steps", "2", "--sampler", "euler", "--seed", "42",
+                        "--threads", "2", "--store", f"file://{tmp_path}/images",
+                        "--out", str(out), cwd=tmp_path, timeout=1800)
+        assert r.returncode == 0, r.stderr[-3000:]
+        images[name] = np.asarray(Image.open(out).convert("RGB"), dtype=np.float64)
+    drift = np.abs(images["q8_0"] - images["f16"])
+    print(f"\nsd.cpp's q8_0 GGUF vs the float16 file, imagegen 64x64 2 steps: max "
+          f"{drift.max():.0f} mean {drift.mean():.3f} levels; image std {images['f16'].std():.1f}")
+    assert drift.max() > 0 and drift.mean() <= 4.0

@@ -33,31 +33,11 @@ from safetensors.torch import save_file
 case = json.loads(sys.stdin.read())
 pipe = diffusers.StableDiffusionPipeline.from_pretrained(
     case["folder"], local_files_only=True, safety_checker=None, requires_safety_checker=False)
-UNET = ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2")
-TEXT = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
-def layers(model, leaves):
-    for name, module in model.named_modules():
-        if name.endswith(tuple("." + leaf for leaf in leaves)) and \
-                isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
-            yield name, module.weight.shape
+from sd_reference import LORA_TEXT, LORA_UNET, random_lora as make_lora
 def random_lora(seed, kohya):
-    g = torch.Generator().manual_seed(seed)
-    rank, out = 4, {}
-    for model, leaves, kp, dp in [(pipe.unet, UNET, "lora_unet_", "unet."),
-                                  (pipe.text_encoder, TEXT, "lora_te_", "text_encoder.")]:
-        for name, shape in layers(model, leaves):
-            kernel = tuple(shape[2:])
-            down = torch.randn((rank, shape[1]) + kernel, generator=g) * case["std"]
-            up = torch.randn((shape[0], rank) + (1,) * len(kernel), generator=g) * case["std"]
-            if kohya:
-                key = kp + name.replace(".", "_")
-                out[key + ".lora_down.weight"] = down
-                out[key + ".lora_up.weight"] = up
-                out[key + ".alpha"] = torch.tensor(2.0)  # scale alpha / rank = 0.5
-            else:
-                out[dp + name + ".lora_A.weight"] = down
-                out[dp + name + ".lora_B.weight"] = up
-    return out
+    return make_lora([(pipe.unet, LORA_UNET, "lora_unet_", "unet."),
+                      (pipe.text_encoder, LORA_TEXT, "lora_te_", "text_encoder.")],
+                     seed, kohya, case["std"])
 save_file(random_lora(1, True), case["dir"] + "/kohya.safetensors")
 save_file({k: v.half() for k, v in random_lora(2, False).items()},
           case["dir"] + "/peft.safetensors")
@@ -93,7 +73,8 @@ SEED = 1234
 
 
 def _reference(script, case, timeout=900):
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               PYTHONPATH=str(sdp.HERE))
     proc = subprocess.run([str(sd_reference.reference_python()), "-c", script],
                           input=json.dumps(case), capture_output=True, text=True,
                           timeout=timeout, env=env)

@@ -31,36 +31,16 @@ from safetensors.torch import save_file
 case = json.loads(sys.stdin.read())
 pipe = diffusers.StableDiffusionXLPipeline.from_pretrained(
     case["folder"], local_files_only=True, add_watermarker=False)
-UNET = ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2")
-TEXT = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
-def layers(model, leaves):
-    for name, module in model.named_modules():
-        if name.endswith(tuple("." + leaf for leaf in leaves)) and \
-                isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
-            yield name, module.weight.shape
+from sd_reference import LORA_TEXT, LORA_UNET, random_lora as make_lora
 def random_lora(seed, kohya):
-    g = torch.Generator().manual_seed(seed)
-    rank, out = 4, {}
     # PEFT's scale is 1, kohya's alpha / rank 1/2: the same size of update either way. Twice as
     # large makes this tiny pipeline chaotic (diffusers' own fused and unfused images then
     # differ by up to 23 levels).
     std = case["std"] * (1.0 if kohya else 0.5 ** 0.5)
-    for model, leaves, kp, dp in [(pipe.unet, UNET, "lora_unet_", "unet."),
-                                  (pipe.text_encoder, TEXT, "lora_te1_", "text_encoder."),
-                                  (pipe.text_encoder_2, TEXT, "lora_te2_", "text_encoder_2.")]:
-        for name, shape in layers(model, leaves):
-            kernel = tuple(shape[2:])
-            down = torch.randn((rank, shape[1]) + kernel, generator=g) * std
-            up = torch.randn((shape[0], rank) + (1,) * len(kernel), generator=g) * std
-            if kohya:
-                key = kp + name.replace(".", "_")
-                out[key + ".lora_down.weight"] = down
-                out[key + ".lora_up.weight"] = up
-                out[key + ".alpha"] = torch.tensor(2.0)  # scale alpha / rank = 0.5
-            else:
-                out[dp + name + ".lora_A.weight"] = down
-                out[dp + name + ".lora_B.weight"] = up
-    return out
+    return make_lora([(pipe.unet, LORA_UNET, "lora_unet_", "unet."),
+                      (pipe.text_encoder, LORA_TEXT, "lora_te1_", "text_encoder."),
+                      (pipe.text_encoder_2, LORA_TEXT, "lora_te2_", "text_encoder_2.")],
+                     seed, kohya, std)
 save_file(random_lora(1, True), case["dir"] + "/kohya.safetensors")
 save_file({k: v.half() for k, v in random_lora(2, False).items()},
           case["dir"] + "/peft.safetensors")
