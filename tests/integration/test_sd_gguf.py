@@ -133,8 +133,8 @@ def test_broken_and_unsupported_gguf_files_are_refused_in_one_line(pipelines, tm
 #   SDCPP_SERVER=/path/to/sd-server scripts/test.sh peer
 # sd-cli is taken from beside sd-server (scripts/peers/sdcpp.sh builds both). The checkpoint is
 # make_sd1_checkpoint.py's random SD 1.5-shaped float16 file (2.1 GB, cached); `sd-cli -M convert
-# --type q8_0` writes the GGUF (cached beside it), which imagegen runs at 64x64, 2 steps, and
-# whose image must stay near the float16 file's: the same network with 8-bit weights.
+# --type q8_0` writes the GGUF (cached beside it), which imagegen runs, and
+# whose image (256x256, 1 step) must stay near the float16 file's: the same network with 8-bit weights.
 @pytest.mark.peer
 def test_stable_diffusion_cpps_own_q8_0_conversion_runs(sdcpp_server, sd1_checkpoint, tmp_path):
     sd_cli = pathlib.Path(sdcpp_server).with_name("sd-cli")
@@ -158,12 +158,12 @@ def test_stable_diffusion_cpps_own_q8_0_conversion_runs(sdcpp_server, sd1_checkp
     for name, model in (("q8_0", converted), ("f16", original)):
         out = tmp_path / f"{name}.png"
         r = sdp.run_cli("generate", "a photograph of a cat", "--model", f"sd:{model}",
-                        "--size", "64x64", "--steps", "2", "--sampler", "euler", "--seed", "42",
+                        "--size", "256x256", "--steps", "1", "--sampler", "euler", "--seed", "42",
                         "--threads", "2", "--store", f"file://{tmp_path}/images",
                         "--out", str(out), cwd=tmp_path, timeout=1800)
         assert r.returncode == 0, r.stderr[-3000:]
         images[name] = np.asarray(Image.open(out).convert("RGB"), dtype=np.float64)
     drift = np.abs(images["q8_0"] - images["f16"])
-    print(f"\nsd.cpp's q8_0 GGUF vs the float16 file, imagegen 64x64 2 steps: max "
+    print(f"\nsd.cpp's q8_0 GGUF vs the float16 file, imagegen 256x256 1 step: max "
           f"{drift.max():.0f} mean {drift.mean():.3f} levels; image std {images['f16'].std():.1f}")
     assert drift.max() > 0 and drift.mean() <= 4.0
