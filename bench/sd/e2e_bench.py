@@ -2,7 +2,7 @@
 random checkpoint file, in one run: each side's load, per-step and fixed costs, and peak RSS.
 
   .venv-ref/bin/python bench/sd/e2e_bench.py BUILD_DIR --sdcpp PATH/sd-cli [--size 256]
-      [--threads 1] [--precisions f32 bf16] [--sdcpp-types f32 f16 q8_0] [--work DIR]
+      [--threads 1] [--precisions f32 bf16] [--sdcpp-types f32 f16 q8_0] [--gguf] [--work DIR]
 
 The checkpoint is tests/integration/make_sd1_checkpoint.py's cached float16 single file (2.1 GB,
 .cache/, never committed); imagegen reads it as `--model sd:FILE` with CLIP's vocabulary from
@@ -18,15 +18,20 @@ weights: that is a first request). From the pair:
   rss    the larger peak RSS of the two processes (wait4), in MiB.
 
 stable-diffusion.cpp: f32 is `--type f32` on load, f16 the file as it is, q8_0 a .gguf written
-by `-M convert` (as unet_bench.py does). imagegen: --precision f32 and bf16.
+by `-M convert` (as unet_bench.py does). imagegen: --precision f32 and bf16; with --gguf also
+on a q8_0 GGUF of the same file (rows "q8_0 f32", "q8_0 bf16"): sd.cpp's own conversion when it
+runs q8_0 here, else one written by tests/integration/gguf_reference.py (llama.cpp's gguf
+package with sd.cpp's quantisation rule).
 """
 import argparse
 import json
 import os
 import pathlib
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 
 HERE = pathlib.Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parent))
@@ -49,12 +54,30 @@ def model_dir(work, checkpoint):
     return link
 
 
+def gguf_beside(model, sdcpp_models):
+    """A q8_0 GGUF of the checkpoint beside `model` (so the same tokenizer/ folder serves it)."""
+    out = model.parent / "sd15-q8_0.gguf"
+    if out.exists():
+        return out
+    if "q8_0" in sdcpp_models:
+        out.symlink_to(pathlib.Path(sdcpp_models["q8_0"][0]).resolve())
+        return out
+    start = time.monotonic()
+    subprocess.run([sys.executable, str(HERE.parents[2] / "tests" / "integration" /
+                                        "gguf_reference.py"), "write", str(model), str(out), "-"],
+                   check=True, stdout=subprocess.DEVNULL)
+    print(json.dumps({"side": "gguf_reference.py", "convert": "q8_0",
+                      "seconds": time.monotonic() - start,
+                      "gguf_mb": os.path.getsize(out) / 2**20}), flush=True)
+    return out
+
+
 def run_imagegen(binary, model, work, size, steps, threads, precision):
     argv = [binary, "generate", PROMPT, "--model", f"sd:{model}", "--size", f"{size}x{size}",
             "--steps", steps, "--sampler", "euler", "--guidance", "7", "--seed", "42",
             "--threads", threads, "--precision", precision, "--store", f"file://{work}/store",
             "--out", f"{work}/imagegen.png"]
-    log = f"{work}/imagegen-{precision}-t{threads}-{steps}steps.log"
+    log = f"{work}/imagegen-{pathlib.Path(model).stem}-{precision}-t{threads}-{steps}steps.log"
     wall, rss, text = unet_bench.timed([str(a) for a in argv], log)
     answer = json.loads(text.strip().splitlines()[-1])
     return {"wall_s": wall, "peak_rss_mb": rss,
@@ -71,14 +94,20 @@ def summary(side, kind, threads, one, two, step_key):
 
 
 def measure(args, work, model, sdcpp_models):
+    models = {"": model}
+    if args.gguf:
+        models["q8_0"] = gguf_beside(model, sdcpp_models)
     rows = []
     for threads in args.threads:
         os.environ.update(unet_bench.thread_env(threads))
-        for precision in args.precisions:
-            one, two = (run_imagegen(pathlib.Path(args.build) / "imagegen", model, work,
-                                     args.size, steps, threads, precision) for steps in (1, 2))
-            rows.append(summary("imagegen", precision, threads, one, two, "generate_s"))
-            print(json.dumps(rows[-1]), flush=True)
+        for file_kind, path in models.items():
+            for precision in args.precisions:
+                one, two = (run_imagegen(pathlib.Path(args.build) / "imagegen", path, work,
+                                         args.size, steps, threads, precision)
+                            for steps in (1, 2))
+                kind = f"{file_kind} {precision}".strip()
+                rows.append(summary("imagegen", kind, threads, one, two, "generate_s"))
+                print(json.dumps(rows[-1]), flush=True)
         for kind, (path, extra) in sdcpp_models.items():
             one, two = (unet_bench.run_sdcpp(args.sdcpp, path, extra, work, args.size, steps,
                                              threads, kind) for steps in (1, 2))
@@ -105,6 +134,7 @@ def main():
     p.add_argument("--threads", type=int, nargs="+", default=[1])
     p.add_argument("--precisions", nargs="+", default=["f32", "bf16"], choices=["f32", "bf16"])
     p.add_argument("--sdcpp-types", nargs="+", default=["f32", "f16", "q8_0"])
+    p.add_argument("--gguf", action="store_true", help="imagegen also on a q8_0 GGUF")
     p.add_argument("--work")
     args = p.parse_args()
     work = args.work or tempfile.mkdtemp(prefix="sd-e2e-bench-")

@@ -7,6 +7,8 @@ given as the reference.
 
     gguf_reference.py write SRC.safetensors OUT.gguf DEQUANTISED.safetensors [--type q8_0|q4_0]
 
+DEQUANTISED "-" writes none (the benchmarks' full-size files).
+
 Run with the reference Python (.venv-ref).
 """
 import argparse
@@ -41,16 +43,20 @@ def write(src, out, dequantised, qtype_name):
         if quantise(name, array, qtype):
             packed = gguf.quants.quantize(array.astype(np.float32), qtype)
             writer.add_tensor(name, packed, raw_shape=packed.shape, raw_dtype=qtype)
-            plain[name] = gguf.quants.dequantize(packed, qtype).reshape(array.shape)
+            if dequantised != "-":
+                plain[name] = gguf.quants.dequantize(packed, qtype).reshape(array.shape)
             counts[qtype_name] = counts.get(qtype_name, 0) + 1
         else:
             writer.add_tensor(name, array)
-            plain[name] = array.astype(np.float32)
+            if dequantised != "-":
+                plain[name] = array.astype(np.float32)
             counts[str(array.dtype)] = counts.get(str(array.dtype), 0) + 1
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    if dequantised == "-":
+        return counts
     save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in plain.items()},
               dequantised, metadata={"format": "pt"})
     return counts

@@ -19,7 +19,10 @@ from PIL import Image
 
 import sd_reference
 import test_sd_pipeline as sdp
+import test_sd_checkpoint
+import test_sd_lora
 from test_openai_provider import sd1_checkpoint, sdcpp_server  # noqa: F401 (peer fixtures)
+from test_sd_lora import loras  # noqa: F401 (the fixture)
 from test_sd_pipeline import pipelines  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.skipif(bool(sdp._engine_missing()), reason=str(sdp._engine_missing()))
@@ -94,6 +97,34 @@ def test_a_q8_0_gguf_draws_its_dequantised_weights_and_diffusers_image(pipelines
           f"mean {drift.mean():.3f}")
     assert diff.max() <= sdp.TOLERANCE and diff.mean() <= sdp.MEAN_TOLERANCE
     assert drift.max() > 0  # the 8-bit weights are what ran
+
+
+def test_q8_0_weights_kept_8_bit_compute_what_the_dequantised_file_does_in_bf16_and_with_loras(
+        pipelines, loras, tmp_path):
+    """The engine keeps Q8_0 matrices 8-bit and expands them per forward pass; in bfloat16 and
+    with LoRAs merged into them (then taken out again) it still draws exactly the image of the
+    same weights dequantised into a safetensors file."""
+    gguf_file, dequantised = write_gguf(pipelines("sd1"))
+    _, kept = test_sd_checkpoint.inspect(gguf_file)
+    layers = kept["components"]["text_encoder"]["config"]["num_hidden_layers"]
+    counts = {name: kept["components"][name]["q8_0_matrices"] for name in ("text_encoder",
+                                                                           "unet", "vae")}
+    print(f"\nQ8_0 matrices kept 8-bit: {counts}")
+    # Every text-encoder matrix (q, k, v, out, fc1, fc2 per layer) and the UNet's linear layers;
+    # the VAE's attention is stored as 1x1 convolutions, which stay float16.
+    assert counts["text_encoder"] == 6 * layers and counts["unet"] > 0 and counts["vae"] == 0
+    _, dense = test_sd_checkpoint.inspect(dequantised)
+    assert dense["components"]["unet"]["q8_0_matrices"] == 0
+    bf16 = dict(case_for("sd1", gguf_file, tmp_path), precision="bf16")
+    got, _ = sdp.ours(bf16, tmp_path)
+    same, _ = sdp.ours(dict(bf16, folder=dequantised), tmp_path)
+    assert np.array_equal(got, same)
+    _, lora_dir = loras
+    prompt = f"{test_sd_lora.PROMPT} <lora:kohya:0.8> <lora:peft:-0.5>"
+    with_lora = test_sd_lora.ours(gguf_file, lora_dir, prompt, tmp_path)
+    assert np.array_equal(with_lora, test_sd_lora.ours(dequantised, lora_dir, prompt, tmp_path))
+    base = test_sd_lora.ours(dequantised, lora_dir, test_sd_lora.PROMPT, tmp_path, "base.png")
+    assert np.abs(with_lora - base).mean() > 4, "the LoRA must change the image"
 
 
 def refused(model, tmp_path):

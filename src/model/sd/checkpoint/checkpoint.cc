@@ -14,6 +14,7 @@
 #include "model/sd/checkpoint/gguf_view.h"
 #include "model/sd/checkpoint/ldm_layout.h"
 #include "model/sd/checkpoint/safetensors_view.h"
+#include "model/sd/nets/q8_weight.h"
 
 namespace imagegen::sd {
 namespace {
@@ -122,9 +123,36 @@ Result<torch::Tensor> Dequantized(const TensorEntry& entry, const WeightSource& 
   return values.reshape(shape).contiguous().to(target);
 }
 
+// Whether a Q8_0 tensor can stay 8-bit (nets/q8_weight.h): a matrix taken whole or by rows, as
+// stored (not transposed), whose rows are whole blocks. The rest (1-D norms, reshaped or
+// transposed tensors) is dequantised at load.
+bool KeepsQ8(const TensorEntry& entry, const WeightSource& source) {
+  if (entry.dtype != "Q8_0" || entry.shape.size() != 2 || source.shape.size() != 2) return false;
+  if (source.transposed || entry.shape[1] % kQ8BlockValues != 0) return false;
+  const int64_t rows = source.row_count >= 0 ? source.row_count : entry.shape[0];
+  return source.shape[0] == rows && source.shape[1] == entry.shape[1];
+}
+
+// The tensor's (or its row block's) Q8_0 blocks copied out of the mapping as they are.
+Result<torch::Tensor> Q8Blocks(const TensorEntry& entry, const WeightSource& source) {
+  const int64_t rows = entry.shape[0], cols = entry.shape[1];
+  if (StoredByteSize("Q8_0", static_cast<uint64_t>(rows * cols)) != entry.bytes.size()) {
+    return Invalid("tensor " + source.key + " has the wrong size for Q8_0");
+  }
+  auto bytes = SourceBytes(entry, source);
+  if (!bytes) return bytes.error();
+  auto blocks = torch::empty({source.shape[0], cols / kQ8BlockValues, kQ8BlockBytes}, torch::kByte);
+  if (static_cast<size_t>(blocks.numel()) != bytes->size()) {
+    return Invalid("tensor " + source.key + " does not fit the shape its component needs");
+  }
+  std::memcpy(blocks.data_ptr(), bytes->data(), bytes->size());
+  return blocks;
+}
+
 Result<torch::Tensor> MakeStoredTensor(const TensorEntry& entry, const WeightSource& source,
                                        const std::vector<int64_t>& shape,
                                        torch::ScalarType target) {
+  if (KeepsQ8(entry, source)) return Q8Blocks(entry, source);
   if (entry.dtype == "Q8_0") return Dequantized(entry, source, shape, target);
   const torch::ScalarType type = StoredType(entry.dtype);
   if (type == torch::ScalarType::Undefined) {

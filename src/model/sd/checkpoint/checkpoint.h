@@ -10,6 +10,9 @@
 //    ldm_layout.h for the layout and how its configs are inferred).
 // Pickled files (.ckpt, .pt, .pth, .bin, .pkl) are refused: unpickling runs code.
 //
+// GGUF's Q8_0 matrices stay 8-bit (as nets/q8_weight.h's block tensors, which the networks'
+// linear layers expand per forward pass); other Q8_0 tensors are dequantised at load.
+//
 // Weights are memory-mapped and copied once into their tensors (converted to F32, or for the
 // UNet and VAE to BF16 when LoadOptions::weight_type asks; LibTorch 1.13 has no fast F16 CPU
 // compute), the mapped pages released as each

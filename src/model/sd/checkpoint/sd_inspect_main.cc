@@ -18,6 +18,7 @@
 
 #include "model/sd/checkpoint/checkpoint.h"
 #include "model/sd/nets/clip_text.h"
+#include "model/sd/nets/q8_weight.h"
 #include "model/sd/text/clip_tokenizer.h"
 
 namespace {
@@ -44,7 +45,8 @@ Status WriteTensors(const std::string& path,
   size_t offset = 0;
   std::vector<torch::Tensor> data;
   for (const auto& [name, tensor] : tensors) {
-    torch::Tensor t = tensor.to(torch::kFloat).contiguous();
+    torch::Tensor t = sd::IsQ8Matrix(tensor) ? sd::DequantizeQ8(tensor, torch::kFloat)
+                                             : tensor.to(torch::kFloat).contiguous();
     const size_t bytes = static_cast<size_t>(t.numel()) * sizeof(float);
     header[name] = {
         {"dtype", "F32"}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
@@ -68,10 +70,15 @@ Status WriteTensors(const std::string& path,
 }
 
 json Describe(const sd::Component& component) {
-  int64_t parameters = 0;
-  for (const auto& [name, tensor] : component.weights) parameters += tensor.numel();
+  int64_t parameters = 0, q8_matrices = 0;
+  for (const auto& [name, tensor] : component.weights) {
+    const bool q8 = sd::IsQ8Matrix(tensor);
+    q8_matrices += q8 ? 1 : 0;
+    parameters += q8 ? tensor.numel() / sd::kQ8BlockBytes * sd::kQ8BlockValues : tensor.numel();
+  }
   return {{"tensors", component.weights.size()},
           {"parameters", parameters},
+          {"q8_0_matrices", q8_matrices},  // kept 8-bit (nets/q8_weight.h)
           {"config", component.config}};
 }
 

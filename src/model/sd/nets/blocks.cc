@@ -64,6 +64,16 @@ torch::Tensor WeightSource::Take(const std::string& key, const std::vector<int64
   }
   taken_.insert(key);
   const torch::Tensor& t = it->second;
+  if (IsQ8Matrix(t)) {  // wanted dense: expanded once, here
+    if (Q8MatrixShape(t) != shape) {
+      Fail("weight " + key + " has shape " + ShapeText(Q8MatrixShape(t)) + ", expected " +
+           ShapeText(shape));
+      return {};
+    }
+    torch::Tensor out = DequantizeQ8(t, type_);
+    if (key.ends_with(".weight")) Retarget(key, out);
+    return out;
+  }
   if (!t.defined() || !t.is_floating_point()) {
     Fail("weight " + key + " is not a floating-point tensor");
     return {};
@@ -76,6 +86,25 @@ torch::Tensor WeightSource::Take(const std::string& key, const std::vector<int64
   const bool matrix = out.dim() >= 2 && key.size() > 7 && key.ends_with(".weight");
   if (matrix) Retarget(key, out);
   return out;
+}
+
+std::shared_ptr<Q8Weight> WeightSource::TakeQ8(const std::string& key,
+                                               const std::vector<int64_t>& shape) {
+  auto it = weights_.find(key);
+  if (it == weights_.end() || !IsQ8Matrix(it->second) || Q8MatrixShape(it->second) != shape) {
+    return nullptr;
+  }
+  taken_.insert(key);
+  auto weight = std::make_shared<Q8Weight>();
+  weight->blocks = it->second;
+  weight->type = type_;
+  RetargetQ8(key, weight, 0, shape[0]);
+  return weight;
+}
+
+void WeightSource::RetargetQ8(const std::string& key, const std::shared_ptr<Q8Weight>& weight,
+                              int64_t row_begin, int64_t rows, double factor) {
+  if (targets_ != nullptr && weight) targets_->SetQ8(key, weight, row_begin, rows, factor);
 }
 
 void WeightSource::Retarget(const std::string& key, const torch::Tensor& weight, double factor) {
@@ -114,7 +143,8 @@ torch::Tensor Conv2d::Forward(const torch::Tensor& x) const {
 Linear Linear::Load(WeightSource& w, const std::string& prefix, int64_t in, int64_t out,
                     bool has_bias) {
   Linear l;
-  l.weight = w.Take(prefix + ".weight", {out, in});
+  l.q8 = w.TakeQ8(prefix + ".weight", {out, in});
+  if (!l.q8) l.weight = w.Take(prefix + ".weight", {out, in});
   if (has_bias) l.bias = w.Take(prefix + ".bias", {out});
   return l;
 }
@@ -130,10 +160,11 @@ Linear Linear::LoadPointwiseConv(WeightSource& w, const std::string& prefix, int
 
 torch::Tensor Linear::Forward(const torch::Tensor& x) const {
   // reshape is a view for contiguous rows (and for row-strided slices), so BLAS reads x in place.
+  const torch::Tensor w = q8 ? q8->Weight() : weight;
   auto flat = x.reshape({-1, x.size(-1)});
-  auto y = bias.defined() ? at::addmm(bias, flat, weight.t()) : at::mm(flat, weight.t());
+  auto y = bias.defined() ? at::addmm(bias, flat, w.t()) : at::mm(flat, w.t());
   auto sizes = x.sizes().vec();
-  sizes.back() = weight.size(0);
+  sizes.back() = w.size(0);
   return y.view(sizes);
 }
 
@@ -188,6 +219,38 @@ torch::Tensor ResnetBlock2D::Forward(const torch::Tensor& x, const torch::Tensor
   return h.add_(conv_shortcut ? conv_shortcut->Forward(x) : x);
 }
 
+namespace {
+
+// A projection the file stores 8-bit but whose partners it does not: computed dense.
+void DenseFromQ8(WeightSource& w, const std::string& key, Linear& l) {
+  if (!l.q8) return;
+  l.weight = l.q8->Expand();
+  l.q8 = nullptr;
+  w.Retarget(key, l.weight);
+}
+
+// Self-attention: one [3 * inner, dim] 8-bit matrix; cross-attention: q alone, k and v joined.
+void JoinQ8Projections(Attention& a, WeightSource& w, const std::string& prefix, const Linear& q,
+                       const Linear& k, const Linear& v, torch::Tensor kv_bias,
+                       torch::Tensor qkv_bias, bool cross) {
+  const int64_t inner = q.q8->rows();
+  const double scale = q.q8->factor;
+  if (cross) {
+    a.q = q;
+    a.kv = Linear{{}, std::move(kv_bias), JoinQ8({k.q8, v.q8})};
+    w.RetargetQ8(prefix + ".to_q.weight", a.q->q8, 0, inner, scale);
+    w.RetargetQ8(prefix + ".to_k.weight", a.kv->q8, 0, inner);
+    w.RetargetQ8(prefix + ".to_v.weight", a.kv->q8, inner, inner);
+    return;
+  }
+  a.qkv = Linear{{}, std::move(qkv_bias), JoinQ8({q.q8, k.q8, v.q8})};
+  w.RetargetQ8(prefix + ".to_q.weight", a.qkv->q8, 0, inner, scale);
+  w.RetargetQ8(prefix + ".to_k.weight", a.qkv->q8, inner, inner);
+  w.RetargetQ8(prefix + ".to_v.weight", a.qkv->q8, 2 * inner, inner);
+}
+
+}  // namespace
+
 Attention Attention::Load(WeightSource& w, const std::string& prefix, int64_t query_dim,
                           int64_t context_dim, int64_t heads, int64_t head_dim, bool qkv_bias) {
   Attention a;
@@ -198,23 +261,33 @@ Attention Attention::Load(WeightSource& w, const std::string& prefix, int64_t qu
   auto k = Linear::Load(w, prefix + ".to_k", kv_dim, inner, qkv_bias);
   auto v = Linear::Load(w, prefix + ".to_v", kv_dim, inner, qkv_bias);
   a.out = Linear::Load(w, prefix + ".to_out.0", inner, query_dim);
-  if (!q.weight.defined() || !k.weight.defined() || !v.weight.defined()) return a;
   if (qkv_bias && (!q.bias.defined() || !k.bias.defined() || !v.bias.defined())) return a;
   // softmax(q k^T / sqrt(d)) == softmax((q / sqrt(d)) k^T): scale the query map once here.
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  q.weight = q.weight * scale;
   if (qkv_bias) q.bias = q.bias * scale;
   auto cat_bias = [&](std::vector<torch::Tensor> parts) {
     return qkv_bias ? torch::cat(parts) : torch::Tensor();
   };
+  if (q.q8 && k.q8 && v.q8) {  // joined 8-bit, the scale applied as the rows are expanded
+    q.q8->scaled_rows = inner;
+    q.q8->factor = scale;
+    JoinQ8Projections(a, w, prefix, q, k, v, cat_bias({k.bias, v.bias}),
+                      cat_bias({q.bias, k.bias, v.bias}), context_dim > 0);
+    return a;
+  }
+  DenseFromQ8(w, prefix + ".to_q.weight", q);
+  DenseFromQ8(w, prefix + ".to_k.weight", k);
+  DenseFromQ8(w, prefix + ".to_v.weight", v);
+  if (!q.weight.defined() || !k.weight.defined() || !v.weight.defined()) return a;
+  q.weight = q.weight * scale;
   if (context_dim > 0) {
     a.q = q;
-    a.kv = Linear{torch::cat({k.weight, v.weight}), cat_bias({k.bias, v.bias})};
+    a.kv = Linear{torch::cat({k.weight, v.weight}), cat_bias({k.bias, v.bias}), nullptr};
     w.Retarget(prefix + ".to_q.weight", a.q->weight, scale);
     w.Retarget(prefix + ".to_k.weight", a.kv->weight.narrow(0, 0, inner));
     w.Retarget(prefix + ".to_v.weight", a.kv->weight.narrow(0, inner, inner));
   } else {
-    a.qkv = Linear{torch::cat({q.weight, k.weight, v.weight}), cat_bias({q.bias, k.bias, v.bias})};
+    a.qkv = Linear{torch::cat({q.weight, k.weight, v.weight}), cat_bias({q.bias, k.bias, v.bias}), nullptr};
     w.Retarget(prefix + ".to_q.weight", a.qkv->weight.narrow(0, 0, inner), scale);
     w.Retarget(prefix + ".to_k.weight", a.qkv->weight.narrow(0, inner, inner));
     w.Retarget(prefix + ".to_v.weight", a.qkv->weight.narrow(0, 2 * inner, inner));

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "model/sd/nets/component.h"
+#include "model/sd/nets/q8_weight.h"
 #include "model/sd/nets/weight_targets.h"
 
 namespace imagegen::sd {
@@ -34,10 +35,16 @@ class WeightSource {
   // The tensor `key` as a contiguous tensor of the compute type and exactly `shape`; undefined
   // (with a recorded error) when it is missing, has another shape or is not floating point.
   torch::Tensor Take(const std::string& key, const std::vector<int64_t>& shape);
+  // The matrix `key` kept 8-bit (see q8_weight.h) when the map holds it so and its shape is
+  // `shape`; null otherwise (then Take it). Recorded in the targets like Take's matrices.
+  std::shared_ptr<Q8Weight> TakeQ8(const std::string& key, const std::vector<int64_t>& shape);
   bool Has(const std::string& key) const { return weights_.count(key) > 0; }
   // Records that the weight `key` now lives in `weight` (a view the layer computes with),
   // holding `factor` times the stored values. No-op without targets or for an undefined tensor.
   void Retarget(const std::string& key, const torch::Tensor& weight, double factor = 1.0);
+  // The same for rows [row_begin, row_begin + rows) of an 8-bit matrix.
+  void RetargetQ8(const std::string& key, const std::shared_ptr<Q8Weight>& weight,
+                  int64_t row_begin, int64_t rows, double factor = 1.0);
   // Records a problem found in the configuration (the field is named in the message).
   void Fail(std::string message);
   // OK when every taken tensor was right and every tensor in the map was taken: a tensor no
@@ -62,6 +69,7 @@ struct Conv2d {
 
 struct Linear {
   torch::Tensor weight, bias;  // [out, in], [out] or undefined
+  std::shared_ptr<Q8Weight> q8;  // instead of `weight`: kept 8-bit, expanded at each Forward
   static Linear Load(WeightSource& w, const std::string& prefix, int64_t in, int64_t out,
                      bool has_bias = true);
   // A 1x1 convolution's weights ([out, in, 1, 1]) used as a linear map over channels-last
@@ -69,6 +77,7 @@ struct Linear {
   static Linear LoadPointwiseConv(WeightSource& w, const std::string& prefix, int64_t in,
                                   int64_t out);
   torch::Tensor Forward(const torch::Tensor& x) const;
+  int64_t out_features() const { return q8 ? q8->rows() : weight.size(0); }
 };
 
 struct GroupNorm {

@@ -18,11 +18,28 @@ Result<torch::Tensor> Weight(const TensorMap& weights, const std::string& name,
                              std::vector<int64_t> shape, torch::ScalarType type) {
   auto it = weights.find(name);
   if (it == weights.end()) return Invalid("missing weight " + name);
+  if (IsQ8Matrix(it->second)) {  // wanted dense (the layers keep theirs 8-bit: Q8Matrix)
+    if (Q8MatrixShape(it->second) != shape) return Invalid("weight " + name + " has another shape");
+    return DequantizeQ8(it->second, type);
+  }
   if (it->second.sizes() != c10::IntArrayRef(shape)) {
     return Invalid("weight " + name + " has shape " + c10::str(it->second.sizes()) + ", expected " +
                    c10::str(c10::IntArrayRef(shape)));
   }
   return it->second.to(type).contiguous();
+}
+
+// The matrix `name` kept 8-bit when the map holds it so with `shape`; null otherwise.
+std::shared_ptr<Q8Weight> Q8Matrix(const TensorMap& weights, const std::string& name,
+                                   const std::vector<int64_t>& shape, torch::ScalarType type) {
+  auto it = weights.find(name);
+  if (it == weights.end() || !IsQ8Matrix(it->second) || Q8MatrixShape(it->second) != shape) {
+    return nullptr;
+  }
+  auto weight = std::make_shared<Q8Weight>();
+  weight->blocks = it->second;
+  weight->type = type;
+  return weight;
 }
 
 Result<int64_t> PositiveInt(const nlohmann::json& config, const char* name) {
@@ -85,7 +102,9 @@ Result<ClipTextEncoder> ClipTextEncoder::Create(const Component& component,
     e.projection_ = *weight;
   }
   auto inner = w.find("text_model.encoder.layers.0.mlp.fc1.weight");
-  if (inner == w.end() || inner->second.dim() != 2) return Invalid("missing the first MLP");
+  if (inner == w.end() || (inner->second.dim() != 2 && !IsQ8Matrix(inner->second))) {
+    return Invalid("missing the first MLP");
+  }
   const int64_t m = inner->second.size(0);
   for (int64_t i = 0; i < *layers; ++i) {
     const std::string p = "text_model.encoder.layers." + std::to_string(i) + ".";
@@ -94,24 +113,32 @@ Result<ClipTextEncoder> ClipTextEncoder::Create(const Component& component,
       torch::Tensor* into;
       std::string name;
       std::vector<int64_t> shape;
+      std::shared_ptr<Q8Weight>* q8 = nullptr;  // a matrix a Linear may keep 8-bit
     };
     const Want wants[] = {{&layer.norm1.weight, "layer_norm1.weight", {h}},
                           {&layer.norm1.bias, "layer_norm1.bias", {h}},
                           {&layer.norm2.weight, "layer_norm2.weight", {h}},
                           {&layer.norm2.bias, "layer_norm2.bias", {h}},
-                          {&layer.q.weight, "self_attn.q_proj.weight", {h, h}},
+                          {&layer.q.weight, "self_attn.q_proj.weight", {h, h}, &layer.q.q8},
                           {&layer.q.bias, "self_attn.q_proj.bias", {h}},
-                          {&layer.k.weight, "self_attn.k_proj.weight", {h, h}},
+                          {&layer.k.weight, "self_attn.k_proj.weight", {h, h}, &layer.k.q8},
                           {&layer.k.bias, "self_attn.k_proj.bias", {h}},
-                          {&layer.v.weight, "self_attn.v_proj.weight", {h, h}},
+                          {&layer.v.weight, "self_attn.v_proj.weight", {h, h}, &layer.v.q8},
                           {&layer.v.bias, "self_attn.v_proj.bias", {h}},
-                          {&layer.out.weight, "self_attn.out_proj.weight", {h, h}},
+                          {&layer.out.weight, "self_attn.out_proj.weight", {h, h}, &layer.out.q8},
                           {&layer.out.bias, "self_attn.out_proj.bias", {h}},
-                          {&layer.fc1.weight, "mlp.fc1.weight", {m, h}},
+                          {&layer.fc1.weight, "mlp.fc1.weight", {m, h}, &layer.fc1.q8},
                           {&layer.fc1.bias, "mlp.fc1.bias", {m}},
-                          {&layer.fc2.weight, "mlp.fc2.weight", {h, m}},
+                          {&layer.fc2.weight, "mlp.fc2.weight", {h, m}, &layer.fc2.q8},
                           {&layer.fc2.bias, "mlp.fc2.bias", {h}}};
     for (const auto& want : wants) {
+      if (want.q8 != nullptr) {
+        if (auto q8 = Q8Matrix(w, p + want.name, want.shape, compute)) {
+          *want.q8 = q8;
+          if (targets != nullptr) targets->SetQ8(p + want.name, q8, 0, want.shape[0]);
+          continue;
+        }
+      }
       auto t = Weight(w, p + want.name, want.shape, compute);
       if (!t) return t.error();
       *want.into = *t;
@@ -128,19 +155,18 @@ torch::Tensor ClipTextEncoder::Attention(const Layer& layer, const torch::Tensor
   auto split = [&](const torch::Tensor& y) { return y.view({b, t, heads_, d}).transpose(1, 2); };
   // transformers scales the queries before the product; the same order keeps the rounding.
   const torch::Tensor q =
-      split(torch::linear(x, layer.q.weight, layer.q.bias) * (1.0 / std::sqrt(double(d))));
-  const torch::Tensor k = split(torch::linear(x, layer.k.weight, layer.k.bias));
-  const torch::Tensor v = split(torch::linear(x, layer.v.weight, layer.v.bias));
+      split(layer.q.Apply(x) * (1.0 / std::sqrt(double(d))));
+  const torch::Tensor k = split(layer.k.Apply(x));
+  const torch::Tensor v = split(layer.v.Apply(x));
   const torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)) + mask;
   const torch::Tensor mixed = torch::matmul(torch::softmax(scores, -1), v);
-  return torch::linear(mixed.transpose(1, 2).reshape({b, t, hidden_}), layer.out.weight,
-                       layer.out.bias);
+  return layer.out.Apply(mixed.transpose(1, 2).reshape({b, t, hidden_}));
 }
 
 torch::Tensor ClipTextEncoder::Mlp(const Layer& layer, const torch::Tensor& x) const {
-  torch::Tensor y = torch::linear(x, layer.fc1.weight, layer.fc1.bias);
+  torch::Tensor y = layer.fc1.Apply(x);
   y = quick_gelu_ ? y * torch::sigmoid(1.702 * y) : torch::gelu(y);
-  return torch::linear(y, layer.fc2.weight, layer.fc2.bias);
+  return layer.fc2.Apply(y);
 }
 
 void ClipTextEncoder::CheckIds(const torch::Tensor& ids) const {

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "model/sd/nets/component.h"
+#include "model/sd/nets/q8_weight.h"
 #include "model/sd/nets/weight_targets.h"
 
 namespace imagegen::sd {
@@ -63,6 +64,10 @@ class ClipTextEncoder {
  private:
   struct Linear {
     torch::Tensor weight, bias;
+    std::shared_ptr<Q8Weight> q8;  // instead of `weight`: kept 8-bit (q8_weight.h)
+    torch::Tensor Apply(const torch::Tensor& x) const {
+      return torch::linear(x, q8 ? q8->Weight() : weight, bias);
+    }
   };
   struct Norm {
     torch::Tensor weight, bias;

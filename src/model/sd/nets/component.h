@@ -1,6 +1,7 @@
 // One Stable Diffusion component (text encoder, UNet, VAE) as the networks take it: its
 // diffusers config.json and its weights by their diffusers state_dict names (e.g.
-// "down_blocks.0.resnets.0.conv1.weight"), float32 on the CPU. The checkpoint loaders
+// "down_blocks.0.resnets.0.conv1.weight"), float32 on the CPU (or the compute type asked for;
+// GGUF's 8-bit matrices as q8_weight.h's block tensors). The checkpoint loaders
 // (src/model/sd/checkpoint) make these from diffusers folders and single-file checkpoints alike,
 // so the networks know one naming only.
 #pragma once
