@@ -198,3 +198,26 @@ def test_stable_diffusion_cpps_own_q8_0_conversion_runs(sdcpp_server, sd1_checkp
     print(f"\nsd.cpp's q8_0 GGUF vs the float16 file, imagegen 256x256 1 step: max "
           f"{drift.max():.0f} mean {drift.mean():.3f} levels; image std {images['f16'].std():.1f}")
     assert drift.max() > 0 and drift.mean() <= 4.0
+
+
+# sd.cpp's converter on the tiny SD 2.x and SDXL single files (OpenCLIP text encoders with fused
+# in_proj, SDXL's two encoders): it keeps the single-file names and quantises as
+# gguf_reference.py does, so imagegen draws exactly the image of gguf_reference.py's file.
+@pytest.mark.peer
+@pytest.mark.parametrize("family", ["sd2", "sdxl"])
+def test_stable_diffusion_cpps_conversion_of_sd2_and_sdxl_draws_the_gguf_reference_image(
+        sdcpp_server, pipelines, tmp_path, family):
+    sd_cli = pathlib.Path(sdcpp_server).with_name("sd-cli")
+    paths = pipelines(family)
+    ours_file, _ = write_gguf(paths)
+    converted = pathlib.Path(paths["single_file"]).with_name("sdcpp.q8_0.gguf")
+    r = subprocess.run([str(sd_cli), "-M", "convert", "-m", paths["single_file"], "-o",
+                        str(converted), "--type", "q8_0"], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    _, kept = test_sd_checkpoint.inspect(converted)
+    assert kept["components"]["unet"]["q8_0_matrices"] > 0
+    got, result = sdp.ours(case_for(family, str(converted), tmp_path), tmp_path)
+    assert result["warnings"] == []
+    want, _ = sdp.ours(case_for(family, ours_file, tmp_path), tmp_path)
+    assert np.array_equal(got, want)

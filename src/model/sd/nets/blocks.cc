@@ -287,7 +287,8 @@ Attention Attention::Load(WeightSource& w, const std::string& prefix, int64_t qu
     w.Retarget(prefix + ".to_k.weight", a.kv->weight.narrow(0, 0, inner));
     w.Retarget(prefix + ".to_v.weight", a.kv->weight.narrow(0, inner, inner));
   } else {
-    a.qkv = Linear{torch::cat({q.weight, k.weight, v.weight}), cat_bias({q.bias, k.bias, v.bias}), nullptr};
+    a.qkv = Linear{torch::cat({q.weight, k.weight, v.weight}), cat_bias({q.bias, k.bias, v.bias}),
+                   nullptr};
     w.Retarget(prefix + ".to_q.weight", a.qkv->weight.narrow(0, 0, inner), scale);
     w.Retarget(prefix + ".to_k.weight", a.qkv->weight.narrow(0, inner, inner));
     w.Retarget(prefix + ".to_v.weight", a.qkv->weight.narrow(0, 2 * inner, inner));

@@ -68,7 +68,7 @@ struct Conv2d {
 };
 
 struct Linear {
-  torch::Tensor weight, bias;  // [out, in], [out] or undefined
+  torch::Tensor weight, bias;    // [out, in], [out] or undefined
   std::shared_ptr<Q8Weight> q8;  // instead of `weight`: kept 8-bit, expanded at each Forward
   static Linear Load(WeightSource& w, const std::string& prefix, int64_t in, int64_t out,
                      bool has_bias = true);

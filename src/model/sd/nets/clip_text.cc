@@ -154,8 +154,7 @@ torch::Tensor ClipTextEncoder::Attention(const Layer& layer, const torch::Tensor
   const int64_t b = x.size(0), t = x.size(1), d = hidden_ / heads_;
   auto split = [&](const torch::Tensor& y) { return y.view({b, t, heads_, d}).transpose(1, 2); };
   // transformers scales the queries before the product; the same order keeps the rounding.
-  const torch::Tensor q =
-      split(layer.q.Apply(x) * (1.0 / std::sqrt(double(d))));
+  const torch::Tensor q = split(layer.q.Apply(x) * (1.0 / std::sqrt(double(d))));
   const torch::Tensor k = split(layer.k.Apply(x));
   const torch::Tensor v = split(layer.v.Apply(x));
   const torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)) + mask;

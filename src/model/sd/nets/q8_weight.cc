@@ -12,8 +12,7 @@ namespace {
 // Expands `rows` rows of blocks into `out` (row-major, cols values a row): scale * q in float32,
 // then converted to T (round to nearest even for bfloat16, as Tensor::to does).
 template <typename T>
-void ExpandRows(const uint8_t* blocks, int64_t blocks_per_row, int64_t begin, int64_t end,
-                T* out) {
+void ExpandRows(const uint8_t* blocks, int64_t blocks_per_row, int64_t begin, int64_t end, T* out) {
   for (int64_t r = begin; r < end; ++r) {
     const uint8_t* block = blocks + r * blocks_per_row * kQ8BlockBytes;
     T* row = out + r * blocks_per_row * kQ8BlockValues;

@@ -52,8 +52,10 @@ struct Pair {
 Pair AttentionWeights(int64_t dim, int64_t context) {
   Pair p;
   const int64_t kv = context > 0 ? context : dim;
-  const std::pair<const char*, int64_t> mats[] = {
-      {"a.to_q.weight", dim}, {"a.to_k.weight", kv}, {"a.to_v.weight", kv}, {"a.to_out.0.weight", dim}};
+  const std::pair<const char*, int64_t> mats[] = {{"a.to_q.weight", dim},
+                                                  {"a.to_k.weight", kv},
+                                                  {"a.to_v.weight", kv},
+                                                  {"a.to_out.0.weight", dim}};
   for (const auto& [name, in] : mats) {
     auto blocks = Quantize(torch::randn({dim, in}) * 0.2);
     p.packed[name] = blocks;
@@ -63,9 +65,9 @@ Pair AttentionWeights(int64_t dim, int64_t context) {
   return p;
 }
 
-torch::Tensor RunAttention(const TensorMap& weights, int64_t dim, int64_t context, torch::ScalarType type,
-                  const torch::Tensor& x, const torch::Tensor& ctx, WeightTargets* targets = nullptr,
-                  bool* packed = nullptr) {
+torch::Tensor RunAttention(const TensorMap& weights, int64_t dim, int64_t context,
+                           torch::ScalarType type, const torch::Tensor& x, const torch::Tensor& ctx,
+                           WeightTargets* targets = nullptr, bool* packed = nullptr) {
   WeightSource w(weights, type, targets);
   auto a = Attention::Load(w, "a", dim, context, 2, dim / 2, false);
   EXPECT_TRUE(w.Finish().ok()) << w.Finish().error().message;

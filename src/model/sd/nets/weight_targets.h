@@ -49,9 +49,9 @@ class WeightTargets {
 
  private:
   struct Target {
-    torch::Tensor weight;    // a view of the network's tensor
-    double factor = 1.0;     // weight == factor * stored
-    torch::Tensor original;  // its loaded value, while changed
+    torch::Tensor weight;          // a view of the network's tensor
+    double factor = 1.0;           // weight == factor * stored
+    torch::Tensor original;        // its loaded value, while changed
     std::shared_ptr<Q8Weight> q8;  // instead of `weight`: these rows of an 8-bit matrix
     int64_t row_begin = 0, rows = 0;
     bool changed = false;
