@@ -5,13 +5,15 @@ thread count.
   IMAGEGEN_REFERENCE_PYTHON=.venv-ref/bin/python .venv-ref/bin/python bench/sd/unet_bench.py
       BUILD_DIR [--compare-build DIR ...] [--size 256] [--threads 1 2] [--repeat 2] [--work DIR]
       [--sdcpp PATH/sd-cli] [--sdcpp-types f32 f16 q8_0] [--precisions f32 bf16]
-      [--family sd15|sdxl]
+      [--family sd15|sdxl|sd-turbo]
 
 --family sdxl measures SDXL base's UNet instead (2.57 G parameters: channels 320/640/1280,
 transformer depths 1/2/10, 2048-wide context, the text_time added embedding; the same UNet as
 SDXL-Turbo's), diffusers' init under manual_seed(0), float32 (10.3 GB in --work), with the
 pooled text [2, 1280] and the size ids of a --size square; no sd.cpp column (it reads the
-SD 1.5 checkpoint only).
+SD 1.5 checkpoint only). --family sd-turbo measures SD-Turbo's UNet (SD 2.1's: heads of 64
+channels, 1024-wide OpenCLIP context, linear projections; 866 M parameters), diffusers' init under
+manual_seed(0), with batch 1: SD-Turbo samples without guidance, so a step is one pass.
 
 --precisions runs imagegen (--precision) and diffusers (torch_dtype, inputs cast) at each
 compute precision; every output is compared with diffusers' float32 one.
@@ -60,16 +62,24 @@ SDXL_UNET = dict(sample_size=128, in_channels=4, out_channels=4, layers_per_bloc
                  addition_time_embed_dim=256, projection_class_embeddings_input_dim=2816,
                  down_block_types=["DownBlock2D"] + ["CrossAttnDownBlock2D"] * 2,
                  up_block_types=["CrossAttnUpBlock2D"] * 2 + ["UpBlock2D"])
-if family == "sdxl":
+SD_TURBO_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+                     block_out_channels=[320, 640, 1280, 1280], cross_attention_dim=1024,
+                     attention_head_dim=[5, 10, 20, 20], use_linear_projection=True,
+                     flip_sin_to_cos=True, freq_shift=0,
+                     down_block_types=["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
+                     up_block_types=["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3)
+if family in ("sdxl", "sd-turbo"):
     torch.manual_seed(0)
-    unet = diffusers.UNet2DConditionModel(**SDXL_UNET).eval()
+    unet = diffusers.UNet2DConditionModel(
+        **(SDXL_UNET if family == "sdxl" else SD_TURBO_UNET)).eval()
 else:
     unet = sd15_unet(0).half().float()  # the checkpoint's float16 values, in float32
 unet.save_pretrained(work + "/unet", safe_serialization=True)
 g = torch.Generator().manual_seed(1)
-inputs = {"sample": torch.randn([2, 4, size // 8, size // 8], generator=g),
-          "timestep": torch.tensor([500.0, 500.0]),
-          "context": torch.randn([2, 77, unet.config.cross_attention_dim], generator=g)}
+batch = 1 if family == "sd-turbo" else 2  # SD-Turbo samples without guidance: one pass a step
+inputs = {"sample": torch.randn([batch, 4, size // 8, size // 8], generator=g),
+          "timestep": torch.tensor([500.0] * batch),
+          "context": torch.randn([batch, 77, unet.config.cross_attention_dim], generator=g)}
 if family == "sdxl":
     inputs["text_embeds"] = torch.randn([2, 1280], generator=g)
     inputs["time_ids"] = torch.tensor([[size, size, 0, 0, size, size]] * 2, dtype=torch.float32)
@@ -223,7 +233,8 @@ def uptime():
 
 
 def print_torch_table(rows, args):
-    print(f"\n| {args.size}², batch 2 | threads | wall s per UNet forward (best of "
+    batch = 1 if args.family == "sd-turbo" else 2
+    print(f"\n| {args.size}², batch {batch} | threads | wall s per UNet forward (best of "
           f"{args.repeat}) | all runs | CPU s (best) | load s | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
@@ -289,10 +300,10 @@ def main():
     parser.add_argument("--sdcpp-types", nargs="+", default=["f32", "f16", "q8_0"])
     parser.add_argument("--precisions", nargs="+", default=["f32", "bf16"],
                         choices=["f32", "bf16"], help="imagegen and diffusers at each")
-    parser.add_argument("--family", choices=["sd15", "sdxl"], default="sd15")
+    parser.add_argument("--family", choices=["sd15", "sdxl", "sd-turbo"], default="sd15")
     args = parser.parse_args()
-    if args.family == "sdxl" and args.sdcpp:
-        raise SystemExit("--sdcpp runs the SD 1.5 checkpoint only; leave it out for sdxl")
+    if args.family != "sd15" and args.sdcpp:
+        raise SystemExit(f"--sdcpp runs the SD 1.5 checkpoint only; leave it out for {args.family}")
     python = os.environ.get("IMAGEGEN_REFERENCE_PYTHON", sys.executable)
     builds = [args.build] + args.compare_build
     for build in builds:
