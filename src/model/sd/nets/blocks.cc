@@ -91,13 +91,9 @@ torch::Tensor WeightSource::Take(const std::string& key, const std::vector<int64
 std::shared_ptr<Q8Weight> WeightSource::TakeQ8(const std::string& key,
                                                const std::vector<int64_t>& shape) {
   auto it = weights_.find(key);
-  if (it == weights_.end() || !IsQ8Matrix(it->second) || Q8MatrixShape(it->second) != shape) {
-    return nullptr;
-  }
+  auto weight = it == weights_.end() ? nullptr : Q8WeightOf(it->second, shape, type_);
+  if (!weight) return nullptr;
   taken_.insert(key);
-  auto weight = std::make_shared<Q8Weight>();
-  weight->blocks = it->second;
-  weight->type = type_;
   RetargetQ8(key, weight, 0, shape[0]);
   return weight;
 }

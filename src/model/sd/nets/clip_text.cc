@@ -33,13 +33,7 @@ Result<torch::Tensor> Weight(const TensorMap& weights, const std::string& name,
 std::shared_ptr<Q8Weight> Q8Matrix(const TensorMap& weights, const std::string& name,
                                    const std::vector<int64_t>& shape, torch::ScalarType type) {
   auto it = weights.find(name);
-  if (it == weights.end() || !IsQ8Matrix(it->second) || Q8MatrixShape(it->second) != shape) {
-    return nullptr;
-  }
-  auto weight = std::make_shared<Q8Weight>();
-  weight->blocks = it->second;
-  weight->type = type;
-  return weight;
+  return it == weights.end() ? nullptr : Q8WeightOf(it->second, shape, type);
 }
 
 Result<int64_t> PositiveInt(const nlohmann::json& config, const char* name) {

@@ -56,6 +56,15 @@ torch::Tensor DequantizeQ8(const torch::Tensor& blocks, torch::ScalarType type) 
   return out.scalar_type() == type ? out : out.to(type);
 }
 
+std::shared_ptr<Q8Weight> Q8WeightOf(const torch::Tensor& t, const std::vector<int64_t>& shape,
+                                     torch::ScalarType type) {
+  if (!IsQ8Matrix(t) || Q8MatrixShape(t) != shape) return nullptr;
+  auto weight = std::make_shared<Q8Weight>();
+  weight->blocks = t;
+  weight->type = type;
+  return weight;
+}
+
 torch::Tensor Q8Weight::Weight() const { return dense.defined() ? dense : Expand(); }
 
 torch::Tensor Q8Weight::Expand() const {

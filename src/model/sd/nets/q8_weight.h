@@ -47,6 +47,11 @@ struct Q8Weight {
   torch::Tensor Expand() const;
 };
 
+// `t` as one layer's 8-bit matrix computing in `type`, when it is a Q8_0 matrix of `shape`; null
+// otherwise (the caller then takes it dense).
+std::shared_ptr<Q8Weight> Q8WeightOf(const torch::Tensor& t, const std::vector<int64_t>& shape,
+                                     torch::ScalarType type);
+
 // Joins 8-bit matrices of one width by rows (q, k, v into one projection).
 std::shared_ptr<Q8Weight> JoinQ8(const std::vector<std::shared_ptr<Q8Weight>>& parts);
 
